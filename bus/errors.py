@@ -1,0 +1,167 @@
+"""Every error the bus reports, in one hierarchy.
+
+    BusError                       code               status  retriable
+    ├── BadRequest                 bad_request        400
+    │   ├── InvalidJson            invalid_json       400
+    │   ├── InvalidParameter       invalid_parameter  400
+    │   └── ReservedHeader         reserved_header    400
+    ├── Unprocessable              invalid_request    422
+    │   └── InvalidEnvelope        invalid_envelope   422
+    ├── NotFound                   not_found          404
+    │   ├── RouteNotFound          route_not_found    404
+    │   └── TopicNotFound          topic_not_found    404
+    ├── MethodNotAllowed           method_not_allowed 405
+    ├── Conflict                   conflict           409
+    │   └── TopicExists            topic_exists       409
+    ├── TooLarge                   too_large          413
+    │   ├── PayloadTooLarge        payload_too_large  413
+    │   ├── BatchTooLarge          batch_too_large    413
+    │   └── RequestTooLarge        request_too_large  413
+    ├── UnsupportedMediaType       unsupported_media_type 415
+    ├── KafkaRejected              kafka_rejected     422
+    ├── Unavailable                unavailable        503     yes
+    │   ├── KafkaUnavailable       kafka_unavailable  503     yes
+    │   ├── NotReady               not_ready          503     yes
+    │   └── TooManySubscribers     too_many_subscribers 503   yes
+    └── Timeout                    timeout            504     yes
+
+Codes are stable: clients switch on them, so a code is never renamed. Every error
+renders as {"error": {"code", "message", "details"}}.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class BusError(Exception):
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+    retriable: ClassVar[bool] = False
+
+    def __init__(self, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class BadRequest(BusError):
+    code = "bad_request"
+    status = 400
+
+
+class InvalidJson(BadRequest):
+    code = "invalid_json"
+
+
+class InvalidParameter(BadRequest):
+    """A query parameter or request header the bus cannot read (e.g. from=, Last-Event-ID)."""
+
+    code = "invalid_parameter"
+
+
+class ReservedHeader(BadRequest):
+    code = "reserved_header"
+
+
+class Unprocessable(BusError):
+    code = "invalid_request"
+    status = 422
+
+
+class InvalidEnvelope(Unprocessable):
+    code = "invalid_envelope"
+
+
+class NotFound(BusError):
+    code = "not_found"
+    status = 404
+
+
+class RouteNotFound(NotFound):
+    code = "route_not_found"
+
+
+class TopicNotFound(NotFound):
+    code = "topic_not_found"
+
+
+class MethodNotAllowed(BusError):
+    code = "method_not_allowed"
+    status = 405
+
+
+class Conflict(BusError):
+    code = "conflict"
+    status = 409
+
+
+class TopicExists(Conflict):
+    code = "topic_exists"
+
+
+class TooLarge(BusError):
+    code = "too_large"
+    status = 413
+
+
+class PayloadTooLarge(TooLarge):
+    code = "payload_too_large"
+
+
+class BatchTooLarge(TooLarge):
+    code = "batch_too_large"
+
+
+class RequestTooLarge(TooLarge):
+    code = "request_too_large"
+
+
+class UnsupportedMediaType(BusError):
+    code = "unsupported_media_type"
+    status = 415
+
+
+class KafkaRejected(BusError):
+    """Kafka refused a request for a reason the caller can fix (e.g. replication factor)."""
+
+    code = "kafka_rejected"
+    status = 422
+
+
+class Unavailable(BusError):
+    code = "unavailable"
+    status = 503
+    retriable = True
+
+
+class KafkaUnavailable(Unavailable):
+    code = "kafka_unavailable"
+
+
+class NotReady(Unavailable):
+    code = "not_ready"
+
+
+class TooManySubscribers(Unavailable):
+    code = "too_many_subscribers"
+
+
+class Timeout(BusError):
+    code = "timeout"
+    status = 504
+    retriable = True
+
+
+def all_error_classes() -> list[type[BusError]]:
+    """Every concrete error class, for docs and the OpenAPI document."""
+    found: list[type[BusError]] = []
+    pending: list[type[BusError]] = [BusError]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found

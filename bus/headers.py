@@ -1,0 +1,22 @@
+"""The reserved 'bus.' record headers: stamped by the bus, never taken from a caller."""
+
+from __future__ import annotations
+
+RESERVED_PREFIX = "bus."
+MESSAGE_ID = "bus.message_id"
+NAMESPACE = "bus.namespace"
+TENANT = "bus.tenant"
+PUBLISHED_AT = "bus.published_at"  # unix milliseconds, when the bus accepted the record
+CONTENT_TYPE = "bus.content_type"
+
+
+def is_reserved(name: str) -> bool:
+    return name.lower().startswith(RESERVED_PREFIX)
+
+
+def to_kafka(headers: dict[str, str]) -> list[tuple[str, bytes]]:
+    return [(k, v.encode()) for k, v in headers.items()]
+
+
+def from_kafka(headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...]) -> dict[str, str]:
+    return {k: v.decode("utf-8", errors="replace") for k, v in headers}

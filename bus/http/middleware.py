@@ -1,0 +1,67 @@
+"""Turns every failure into the one error shape, and counts every request.
+
+Bad input never becomes a 500; an unexpected exception becomes a 500 with a generic
+message and the stack trace goes to the log, never to the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from bus import metrics
+from bus.errors import (
+    BadRequest,
+    BusError,
+    MethodNotAllowed,
+    RequestTooLarge,
+    RouteNotFound,
+)
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(error: BusError) -> web.Response:
+    metrics.ERRORS.labels(error.code).inc()
+    return web.json_response(error.to_body(), status=error.status)
+
+
+def from_http_exception(exc: web.HTTPException) -> BusError:
+    if exc.status == 404:
+        return RouteNotFound("No such route", None)
+    if exc.status == 405:
+        return MethodNotAllowed("Method not allowed on this route", None)
+    if exc.status == 413:
+        return RequestTooLarge("The request body is over the limit", {"limit": exc.text})
+    error = BadRequest(exc.reason, None)
+    return error
+
+
+@web.middleware
+async def errors_and_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response: web.StreamResponse
+    try:
+        response = await handler(request)
+    except BusError as exc:
+        response = error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = error_response(from_http_exception(exc))
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        response = error_response(BusError("Internal error; see the worker log", None))
+    route = request.match_info.route.resource
+    template = route.canonical if route is not None else "unmatched"
+    metrics.HTTP_REQUESTS.labels(request.method, template, str(response.status)).inc()
+    return response
+
+
+def middlewares() -> list[Callable[..., Awaitable[web.StreamResponse]]]:
+    return [errors_and_metrics]

@@ -1,0 +1,117 @@
+"""The route table: every endpoint is declared here once, with its models.
+
+The OpenAPI document and the tests are generated from ROUTES, so a route cannot
+exist without being documented. install() turns the table into Faust web views.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import faust
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from bus.context import BusContext
+from bus.errors import InvalidJson, Unprocessable, UnsupportedMediaType
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+M = TypeVar("M", bound=BaseModel)
+CONTEXT: web.AppKey[BusContext] = web.AppKey("agentbus.context", BusContext)
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    description: str
+    location: str = "query"  # or "header"
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    body: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    event_stream: bool = False  # answers text/event-stream instead of JSON
+    params: tuple[Param, ...] = field(default_factory=tuple)
+    errors: tuple[int, ...] = ()
+
+
+ROUTES: list[Route] = []
+
+
+def route(
+    method: str, path: str, *, summary: str, tag: str, **options: Any
+) -> Callable[[Handler], Handler]:
+    """Declare an endpoint; the handler takes the aiohttp request."""
+
+    def register(handler: Handler) -> Handler:
+        ROUTES.append(Route(method.upper(), path, handler, summary, tag, **options))
+        return handler
+
+    return register
+
+
+def context(request: web.Request) -> BusContext:
+    return request.app[CONTEXT]
+
+
+async def read_model(request: web.Request, model: type[M]) -> M:
+    """Parse the JSON body into model; errors name the failing field by its path."""
+    if request.content_type not in ("application/json", "application/octet-stream", ""):
+        raise UnsupportedMediaType(
+            "Send the body as application/json", {"content_type": request.content_type}
+        )
+    raw = await request.read()
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise InvalidJson("The body is not valid JSON", {"reason": str(exc.errors()[0]["msg"])}) from None
+        raise Unprocessable("The body does not match the expected shape", field_errors(exc)) from None
+
+
+def field_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"path": "/".join(str(p) for p in e["loc"]), "type": e["type"], "message": e["msg"]}
+        for e in exc.errors(include_url=False)
+    ]
+
+
+def json_response(model: BaseModel, status: int = 200) -> web.Response:
+    return web.Response(
+        body=model.model_dump_json(), status=status, content_type="application/json"
+    )
+
+
+def install(app: faust.App, ctx: BusContext) -> None:
+    """Register every declared route as a Faust view on this worker's web server."""
+    app.web.web_app[CONTEXT] = ctx
+    by_path: dict[str, dict[str, Handler]] = defaultdict(dict)
+    for r in ROUTES:
+        by_path[r.path][r.method.lower()] = r.handler
+    for path, handlers in by_path.items():
+        app.page(path, name=view_name(path))(view_for(handlers))
+
+
+def view_name(path: str) -> str:
+    return "route" + path.replace("/", "_").replace("{", "").replace("}", "")
+
+
+def view_for(handlers: dict[str, Handler]) -> type[faust.web.View]:
+    methods: dict[str, Any] = {}
+    for method, handler in handlers.items():
+
+        async def call(_view: Any, request: web.Request, _h: Handler = handler, **_: Any) -> Any:
+            return await _h(request)
+
+        methods[method] = call
+    return type("BusView", (faust.web.View,), methods)

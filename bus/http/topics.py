@@ -1,0 +1,42 @@
+"""HTTP: /v1/topics."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bus import topics
+from bus.http.routes import Param, context, json_response, read_model, route
+from bus.models.topics import Topic, TopicList, TopicSpec, topic_id
+
+TOPIC_PATH = "/v1/topics/{namespace}/{tenant}/{name}"
+
+
+def path_topic_id(request: web.Request) -> str:
+    m = request.match_info
+    return topic_id(m["namespace"], m["tenant"], m["name"])
+
+
+@route("POST", "/v1/topics", summary="Create a topic and its Kafka topic", tag="topics",
+       body=TopicSpec, response=Topic, status=201, errors=(400, 409, 422, 503, 504))
+async def create_topic(request: web.Request) -> web.StreamResponse:
+    spec = await read_model(request, TopicSpec)
+    topic = await topics.create_topic(context(request), spec)
+    return json_response(topic, status=201)
+
+
+@route("GET", "/v1/topics", summary="List topics", tag="topics", response=TopicList,
+       params=(Param("namespace", "Only this namespace"), Param("tenant", "Only this tenant")))
+async def list_topics(request: web.Request) -> web.StreamResponse:
+    q = request.query
+    return json_response(TopicList(topics=topics.list_topics(q.get("namespace"), q.get("tenant"))))
+
+
+@route("GET", TOPIC_PATH, summary="Get one topic", tag="topics", response=Topic, errors=(404,))
+async def get_topic(request: web.Request) -> web.StreamResponse:
+    return json_response(topics.require_topic(path_topic_id(request)))
+
+
+@route("DELETE", TOPIC_PATH, summary="Delete a topic, its Kafka topic and all its records",
+       tag="topics", response=Topic, errors=(404, 503, 504))
+async def delete_topic(request: web.Request) -> web.StreamResponse:
+    return json_response(await topics.delete_topic(context(request), path_topic_id(request)))

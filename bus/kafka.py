@@ -1,0 +1,194 @@
+"""The one place the bus talks to Kafka directly (outside Faust's own machinery).
+
+Every aiokafka error is translated into a bus error here; nothing above this module
+catches KafkaError. The producer is idempotent with acks=all, so a record the broker
+acknowledged is on every in-sync replica and a producer retry never duplicates it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
+    for_code,
+)
+
+from bus.errors import BusError, KafkaRejected, KafkaUnavailable, NotReady, TopicNotFound
+from bus.settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Room for headers and framing on top of the payload limit.
+RECORD_OVERHEAD_BYTES = 65_536
+
+
+@dataclass(frozen=True)
+class Produced:
+    partition: int
+    offset: int
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class OutgoingRecord:
+    topic: str
+    value: bytes
+    key: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+def translate(exc: BaseException) -> BusError:
+    """Map an aiokafka error to the bus error a caller sees."""
+    if isinstance(exc, BusError):
+        return exc
+    if isinstance(exc, UnknownTopicOrPartitionError):
+        return TopicNotFound("Kafka does not know this topic", {"kafka_error": type(exc).__name__})
+    if isinstance(exc, (KafkaTimeoutError, KafkaConnectionError, asyncio.TimeoutError)):
+        return KafkaUnavailable("Kafka did not answer in time", {"kafka_error": type(exc).__name__})
+    if isinstance(exc, KafkaError) and not exc.retriable:
+        return KafkaRejected(f"Kafka refused the request: {exc}", {"kafka_error": type(exc).__name__})
+    return KafkaUnavailable(f"Kafka is unavailable: {exc}", {"kafka_error": type(exc).__name__})
+
+
+async def guarded(awaitable: Awaitable[T]) -> T:
+    try:
+        return await awaitable
+    except (KafkaError, asyncio.TimeoutError) as exc:
+        raise translate(exc) from exc
+
+
+class KafkaGateway:
+    """A long-lived producer and admin client, shared by every request of a worker."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._producer: AIOKafkaProducer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._producer is not None and self._admin is not None
+
+    async def start(self) -> None:
+        s = self.settings
+        timeout_ms = int(s.timing.kafka_request_timeout * 1000)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=s.bootstrap_servers,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=s.producer_linger_ms,
+            max_request_size=s.limits.max_payload_bytes + RECORD_OVERHEAD_BYTES,
+            request_timeout_ms=timeout_ms,
+            client_id=f"{s.prefix}-gateway",
+        )
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=s.bootstrap_servers, request_timeout_ms=timeout_ms
+        )
+        await producer.start()
+        await admin.start()
+        self._producer, self._admin = producer, admin
+        log.info("kafka gateway started (bootstrap %s)", s.bootstrap)
+
+    async def stop(self) -> None:
+        producer, admin = self._producer, self._admin
+        self._producer = self._admin = None
+        if producer is not None:
+            await producer.stop()
+        if admin is not None:
+            await admin.close()
+
+    def _require_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise NotReady("This worker is still starting; retry shortly")
+        return self._producer
+
+    def _require_admin(self) -> AIOKafkaAdminClient:
+        if self._admin is None:
+            raise NotReady("This worker is still starting; retry shortly")
+        return self._admin
+
+    async def produce(self, records: Sequence[OutgoingRecord]) -> list[Produced]:
+        """Produce records and wait until the broker has acknowledged every one.
+
+        All sends are queued first and awaited together, so a batch travels in as
+        few produce requests as the partitions allow.
+        """
+        producer = self._require_producer()
+        futures = []
+        for r in records:
+            futures.append(
+                await guarded(producer.send(r.topic, value=r.value, key=r.key, headers=r.headers))
+            )
+        metas = await guarded(asyncio.gather(*futures))
+        return [Produced(m.partition, m.offset, m.timestamp) for m in metas]
+
+    async def broker_count(self) -> int:
+        cluster = await guarded(self._require_admin().describe_cluster())
+        return len(cluster.get("brokers", []))
+
+    async def create_topic(
+        self, name: str, partitions: int, replication_factor: int, configs: dict[str, str]
+    ) -> bool:
+        """Create a Kafka topic. False when it already existed."""
+        admin = self._require_admin()
+        new = NewTopic(name, partitions, replication_factor, topic_configs=configs)
+        response = await guarded(admin.create_topics([new]))
+        for _name, code, *rest in response.topic_errors:
+            if code == 0:
+                continue
+            err = for_code(code)(rest[0] if rest and rest[0] else "")
+            if isinstance(err, TopicAlreadyExistsError):
+                return False
+            raise translate(err)
+        return True
+
+    async def delete_topic(self, name: str) -> bool:
+        """Delete a Kafka topic. False when it did not exist."""
+        admin = self._require_admin()
+        response = await guarded(admin.delete_topics([name]))
+        for _name, code, *_ in response.topic_error_codes:
+            if code == 0:
+                continue
+            err = for_code(code)()
+            if isinstance(err, UnknownTopicOrPartitionError):
+                return False
+            raise translate(err)
+        await self._wait_until_gone(name)
+        return True
+
+    async def _wait_until_gone(self, name: str) -> None:
+        """Kafka deletes asynchronously; a create of the same name must not race it."""
+        admin = self._require_admin()
+        for _ in range(200):
+            if name not in await guarded(admin.list_topics()):
+                return
+            await asyncio.sleep(0.05)
+        log.warning("kafka topic %s still listed 10 s after its deletion", name)
+
+    async def ping(self) -> bool:
+        try:
+            await asyncio.wait_for(self.broker_count(), timeout=3)
+        except (BusError, asyncio.TimeoutError):
+            return False
+        return True
+
+    def new_reader(self, **options: Any) -> AIOKafkaConsumer:
+        """A consumer without a group, for a reader that tracks its own positions."""
+        return AIOKafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            **options,
+        )

@@ -1,0 +1,57 @@
+"""Publish: the envelope a caller sends and the receipt the bus returns."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, JsonValue
+
+from bus.models.common import StrictModel
+
+TOPIC_REF_PATTERN = r"^[a-z0-9-]{1,63}/[a-z0-9-]{1,63}/[a-z0-9-]{1,63}$"
+JSON_CONTENT_TYPE = "application/json"
+
+
+class Envelope(StrictModel):
+    """One record to publish."""
+
+    topic: str = Field(pattern=TOPIC_REF_PATTERN, description="namespace/tenant/name")
+    key: str | None = Field(None, max_length=1024, description="Kafka key: same key, same partition, in order")
+    payload: JsonValue = Field(
+        description="Any JSON value. With a text/* content_type and a string payload, the string is sent as is."
+    )
+    headers: dict[str, str] = Field(default_factory=dict, description="Caller headers; 'bus.' is reserved")
+    message_id: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9._:-]{1,128}$", description="Default: a fresh UUID"
+    )
+    content_type: str = Field(JSON_CONTENT_TYPE, pattern=r"^[a-z]+/[a-z0-9.+-]+$", max_length=127)
+
+
+class Batch(StrictModel):
+    records: list[Envelope] = Field(min_length=1)
+
+
+class PublishResult(BaseModel):
+    """A record the broker has acknowledged (acks=all)."""
+
+    topic: str
+    partition: int
+    offset: int
+    message_id: str
+    timestamp: int = Field(description="Record timestamp, unix milliseconds")
+
+
+class BatchResult(BaseModel):
+    results: list[PublishResult]
+
+
+class DeliveredRecord(BaseModel):
+    """One record as a subscriber receives it (the data of an SSE 'record' event)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: str | None
+    message_id: str | None
+    content_type: str
+    headers: dict[str, str]
+    payload: JsonValue

@@ -1,0 +1,89 @@
+"""Topic metadata: what a caller sends to create a topic and what the bus keeps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from bus.models.common import Labels, Name, StrictModel
+from bus.types import TopicId
+
+
+class SchemaBinding(BaseModel):
+    """Reserved for the schema registry: the subject (and version) a topic is bound to."""
+
+    subject: str
+    version: int | Literal["latest"] = "latest"
+
+
+class TopicSpec(StrictModel):
+    """The body of POST /v1/topics."""
+
+    namespace: Name
+    tenant: Name
+    name: Name
+    partitions: int | None = Field(None, ge=1, le=256, description="Default: AGENTBUS_DEFAULT_PARTITIONS")
+    replication_factor: int | None = Field(
+        None, ge=1, le=16, description="Default: the fleet's AGENTBUS_REPLICATION_FACTOR"
+    )
+    retention_ms: int | None = Field(
+        None, ge=-1, description="Kafka retention.ms; -1 keeps forever; null uses the broker default"
+    )
+    retention_bytes: int | None = Field(None, ge=-1, description="Kafka retention.bytes per partition")
+    description: str = Field("", max_length=1024)
+    labels: Labels = Field(default_factory=dict)
+
+    @property
+    def topic_id(self) -> TopicId:
+        return topic_id(self.namespace, self.tenant, self.name)
+
+
+class Topic(BaseModel):
+    """A topic as the bus keeps it (and returns it)."""
+
+    namespace: str
+    tenant: str
+    name: str
+    kafka_topic: str = Field(description="The real Kafka topic behind this bus topic.")
+    partitions: int
+    replication_factor: int
+    retention_ms: int | None = None
+    retention_bytes: int | None = None
+    description: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    created_at: datetime
+    schema_binding: SchemaBinding | None = Field(None, description="Reserved for schema binding.")
+
+    @property
+    def topic_id(self) -> TopicId:
+        return topic_id(self.namespace, self.tenant, self.name)
+
+
+class TopicList(BaseModel):
+    topics: list[Topic]
+
+
+class TopicCommand(BaseModel):
+    """A change to topic metadata, as a record on the topic-commands topic.
+
+    When two creates of one topic race, the first command in the log wins; the other
+    request sees a different Topic (created_at differs) in the table and answers 409.
+    """
+
+    op: Literal["create", "delete"]
+    topic_id: TopicId
+    topic: Topic | None = None
+
+
+def topic_id(namespace: str, tenant: str, name: str) -> TopicId:
+    return f"{namespace}/{tenant}/{name}"
+
+
+def kafka_topic_name(prefix: str, namespace: str, tenant: str, name: str) -> str:
+    """The Kafka topic behind a bus topic: '{prefix}.{namespace}.{tenant}.{name}'.
+
+    The parts cannot contain '.', so distinct bus topics always map to distinct names.
+    """
+    return f"{prefix}.{namespace}.{tenant}.{name}"

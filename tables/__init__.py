@@ -1,0 +1,1 @@
+"""Changelog-backed state: one table per module."""

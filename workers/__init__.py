@@ -1,0 +1,1 @@
+"""Stream processors: one Faust agent per module."""

@@ -1,0 +1,51 @@
+"""Applies topic commands to the topic table, in log order.
+
+The commands topic has one partition, so every metadata change goes through one
+worker at a time and the log order decides races: the first create of a topic wins.
+Delivery is at least once; applying a command twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from pydantic import ValidationError
+
+from bus.faust_app import app
+from bus.models.topics import TopicCommand
+from bus.settings import get_settings
+from tables.topics import get_topic, put_topic, remove_topic
+
+log = logging.getLogger(__name__)
+
+topic_commands = app.topic(
+    f"{get_settings().prefix}-topic-commands",
+    partitions=1,
+    internal=True,  # faust creates it at start-up
+    key_type=str,
+    value_type=bytes,
+    value_serializer="raw",  # the payload is a TopicCommand's JSON, parsed by pydantic
+)
+
+
+@app.agent(topic_commands)
+async def apply_topic_commands(stream: AsyncIterator[bytes]) -> None:
+    async for raw in stream:
+        try:
+            command = TopicCommand.model_validate_json(raw)
+        except ValidationError:
+            # A record this version cannot read must not stop the log behind it.
+            log.error("skipping unreadable topic command: %.200r", raw)
+            continue
+        apply(command)
+
+
+def apply(command: TopicCommand) -> None:
+    if command.op == "create" and command.topic is not None:
+        if get_topic(command.topic_id) is None:
+            put_topic(command.topic)
+            log.info("topic %s created", command.topic_id)
+    elif command.op == "delete":
+        remove_topic(command.topic_id)
+        log.info("topic %s deleted", command.topic_id)
