@@ -65,7 +65,7 @@ def translate(exc: BaseException) -> BusError:
 async def guarded(awaitable: Awaitable[T]) -> T:
     try:
         return await awaitable
-    except (KafkaError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, KafkaError) as exc:
         raise translate(exc) from exc
 
 
@@ -93,9 +93,7 @@ class KafkaGateway:
             request_timeout_ms=timeout_ms,
             client_id=f"{s.prefix}-gateway",
         )
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=s.bootstrap_servers, request_timeout_ms=timeout_ms
-        )
+        admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap_servers, request_timeout_ms=timeout_ms)
         await producer.start()
         await admin.start()
         self._producer, self._admin = producer, admin
@@ -128,9 +126,7 @@ class KafkaGateway:
         producer = self._require_producer()
         futures = []
         for r in records:
-            futures.append(
-                await guarded(producer.send(r.topic, value=r.value, key=r.key, headers=r.headers))
-            )
+            futures.append(await guarded(producer.send(r.topic, value=r.value, key=r.key, headers=r.headers)))
         metas = await guarded(asyncio.gather(*futures))
         return [Produced(m.partition, m.offset, m.timestamp) for m in metas]
 
@@ -180,7 +176,7 @@ class KafkaGateway:
     async def ping(self) -> bool:
         try:
             await asyncio.wait_for(self.broker_count(), timeout=3)
-        except (BusError, asyncio.TimeoutError):
+        except (TimeoutError, BusError):
             return False
         return True
 

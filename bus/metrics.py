@@ -15,7 +15,5 @@ PUBLISH_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 RECORDS_PUBLISHED = Counter("agentbus_records_published_total", "Records acknowledged by Kafka")
-RECORDS_DELIVERED = Counter(
-    "agentbus_records_delivered_total", "Records written to subscribers", ["via"]
-)
+RECORDS_DELIVERED = Counter("agentbus_records_delivered_total", "Records written to subscribers", ["via"])
 SSE_CLIENTS = Gauge("agentbus_sse_clients", "Open SSE subscriber connections on this worker")

@@ -17,10 +17,12 @@ from collections.abc import Sequence
 from bus import headers as h
 from bus import metrics
 from bus.context import BusContext
-from bus.errors import BatchTooLarge, PayloadTooLarge, ReservedHeader, Unprocessable
+from bus.errors import BatchTooLarge, PayloadTooLarge, ReservedHeader, TopicNotFound, Unprocessable
 from bus.kafka import OutgoingRecord
 from bus.models.publish import Envelope, PublishResult
+from bus.models.topics import Topic
 from bus.topics import require_topic
+from bus.types import TopicId
 
 
 def encode_payload(envelope: Envelope) -> bytes:
@@ -30,7 +32,9 @@ def encode_payload(envelope: Envelope) -> bytes:
     return json.dumps(envelope.payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def prepare(ctx: BusContext, envelope: Envelope, index: int | None = None) -> tuple[OutgoingRecord, str]:
+def prepare(
+    ctx: BusContext, envelope: Envelope, topics: dict[TopicId, Topic], index: int | None = None
+) -> tuple[OutgoingRecord, str]:
     """Check one envelope and build its Kafka record; raises before anything is produced."""
     where = {} if index is None else {"index": index}
     limits = ctx.settings.limits
@@ -39,7 +43,7 @@ def prepare(ctx: BusContext, envelope: Envelope, index: int | None = None) -> tu
         raise ReservedHeader("Headers starting with 'bus.' are set by the bus", {**where, "headers": forged})
     if len(envelope.headers) > limits.max_headers:
         raise Unprocessable("Too many headers", {**where, "limit": limits.max_headers})
-    topic = require_topic(envelope.topic)
+    topic = topics[envelope.topic]
     value = encode_payload(envelope)
     if len(value) > limits.max_payload_bytes:
         raise PayloadTooLarge(
@@ -59,6 +63,20 @@ def prepare(ctx: BusContext, envelope: Envelope, index: int | None = None) -> tu
     return OutgoingRecord(topic.kafka_topic, value, key, h.to_kafka(stamped)), message_id
 
 
+async def resolve_topics(ctx: BusContext, envelopes: Sequence[Envelope]) -> dict[TopicId, Topic]:
+    """Every topic the envelopes name; TopicNotFound names the first unknown one."""
+    found: dict[TopicId, Topic] = {}
+    for i, e in enumerate(envelopes):
+        if e.topic not in found:
+            try:
+                found[e.topic] = await require_topic(ctx, e.topic)
+            except TopicNotFound as exc:
+                if len(envelopes) > 1:
+                    exc.details = {**(exc.details or {}), "index": i}
+                raise
+    return found
+
+
 async def publish(ctx: BusContext, envelopes: Sequence[Envelope], kind: str) -> list[PublishResult]:
     """Publish envelopes in order; returns one receipt per envelope."""
     limit = ctx.settings.limits.max_batch_records
@@ -66,7 +84,8 @@ async def publish(ctx: BusContext, envelopes: Sequence[Envelope], kind: str) -> 
         raise BatchTooLarge("Too many records in one batch", {"size": len(envelopes), "limit": limit})
     started = time.perf_counter()
     single = kind == "single"
-    prepared = [prepare(ctx, e, None if single else i) for i, e in enumerate(envelopes)]
+    topics = await resolve_topics(ctx, envelopes)
+    prepared = [prepare(ctx, e, topics, None if single else i) for i, e in enumerate(envelopes)]
     produced = await ctx.gateway.produce([record for record, _ in prepared])
     metrics.PUBLISH_LATENCY.labels(kind).observe(time.perf_counter() - started)
     metrics.RECORDS_PUBLISHED.inc(len(produced))

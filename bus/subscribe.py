@@ -34,7 +34,9 @@ def decode_cursor(text: str) -> Cursor:
         pairs = [item.split(":") for item in text.split(",") if item]
         cursor = {int(p): int(o) for p, o in pairs}
     except ValueError:
-        raise InvalidParameter("Last-Event-ID is not a cursor this bus issued", {"value": text[:200]}) from None
+        raise InvalidParameter(
+            "Last-Event-ID is not a cursor this bus issued", {"value": text[:200]}
+        ) from None
     if not cursor or any(p < 0 or o < 0 for p, o in cursor.items()):
         raise InvalidParameter("Last-Event-ID is not a cursor this bus issued", {"value": text[:200]})
     return cursor

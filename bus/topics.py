@@ -12,21 +12,33 @@ import logging
 from datetime import UTC, datetime
 
 from bus.context import BusContext
-from bus.errors import TopicExists, TopicNotFound, Unprocessable
+from bus.errors import Timeout, TopicExists, TopicNotFound, Unprocessable
 from bus.kafka import RECORD_OVERHEAD_BYTES
 from bus.models.topics import Topic, TopicCommand, TopicSpec, kafka_topic_name
 from bus.types import TopicId
 from bus.waits import wait_until
-from tables.topics import all_topics, get_topic
+from tables.topics import all_topics, applied_offset, get_topic
 from workers.topics import topic_commands
 
 log = logging.getLogger(__name__)
 
 
-def require_topic(topic_id: TopicId) -> Topic:
+async def require_topic(ctx: BusContext, topic_id: TopicId) -> Topic:
+    """The topic, or TopicNotFound (404).
+
+    Another worker's create reaches this worker's copy of the table a few ms after it
+    answered 201, so a miss waits out a short grace period before it counts: a client
+    may create through one worker and publish through another at once.
+    """
     topic = get_topic(topic_id)
     if topic is None:
-        raise TopicNotFound(f"Topic {topic_id} does not exist", {"topic": topic_id})
+        grace = ctx.settings.timing.metadata_grace
+        try:
+            await wait_until(lambda: get_topic(topic_id) is not None, grace, "topic metadata")
+        except Timeout:
+            raise TopicNotFound(f"Topic {topic_id} does not exist", {"topic": topic_id}) from None
+        topic = get_topic(topic_id)
+        assert topic is not None
     return topic
 
 
@@ -41,14 +53,18 @@ def list_topics(namespace: str | None = None, tenant: str | None = None) -> list
 async def create_topic(ctx: BusContext, spec: TopicSpec) -> Topic:
     """Create a topic; TopicExists (409) if it exists, also when a concurrent create wins."""
     s = ctx.settings
-    if get_topic(spec.topic_id) is not None:
-        raise TopicExists(f"Topic {spec.topic_id} already exists", {"topic": spec.topic_id})
     replication = spec.replication_factor or s.replication_factor
     brokers = await ctx.gateway.broker_count()
     if replication > brokers:
         raise Unprocessable(
             "replication_factor is larger than the number of brokers",
-            [{"path": "replication_factor", "type": "too_large", "message": f"cluster has {brokers} brokers"}],
+            [
+                {
+                    "path": "replication_factor",
+                    "type": "too_large",
+                    "message": f"cluster has {brokers} brokers",
+                }
+            ],
         )
     topic = Topic(
         namespace=spec.namespace,
@@ -66,24 +82,23 @@ async def create_topic(ctx: BusContext, spec: TopicSpec) -> Topic:
     created = await ctx.gateway.create_topic(
         topic.kafka_topic, topic.partitions, topic.replication_factor, kafka_configs(ctx, topic)
     )
-    if not created:
+    if not created and get_topic(topic.topic_id) is None:
         # Left by a create whose metadata command never landed: take it over.
         log.warning("kafka topic %s already existed; adopting it", topic.kafka_topic)
-    await send_command(TopicCommand(op="create", topic_id=topic.topic_id, topic=topic))
-    await wait_until(lambda: get_topic(topic.topic_id) is not None, s.timing.command_timeout,
-                     f"topic {topic.topic_id} to be recorded")
+    # The local table may lag another worker's create or delete by a few ms, so the
+    # command log decides: the first create in it wins, and we read the outcome once
+    # our own command has been applied here.
+    await send_command(ctx, TopicCommand(op="create", topic_id=topic.topic_id, topic=topic))
     if get_topic(topic.topic_id) != topic:
-        raise TopicExists(f"Topic {spec.topic_id} was created concurrently", {"topic": spec.topic_id})
+        raise TopicExists(f"Topic {spec.topic_id} already exists", {"topic": spec.topic_id})
     return topic
 
 
 async def delete_topic(ctx: BusContext, topic_id: TopicId) -> Topic:
     """Delete the Kafka topic and its metadata. Its records are gone for good."""
-    topic = require_topic(topic_id)
+    topic = await require_topic(ctx, topic_id)
     await ctx.gateway.delete_topic(topic.kafka_topic)
-    await send_command(TopicCommand(op="delete", topic_id=topic_id))
-    await wait_until(lambda: get_topic(topic_id) is None, ctx.settings.timing.command_timeout,
-                     f"topic {topic_id} to be removed")
+    await send_command(ctx, TopicCommand(op="delete", topic_id=topic_id))
     return topic
 
 
@@ -98,6 +113,12 @@ def kafka_configs(ctx: BusContext, topic: Topic) -> dict[str, str]:
     return configs
 
 
-async def send_command(command: TopicCommand) -> None:
+async def send_command(ctx: BusContext, command: TopicCommand) -> None:
+    """Append a command and wait until this worker's table reflects it."""
     sent = await topic_commands.send(key=command.topic_id, value=command.model_dump_json().encode())
-    await sent
+    offset = (await sent).offset
+    await wait_until(
+        lambda: applied_offset() >= offset,
+        ctx.settings.timing.command_timeout,
+        f"topic command for {command.topic_id} to apply",
+    )

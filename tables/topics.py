@@ -24,6 +24,12 @@ topics_table = app.GlobalTable(
 )
 
 
+# Under this key (never a valid topic id) the table keeps the offset of the last applied
+# command. It shares the table's one changelog partition, so any worker that sees the
+# offset has also seen every change up to it.
+APPLIED_KEY = ""
+
+
 def get_topic(topic_id: TopicId) -> Topic | None:
     raw = topics_table.get(topic_id)
     return None if raw is None else Topic.model_validate_json(raw)
@@ -31,7 +37,7 @@ def get_topic(topic_id: TopicId) -> Topic | None:
 
 def all_topics() -> list[Topic]:
     return sorted(
-        (Topic.model_validate_json(raw) for raw in topics_table.values()),
+        (Topic.model_validate_json(raw) for key, raw in topics_table.items() if key != APPLIED_KEY),
         key=lambda t: t.topic_id,
     )
 
@@ -42,3 +48,13 @@ def put_topic(topic: Topic) -> None:
 
 def remove_topic(topic_id: TopicId) -> None:
     topics_table.pop(topic_id, None)
+
+
+def mark_applied(offset: int) -> None:
+    topics_table[APPLIED_KEY] = str(offset).encode()
+
+
+def applied_offset() -> int:
+    """Offset of the last topic command this worker's copy of the table reflects (-1: none)."""
+    raw = topics_table.get(APPLIED_KEY)
+    return -1 if raw is None else int(raw)

@@ -8,14 +8,14 @@ Delivery is at least once; applying a command twice changes nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 
+import faust
 from pydantic import ValidationError
 
 from bus.faust_app import app
 from bus.models.topics import TopicCommand
 from bus.settings import get_settings
-from tables.topics import get_topic, put_topic, remove_topic
+from tables.topics import get_topic, mark_applied, put_topic, remove_topic
 
 log = logging.getLogger(__name__)
 
@@ -29,16 +29,17 @@ topic_commands = app.topic(
 )
 
 
-@app.agent(topic_commands)
-async def apply_topic_commands(stream: AsyncIterator[bytes]) -> None:
-    async for raw in stream:
+@app.agent(topic_commands)  # type: ignore[untyped-decorator]
+async def apply_topic_commands(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.events():
         try:
-            command = TopicCommand.model_validate_json(raw)
+            command = TopicCommand.model_validate_json(event.value)
         except ValidationError:
             # A record this version cannot read must not stop the log behind it.
-            log.error("skipping unreadable topic command: %.200r", raw)
-            continue
-        apply(command)
+            log.error("skipping unreadable topic command: %.200r", event.value)
+        else:
+            apply(command)
+        mark_applied(event.message.offset)
 
 
 def apply(command: TopicCommand) -> None:

@@ -22,8 +22,11 @@ def build_openapi(version: str) -> dict[str, Any]:
         paths.setdefault(r.path, {})[r.method.lower()] = operation(r)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Agentbus", "version": version,
-                 "description": "A message bus for fleets of AI agents, built on Apache Kafka."},
+        "info": {
+            "title": "Agentbus",
+            "version": version,
+            "description": "A message bus for fleets of AI agents, built on Apache Kafka.",
+        },
         "paths": paths,
         "components": {"schemas": defs.get("$defs", {})},
     }
@@ -46,9 +49,15 @@ def operation(r: Route) -> dict[str, Any]:
         "parameters": [
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
             for name in re.findall(r"{(\w+)}", r.path)
-        ] + [
-            {"name": p.name, "in": p.location, "required": False, "description": p.description,
-             "schema": {"type": "string"}}
+        ]
+        + [
+            {
+                "name": p.name,
+                "in": p.location,
+                "required": False,
+                "description": p.description,
+                "schema": {"type": "string"},
+            }
             for p in r.params
         ],
         "responses": {str(r.status): success(r)},
@@ -68,8 +77,13 @@ def operation(r: Route) -> dict[str, Any]:
 
 def success(r: Route) -> dict[str, Any]:
     if r.event_stream:
-        return {"description": "Server-Sent Events", "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+        return {
+            "description": "Server-Sent Events",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
     if r.response is None:
         return {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}
-    return {"description": "OK",
-            "content": {"application/json": {"schema": {"$ref": REF.format(model=r.response.__name__)}}}}
+    return {
+        "description": "OK",
+        "content": {"application/json": {"schema": {"$ref": REF.format(model=r.response.__name__)}}},
+    }

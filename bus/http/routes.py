@@ -48,9 +48,7 @@ class Route:
 ROUTES: list[Route] = []
 
 
-def route(
-    method: str, path: str, *, summary: str, tag: str, **options: Any
-) -> Callable[[Handler], Handler]:
+def route(method: str, path: str, *, summary: str, tag: str, **options: Any) -> Callable[[Handler], Handler]:
     """Declare an endpoint; the handler takes the aiohttp request."""
 
     def register(handler: Handler) -> Handler:
@@ -87,9 +85,7 @@ def field_errors(exc: ValidationError) -> list[dict[str, Any]]:
 
 
 def json_response(model: BaseModel, status: int = 200) -> web.Response:
-    return web.Response(
-        body=model.model_dump_json(), status=status, content_type="application/json"
-    )
+    return web.Response(body=model.model_dump_json(), status=status, content_type="application/json")
 
 
 def install(app: faust.App, ctx: BusContext) -> None:

@@ -19,13 +19,21 @@ log = logging.getLogger(__name__)
 POLL_MS = 250  # how often an idle stream notices a client that went away
 
 
-@route("GET", "/v1/subscribe/{namespace}/{tenant}/{name}", summary="Stream a topic as SSE",
-       tag="subscribe", event_stream=True, errors=(400, 404, 503),
-       params=(Param("from", "earliest, latest (default) or a unix time in ms"),
-               Param("Last-Event-ID", "Resume after this event (wins over from)", "header")))
+@route(
+    "GET",
+    "/v1/subscribe/{namespace}/{tenant}/{name}",
+    summary="Stream a topic as SSE",
+    tag="subscribe",
+    event_stream=True,
+    errors=(400, 404, 503),
+    params=(
+        Param("from", "earliest, latest (default) or a unix time in ms"),
+        Param("Last-Event-ID", "Resume after this event (wins over from)", "header"),
+    ),
+)
 async def subscribe(request: web.Request) -> web.StreamResponse:
     ctx = context(request)
-    topic = require_topic(path_topic_id(request))
+    topic = await require_topic(ctx, path_topic_id(request))
     start = parse_start(request.query.get("from"), request.headers.get("Last-Event-ID"))
     if ctx.sse_clients >= ctx.settings.limits.max_sse_clients:
         raise TooManySubscribers("This worker serves its maximum of SSE clients", None)
@@ -33,9 +41,13 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
     ctx.sse_clients += 1
     metrics.SSE_CLIENTS.inc()
     try:
-        response = web.StreamResponse(headers={
-            "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
-        })
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
         await response.prepare(request)
         await response.write(b": subscribed at " + encode_cursor(reader.cursor).encode() + b"\n\n")
         await stream_records(ctx, request, response, reader)

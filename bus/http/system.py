@@ -25,15 +25,22 @@ def package_version() -> str:
         return "0.0.0"
 
 
-@route("GET", "/healthz", summary="Broker reachable and worker ready (200) or not (503)",
-       tag="system", response=Health, errors=(503,))
+@route(
+    "GET",
+    "/healthz",
+    summary="Broker reachable and worker ready (200) or not (503)",
+    tag="system",
+    response=Health,
+    errors=(503,),
+)
 async def healthz(request: web.Request) -> web.StreamResponse:
     ctx = context(request)
     broker = ctx.gateway.started and await ctx.gateway.ping()
     ready = ctx.ready()
     ok = broker and ready
-    return json_response(Health(status="ok" if ok else "unavailable", broker=broker, ready=ready),
-                         status=200 if ok else 503)
+    return json_response(
+        Health(status="ok" if ok else "unavailable", broker=broker, ready=ready), status=200 if ok else 503
+    )
 
 
 @route("GET", "/metrics", summary="Prometheus metrics of this worker", tag="system")

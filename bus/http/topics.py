@@ -16,16 +16,30 @@ def path_topic_id(request: web.Request) -> str:
     return topic_id(m["namespace"], m["tenant"], m["name"])
 
 
-@route("POST", "/v1/topics", summary="Create a topic and its Kafka topic", tag="topics",
-       body=TopicSpec, response=Topic, status=201, errors=(400, 409, 422, 503, 504))
+@route(
+    "POST",
+    "/v1/topics",
+    summary="Create a topic and its Kafka topic",
+    tag="topics",
+    body=TopicSpec,
+    response=Topic,
+    status=201,
+    errors=(400, 409, 422, 503, 504),
+)
 async def create_topic(request: web.Request) -> web.StreamResponse:
     spec = await read_model(request, TopicSpec)
     topic = await topics.create_topic(context(request), spec)
     return json_response(topic, status=201)
 
 
-@route("GET", "/v1/topics", summary="List topics", tag="topics", response=TopicList,
-       params=(Param("namespace", "Only this namespace"), Param("tenant", "Only this tenant")))
+@route(
+    "GET",
+    "/v1/topics",
+    summary="List topics",
+    tag="topics",
+    response=TopicList,
+    params=(Param("namespace", "Only this namespace"), Param("tenant", "Only this tenant")),
+)
 async def list_topics(request: web.Request) -> web.StreamResponse:
     q = request.query
     return json_response(TopicList(topics=topics.list_topics(q.get("namespace"), q.get("tenant"))))
@@ -33,10 +47,16 @@ async def list_topics(request: web.Request) -> web.StreamResponse:
 
 @route("GET", TOPIC_PATH, summary="Get one topic", tag="topics", response=Topic, errors=(404,))
 async def get_topic(request: web.Request) -> web.StreamResponse:
-    return json_response(topics.require_topic(path_topic_id(request)))
+    return json_response(await topics.require_topic(context(request), path_topic_id(request)))
 
 
-@route("DELETE", TOPIC_PATH, summary="Delete a topic, its Kafka topic and all its records",
-       tag="topics", response=Topic, errors=(404, 503, 504))
+@route(
+    "DELETE",
+    TOPIC_PATH,
+    summary="Delete a topic, its Kafka topic and all its records",
+    tag="topics",
+    response=Topic,
+    errors=(404, 503, 504),
+)
 async def delete_topic(request: web.Request) -> web.StreamResponse:
     return json_response(await topics.delete_topic(context(request), path_topic_id(request)))

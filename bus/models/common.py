@@ -14,14 +14,15 @@ NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 NAME_RE = re.compile(NAME_PATTERN)
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
-Labels = Annotated[dict[Annotated[str, Field(max_length=63)], Annotated[str, Field(max_length=255)]],
-                   Field(max_length=32)]
+Labels = Annotated[
+    dict[Annotated[str, Field(max_length=63)], Annotated[str, Field(max_length=255)]], Field(max_length=32)
+]
 
 
 class StrictModel(BaseModel):
     """Base of every request model: unknown fields are an error, not silently dropped."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ErrorDetail(BaseModel):

@@ -14,9 +14,11 @@ class Envelope(StrictModel):
     """One record to publish."""
 
     topic: str = Field(pattern=TOPIC_REF_PATTERN, description="namespace/tenant/name")
-    key: str | None = Field(None, max_length=1024, description="Kafka key: same key, same partition, in order")
+    key: str | None = Field(
+        None, max_length=1024, description="Kafka key: same key, same partition, in order"
+    )
     payload: JsonValue = Field(
-        description="Any JSON value. With a text/* content_type and a string payload, the string is sent as is."
+        description="Any JSON value; a string with a text/* content_type is sent as is."
     )
     headers: dict[str, str] = Field(default_factory=dict, description="Caller headers; 'bus.' is reserved")
     message_id: str | None = Field(

@@ -1,0 +1,158 @@
+"""Starts and stops the real things the integration tests run against.
+
+A broker: reused when KAFKA_BOOTSTRAP is set or scripts/kafka reports one running,
+else started with scripts/kafka up and stopped at the end. A fleet: real
+`faust -A bus worker` processes with their own web ports and data dirs, under a
+fresh AGENTBUS_PREFIX so each test session starts from empty state.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+KAFKA_SCRIPT = REPO / "scripts" / "kafka"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Broker:
+    bootstrap: str
+    started_here: bool
+
+    @classmethod
+    def acquire(cls) -> Broker:
+        if os.environ.get("KAFKA_BOOTSTRAP"):
+            return cls(os.environ["KAFKA_BOOTSTRAP"], started_here=False)
+        status = subprocess.run([str(KAFKA_SCRIPT), "status"], capture_output=True, text=True)
+        if status.returncode == 0:
+            out = subprocess.run([str(KAFKA_SCRIPT), "bootstrap"], capture_output=True, text=True, check=True)
+            return cls(out.stdout.strip().splitlines()[-1], started_here=False)
+        up = subprocess.run([str(KAFKA_SCRIPT), "up"], capture_output=True, text=True)
+        if up.returncode != 0:
+            raise RuntimeError(f"scripts/kafka up failed:\n{up.stdout}\n{up.stderr}")
+        return cls(up.stdout.strip().splitlines()[-1], started_here=True)
+
+    def release(self) -> None:
+        if self.started_here:
+            subprocess.run([str(KAFKA_SCRIPT), "down"], capture_output=True, check=False)
+
+
+@dataclass
+class Worker:
+    port: int
+    data_dir: Path
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, lines: int = 60) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass
+class Fleet:
+    bootstrap: str
+    root: Path
+    size: int = 2
+    prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:10]}")
+    extra_env: dict[str, str] = field(default_factory=dict)
+    workers: list[Worker] = field(default_factory=list)
+
+    def env(self, worker: Worker) -> dict[str, str]:
+        return {
+            **os.environ,
+            "KAFKA_BOOTSTRAP": self.bootstrap,
+            "AGENTBUS_PREFIX": self.prefix,
+            "AGENTBUS_DATA_DIR": str(worker.data_dir),
+            "AGENTBUS_SSE_KEEPALIVE": "1",
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+        }
+
+    def start(self, fresh_data: bool = False) -> None:
+        if not self.workers:
+            self.workers = [self._new_worker(i) for i in range(self.size)]
+        for w in self.workers:
+            if fresh_data and w.data_dir.exists():
+                shutil.rmtree(w.data_dir)
+            w.data_dir.parent.mkdir(parents=True, exist_ok=True)
+            log = w.log_path.open("ab")
+            w.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "faust",
+                    "-A",
+                    "bus",
+                    "worker",
+                    "-l",
+                    "info",
+                    "--web-port",
+                    str(w.port),
+                    "--web-host",
+                    "127.0.0.1",
+                ],
+                cwd=REPO,
+                env=self.env(w),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        for w in self.workers:
+            self.wait_healthy(w)
+
+    def _new_worker(self, index: int) -> Worker:
+        port = free_port()
+        return Worker(port, self.root / f"worker-{index}", self.root / f"worker-{index}.log")
+
+    def wait_healthy(self, w: Worker, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if w.process is not None and w.process.poll() is not None:
+                raise RuntimeError(f"worker on :{w.port} exited\n{w.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{w.url}/healthz", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"worker on :{w.port} not healthy after {timeout}s\n{w.log_tail()}")
+
+    def stop(self) -> None:
+        for w in self.workers:
+            if w.process is not None and w.process.poll() is None:
+                w.process.send_signal(signal.SIGTERM)
+        for w in self.workers:
+            if w.process is None:
+                continue
+            try:
+                w.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                w.process.kill()
+                w.process.wait()
+            w.process = None
+
+    @property
+    def urls(self) -> list[str]:
+        return [w.url for w in self.workers]

@@ -1,0 +1,54 @@
+"""One broker and one two-worker fleet for the whole test session, always stopped."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.fleet import Broker, Fleet
+from tests.helpers import unique
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[Broker]:
+    b = Broker.acquire()
+    yield b
+    b.release()
+
+
+@pytest.fixture(scope="session")
+def fleet(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    f = Fleet(
+        broker.bootstrap,
+        Path(tmp_path_factory.mktemp("fleet")),
+        extra_env={
+            "AGENTBUS_MAX_PAYLOAD_BYTES": "65536",
+            "AGENTBUS_MAX_BATCH_RECORDS": "50",
+            "AGENTBUS_MAX_REQUEST_BYTES": "1048576",
+        },
+    )
+    try:
+        f.start()
+        yield f
+    finally:
+        f.stop()
+
+
+@pytest.fixture(scope="session")
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        yield session
+
+
+@pytest.fixture
+async def topic(fleet: Fleet, http: aiohttp.ClientSession) -> dict[str, Any]:
+    """A fresh topic with 3 partitions, created through worker 0."""
+    body = {"namespace": "it", "tenant": "acme", "name": unique("t"), "partitions": 3}
+    async with http.post(f"{fleet.urls[0]}/v1/topics", json=body) as r:
+        assert r.status == 201, await r.text()
+        created: dict[str, Any] = await r.json()
+    return created

@@ -1,0 +1,137 @@
+"""Publish: acknowledged records land on Kafka; rejected requests land nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.fleet import Fleet
+from tests.helpers import end_offsets, open_sse
+
+pytestmark = pytest.mark.integration
+
+
+def ref(topic: dict[str, Any]) -> str:
+    return f"{topic['namespace']}/{topic['tenant']}/{topic['name']}"
+
+
+async def total_records(fleet: Fleet, topic: dict[str, Any]) -> int:
+    return sum((await end_offsets(fleet.bootstrap, topic["kafka_topic"])).values())
+
+
+async def test_publish_on_one_worker_arrives_over_sse_on_the_other(
+    fleet: Fleet, topic: dict[str, Any], http: aiohttp.ClientSession
+) -> None:
+    sse = await open_sse(http, f"{fleet.urls[1]}/v1/subscribe/{ref(topic)}?from=latest")
+    try:
+        before = int(time.time() * 1000)
+        body = {
+            "topic": ref(topic),
+            "key": "order-1",
+            "payload": {"total": 42},
+            "headers": {"trace": "abc"},
+            "message_id": "m-1",
+        }
+        async with http.post(f"{fleet.urls[0]}/v1/publish", json=body) as r:
+            assert r.status == 200, await r.text()
+            receipt = await r.json()
+        assert receipt["message_id"] == "m-1" and receipt["topic"] == ref(topic)
+        assert receipt["timestamp"] >= before - 1000
+
+        event = await sse.next_event()
+        record = event.json
+        assert event.event == "record"
+        assert (record["partition"], record["offset"]) == (receipt["partition"], receipt["offset"])
+        assert record["payload"] == {"total": 42} and record["key"] == "order-1"
+        assert record["headers"]["trace"] == "abc"
+        assert record["headers"]["bus.message_id"] == "m-1"
+        assert record["headers"]["bus.tenant"] == "acme"
+        assert record["headers"]["bus.namespace"] == "it"
+        assert record["headers"]["bus.content_type"] == "application/json"
+        assert int(record["headers"]["bus.published_at"]) >= before - 1000
+    finally:
+        sse.close()
+
+
+async def test_batch_keeps_order_per_key_and_answers_per_record(
+    fleet: Fleet, topic: dict[str, Any], http: aiohttp.ClientSession
+) -> None:
+    records = [{"topic": ref(topic), "key": "same", "payload": {"n": n}} for n in range(20)]
+    async with http.post(f"{fleet.urls[1]}/v1/publish/batch", json={"records": records}) as r:
+        assert r.status == 200, await r.text()
+        results = (await r.json())["results"]
+    assert len(results) == 20
+    assert len({x["partition"] for x in results}) == 1
+    offsets = [x["offset"] for x in results]
+    assert offsets == sorted(offsets) and len(set(offsets)) == 20
+    assert len({x["message_id"] for x in results}) == 20
+    assert await total_records(fleet, topic) == 20
+
+
+async def test_text_payload_travels_as_is(
+    fleet: Fleet, topic: dict[str, Any], http: aiohttp.ClientSession
+) -> None:
+    sse = await open_sse(http, f"{fleet.urls[0]}/v1/subscribe/{ref(topic)}?from=earliest")
+    try:
+        body = {"topic": ref(topic), "payload": "plain words", "content_type": "text/plain"}
+        async with http.post(f"{fleet.urls[0]}/v1/publish", json=body) as r:
+            assert r.status == 200
+        record = (await sse.next_event()).json
+        assert record["payload"] == "plain words" and record["content_type"] == "text/plain"
+    finally:
+        sse.close()
+
+
+def bad_publishes(topic_ref: str) -> list[tuple[str, Any, int, str]]:
+    """(path, body, status, code): every kind of bad input the publish edge refuses."""
+    ok = {"topic": topic_ref, "payload": {"a": 1}}
+    return [
+        ("/v1/publish", b'{"topic": ', 400, "invalid_json"),
+        ("/v1/publish", b"[1, 2", 400, "invalid_json"),
+        ("/v1/publish", {"topic": 5, "payload": 1}, 422, "invalid_request"),
+        ("/v1/publish", {"payload": 1}, 422, "invalid_request"),
+        ("/v1/publish", {**ok, "headers": {"x": 1}}, 422, "invalid_request"),
+        ("/v1/publish", {**ok, "unknown_field": 1}, 422, "invalid_request"),
+        ("/v1/publish", {**ok, "topic": "it/acme/does-not-exist"}, 404, "topic_not_found"),
+        ("/v1/publish", {**ok, "headers": {"bus.tenant": "other"}}, 400, "reserved_header"),
+        ("/v1/publish", {**ok, "headers": {"BUS.message_id": "x"}}, 400, "reserved_header"),
+        ("/v1/publish", {**ok, "payload": "x" * 70_000}, 413, "payload_too_large"),
+        ("/v1/publish/batch", {"records": [ok] * 51}, 413, "batch_too_large"),
+        ("/v1/publish/batch", {"records": []}, 422, "invalid_request"),
+        ("/v1/publish/batch", {"records": [ok, {**ok, "headers": {"bus.x": "1"}}]}, 400, "reserved_header"),
+        ("/v1/publish/batch", {"records": [ok, {**ok, "topic": "it/acme/nope"}]}, 404, "topic_not_found"),
+        ("/v1/publish/batch", {"records": [ok, {**ok, "payload": "y" * 70_000}]}, 413, "payload_too_large"),
+        ("/v1/publish", {**ok, "payload": "z" * 1_100_000}, 413, "request_too_large"),
+    ]
+
+
+async def test_every_bad_publish_gets_its_4xx_and_writes_nothing(
+    fleet: Fleet, topic: dict[str, Any], http: aiohttp.ClientSession
+) -> None:
+    for path, body, status, code in bad_publishes(ref(topic)):
+        kwargs: dict[str, Any] = (
+            {"data": body, "headers": {"Content-Type": "application/json"}}
+            if isinstance(body, bytes)
+            else {"json": body}
+        )
+        async with http.post(f"{fleet.urls[0]}{path}", **kwargs) as r:
+            answer = await r.json()
+            assert (r.status, answer["error"]["code"]) == (status, code), (path, answer)
+            assert set(answer["error"]) == {"code", "message", "details"}
+            assert "Traceback" not in await r.text()
+    await asyncio.sleep(0.5)  # anything wrongly produced would be acknowledged by now
+    assert await total_records(fleet, topic) == 0
+
+
+async def test_batch_failure_names_the_failing_record(
+    fleet: Fleet, topic: dict[str, Any], http: aiohttp.ClientSession
+) -> None:
+    ok = {"topic": ref(topic), "payload": 1}
+    body = {"records": [ok, ok, {**ok, "headers": {"bus.tenant": "x"}}]}
+    async with http.post(f"{fleet.urls[0]}/v1/publish/batch", json=body) as r:
+        assert r.status == 400
+        assert (await r.json())["error"]["details"]["index"] == 2

@@ -1,0 +1,67 @@
+"""Health, metrics, the OpenAPI document and the error shape for unknown routes."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from bus.http.routes import ROUTES
+from tests.fleet import Fleet
+
+pytestmark = pytest.mark.integration
+
+
+async def test_healthz_reports_broker_and_readiness(fleet: Fleet, http: aiohttp.ClientSession) -> None:
+    for url in fleet.urls:
+        async with http.get(f"{url}/healthz") as r:
+            assert r.status == 200
+            assert await r.json() == {"status": "ok", "broker": True, "ready": True}
+
+
+async def test_openapi_served_lists_every_route(fleet: Fleet, http: aiohttp.ClientSession) -> None:
+    async with http.get(f"{fleet.urls[0]}/openapi.json") as r:
+        doc = await r.json()
+    assert doc["openapi"].startswith("3.1")
+    for route in ROUTES:
+        assert route.method.lower() in doc["paths"][route.path], route.path
+
+
+async def test_metrics_count_requests_publishes_and_errors(fleet: Fleet, http: aiohttp.ClientSession) -> None:
+    async with http.get(f"{fleet.urls[0]}/v1/topics/it/acme/not-there") as r:
+        assert r.status == 404
+    async with http.get(f"{fleet.urls[0]}/metrics") as r:
+        text = await r.text()
+    for name in (
+        "agentbus_http_requests_total",
+        "agentbus_publish_latency_seconds",
+        "agentbus_records_published_total",
+        "agentbus_records_delivered_total",
+        'agentbus_errors_total{code="topic_not_found"}',
+    ):
+        assert name in text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/v2/nothing", 404, "route_not_found"),
+        ("PUT", "/v1/topics", 405, "method_not_allowed"),
+        ("PATCH", "/v1/publish", 405, "method_not_allowed"),
+    ],
+)
+async def test_unknown_routes_use_the_error_shape(
+    fleet: Fleet, http: aiohttp.ClientSession, method: str, path: str, status: int, code: str
+) -> None:
+    async with http.request(method, f"{fleet.urls[1]}{path}") as r:
+        assert r.status == status
+        assert (await r.json())["error"]["code"] == code
+
+
+async def test_wrong_content_type_is_415(fleet: Fleet, http: aiohttp.ClientSession) -> None:
+    async with http.post(
+        f"{fleet.urls[0]}/v1/publish",
+        data="a=b",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    ) as r:
+        assert r.status == 415
+        assert (await r.json())["error"]["code"] == "unsupported_media_type"
