@@ -1,13 +1,14 @@
 """Publish benchmark: what the HTTP bus costs compared with producing to Kafka directly.
 
-One run measures three modes against the same broker, each on its own fresh bus
+One run measures four modes against the same broker, each on its own fresh bus
 topic (3 partitions, created through the API and deleted at the end):
 
-  raw     aiokafka producer (acks=all, idempotent, linger_ms=2) writing straight to
-          the bus topic's Kafka topic. C tasks each send one record and await its
-          delivery, so latency is send() -> delivery acknowledged.
-  single  POST /v1/publish, one record per request, C concurrent clients.
-  batch   POST /v1/publish/batch, S records per request, C concurrent clients.
+  raw        aiokafka producer (acks=all, idempotent, linger_ms=2) writing straight to
+             the bus topic's Kafka topic. C tasks each send one record and await its
+             delivery, so latency is send() -> delivery acknowledged.
+  raw-batch  the same producer; C tasks each queue S records and await them together.
+  single     POST /v1/publish, one record per request, C concurrent clients.
+  batch      POST /v1/publish/batch, S records per request, C concurrent clients.
 
 Every mode sends the same JSON payload (B bytes once encoded) under distinct keys.
 The bus also stamps a few headers on each record; raw mode sends none. HTTP requests
@@ -16,10 +17,10 @@ first sends a short, uncounted warm-up; afterwards the sum of the topic's Kafka 
 offsets must equal warm-up + N, otherwise the run fails loudly (exit status 1).
 
 Reported per mode: records, seconds, msgs/s, p50/p99 latency of one send (raw) or
-one request (single, batch), and msgs/s as a ratio to raw.
+one request (single, batch), and msgs/s as a ratio to the raw mode doing the same
+unit of work per await (single / raw, batch / raw-batch).
 
-Needs a running broker and fleet: `scripts/kafka up`, then two workers, e.g.
-`faust -A bus worker --web-port 6066` and `faust -A bus worker --web-port 6067`.
+Needs a running broker and fleet: `scripts/kafka up && scripts/fleet up --workers 2`.
 
     python bench/publish.py [--workers URL,URL] [--bootstrap HOST:PORT]
         [--records N] [--payload-bytes B] [--concurrency C] [--batch-size S]
@@ -171,10 +172,14 @@ async def drive(send: Sender, first: int, total: int, unit: int, concurrency: in
 
 
 def raw_sender(producer: AIOKafkaProducer, topic: BusTopic, value: bytes) -> Sender:
+    """Queue `count` records, then wait for all of them: what the bus does per request."""
+
     async def send(start: int, count: int) -> None:
-        for i in range(start, start + count):
-            delivery = await producer.send(topic.kafka_topic, value=value, key=record_key(i).encode())
-            await delivery
+        deliveries = [
+            await producer.send(topic.kafka_topic, value=value, key=record_key(i).encode())
+            for i in range(start, start + count)
+        ]
+        await asyncio.gather(*deliveries)
 
     return send
 
@@ -307,12 +312,12 @@ def check_mode(mode: str, run: Run, stored: int, expected: int) -> list[str]:
 
 
 def print_table(results: list[ModeResult]) -> None:
-    header = f"{'mode':<7}{'records':>9}{'seconds':>9}{'msgs/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'x raw':>8}"
+    header = f"{'mode':<10}{'records':>9}{'seconds':>9}{'msgs/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'x raw':>8}"
     print(header)
     print("-" * len(header))
     for r in results:
         print(
-            f"{r.mode:<7}{r.records:>9}{r.seconds:>9.2f}{r.msgs_per_s:>11.0f}"
+            f"{r.mode:<10}{r.records:>9}{r.seconds:>9.2f}{r.msgs_per_s:>11.0f}"
             f"{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.ratio_to_raw:>8.3f}"
         )
 
@@ -345,17 +350,27 @@ async def run_modes(
     await consumer.start()
     try:
         raw = raw_sender(producer, topics["raw"], encode(payload))
+        raw_batch = raw_sender(producer, topics["raw-batch"], encode(payload))
         single = http_sender(session, cfg.workers, "/v1/publish", single_body(topics["single"], payload))
         batch = http_sender(session, cfg.workers, "/v1/publish/batch", batch_body(topics["batch"], payload))
-        plans = [("raw", raw, 1), ("single", single, 1), ("batch", batch, cfg.batch_size)]
+        # Each bus mode is compared with raw Kafka doing the same unit of work per await:
+        # single with one record per send, batch with batch_size records per gather.
+        plans = [
+            ("raw", raw, 1, None),
+            ("raw-batch", raw_batch, cfg.batch_size, None),
+            ("single", single, 1, "raw"),
+            ("batch", batch, cfg.batch_size, "raw-batch"),
+        ]
         results: list[ModeResult] = []
         problems: list[str] = []
-        for mode, send, unit in plans:
+        rates: dict[str, float] = {}
+        for mode, send, unit, baseline in plans:
             run = await measure(send, cfg, unit)
             stored = await stored_records(consumer, topics[mode])
             problems += check_mode(mode, run, stored, WARMUP_RECORDS + cfg.records)
-            raw_rate = results[0].msgs_per_s if results else None
-            results.append(summarise(mode, cfg, run, raw_rate))
+            result = summarise(mode, cfg, run, rates.get(baseline) if baseline else None)
+            rates[mode] = result.msgs_per_s
+            results.append(result)
         return results, problems
     finally:
         await producer.stop()
@@ -371,7 +386,7 @@ async def bench(cfg: Config) -> int:
         await check_health(session, cfg.workers)
         topics: dict[str, BusTopic] = {}
         try:
-            for mode in ("raw", "single", "batch"):
+            for mode in ("raw", "raw-batch", "single", "batch"):
                 topics[mode] = await create_topic(session, cfg.workers[0], f"pub-{suffix}-{mode}")
             try:
                 async with asyncio.timeout(RUN_BUDGET_S):
