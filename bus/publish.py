@@ -9,10 +9,11 @@ kafka_unavailable (503, retriable); records acknowledged before it stay written.
 
 from __future__ import annotations
 
-import json
+import os
 import time
-import uuid
 from collections.abc import Sequence
+
+from pydantic_core import to_json
 
 from bus import headers as h
 from bus import metrics
@@ -26,14 +27,18 @@ from bus.types import TopicId
 
 
 def encode_payload(envelope: Envelope) -> bytes:
-    """A string with a text/* content type travels as is; anything else as JSON."""
+    """A string with a text/* content type travels as is; anything else as compact JSON."""
     if envelope.content_type.startswith("text/") and isinstance(envelope.payload, str):
         return envelope.payload.encode()
-    return json.dumps(envelope.payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return to_json(envelope.payload)
 
 
 def prepare(
-    ctx: BusContext, envelope: Envelope, topics: dict[TopicId, Topic], index: int | None = None
+    ctx: BusContext,
+    envelope: Envelope,
+    topics: dict[TopicId, Topic],
+    published_at: str,
+    index: int | None = None,
 ) -> tuple[OutgoingRecord, str]:
     """Check one envelope and build its Kafka record; raises before anything is produced."""
     where = {} if index is None else {"index": index}
@@ -50,13 +55,13 @@ def prepare(
             "The payload is over the size limit",
             {**where, "size": len(value), "limit": limits.max_payload_bytes},
         )
-    message_id = envelope.message_id or uuid.uuid4().hex
+    message_id = envelope.message_id or os.urandom(16).hex()  # 128 random bits, like a UUID
     stamped = {
         **envelope.headers,
         h.MESSAGE_ID: message_id,
         h.NAMESPACE: topic.namespace,
         h.TENANT: topic.tenant,
-        h.PUBLISHED_AT: str(int(time.time() * 1000)),
+        h.PUBLISHED_AT: published_at,
         h.CONTENT_TYPE: envelope.content_type,
     }
     key = envelope.key.encode() if envelope.key is not None else None
@@ -85,7 +90,8 @@ async def publish(ctx: BusContext, envelopes: Sequence[Envelope], kind: str) -> 
     started = time.perf_counter()
     single = kind == "single"
     topics = await resolve_topics(ctx, envelopes)
-    prepared = [prepare(ctx, e, topics, None if single else i) for i, e in enumerate(envelopes)]
+    published_at = str(int(time.time() * 1000))
+    prepared = [prepare(ctx, e, topics, published_at, None if single else i) for i, e in enumerate(envelopes)]
     produced = await ctx.gateway.produce([record for record, _ in prepared])
     metrics.PUBLISH_LATENCY.labels(kind).observe(time.perf_counter() - started)
     metrics.RECORDS_PUBLISHED.inc(len(produced))
