@@ -6,17 +6,26 @@
     │   ├── InvalidParameter       invalid_parameter  400
     │   └── ReservedHeader         reserved_header    400
     ├── Unprocessable              invalid_request    422
-    │   └── InvalidEnvelope        invalid_envelope   422
+    │   ├── InvalidEnvelope        invalid_envelope   422
+    │   ├── InvalidSchema          invalid_schema     422
+    │   └── SchemaViolation        schema_violation   422
     ├── NotFound                   not_found          404
     │   ├── RouteNotFound          route_not_found    404
-    │   └── TopicNotFound          topic_not_found    404
+    │   ├── TopicNotFound          topic_not_found    404
+    │   ├── SubjectNotFound        subject_not_found  404
+    │   └── VersionNotFound        version_not_found  404
+    ├── Forbidden                  forbidden          403
+    │   └── ReservedNamespace      reserved_namespace 403
     ├── MethodNotAllowed           method_not_allowed 405
     ├── Conflict                   conflict           409
-    │   └── TopicExists            topic_exists       409
+    │   ├── TopicExists            topic_exists       409
+    │   ├── IncompatibleSchema     incompatible_schema 409
+    │   └── SchemaInUse            schema_in_use      409
     ├── TooLarge                   too_large          413
     │   ├── PayloadTooLarge        payload_too_large  413
     │   ├── BatchTooLarge          batch_too_large    413
-    │   └── RequestTooLarge        request_too_large  413
+    │   ├── RequestTooLarge        request_too_large  413
+    │   └── SchemaTooLarge         schema_too_large   413
     ├── UnsupportedMediaType       unsupported_media_type 415
     ├── KafkaRejected              kafka_rejected     422
     ├── Unavailable                unavailable        503     yes
@@ -76,6 +85,27 @@ class InvalidEnvelope(Unprocessable):
     code = "invalid_envelope"
 
 
+class InvalidSchema(Unprocessable):
+    """A submitted JSON Schema is not a valid draft 2020-12 schema (or uses a remote $ref)."""
+
+    code = "invalid_schema"
+
+
+class SchemaViolation(Unprocessable):
+    """A payload published to a bound topic breaks the topic's schema."""
+
+    code = "schema_violation"
+
+
+class Forbidden(BusError):
+    code = "forbidden"
+    status = 403
+
+
+class ReservedNamespace(Forbidden):
+    code = "reserved_namespace"
+
+
 class NotFound(BusError):
     code = "not_found"
     status = 404
@@ -87,6 +117,14 @@ class RouteNotFound(NotFound):
 
 class TopicNotFound(NotFound):
     code = "topic_not_found"
+
+
+class SubjectNotFound(NotFound):
+    code = "subject_not_found"
+
+
+class VersionNotFound(NotFound):
+    code = "version_not_found"
 
 
 class MethodNotAllowed(BusError):
@@ -101,6 +139,14 @@ class Conflict(BusError):
 
 class TopicExists(Conflict):
     code = "topic_exists"
+
+
+class IncompatibleSchema(Conflict):
+    code = "incompatible_schema"
+
+
+class SchemaInUse(Conflict):
+    code = "schema_in_use"
 
 
 class TooLarge(BusError):
@@ -118,6 +164,10 @@ class BatchTooLarge(TooLarge):
 
 class RequestTooLarge(TooLarge):
     code = "request_too_large"
+
+
+class SchemaTooLarge(TooLarge):
+    code = "schema_too_large"
 
 
 class UnsupportedMediaType(BusError):

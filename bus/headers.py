@@ -8,6 +8,9 @@ NAMESPACE = "bus.namespace"
 TENANT = "bus.tenant"
 PUBLISHED_AT = "bus.published_at"  # unix milliseconds, when the bus accepted the record
 CONTENT_TYPE = "bus.content_type"
+SCHEMA_SUBJECT = "bus.schema_subject"  # set on records of a topic bound to a schema
+SCHEMA_VERSION = "bus.schema_version"
+SCHEMA_ID = "bus.schema_id"
 
 
 def is_reserved(name: str) -> bool:

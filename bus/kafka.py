@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
     KafkaConnectionError,
@@ -76,6 +76,7 @@ class KafkaGateway:
         self.settings = settings
         self._producer: AIOKafkaProducer | None = None
         self._admin: AIOKafkaAdminClient | None = None
+        self._offsets: AIOKafkaConsumer | None = None  # answers end-offset questions
 
     @property
     def started(self) -> bool:
@@ -94,18 +95,22 @@ class KafkaGateway:
             client_id=f"{s.prefix}-gateway",
         )
         admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap_servers, request_timeout_ms=timeout_ms)
+        offsets = self.new_reader(request_timeout_ms=timeout_ms)
         await producer.start()
         await admin.start()
-        self._producer, self._admin = producer, admin
+        await offsets.start()
+        self._producer, self._admin, self._offsets = producer, admin, offsets
         log.info("kafka gateway started (bootstrap %s)", s.bootstrap)
 
     async def stop(self) -> None:
-        producer, admin = self._producer, self._admin
-        self._producer = self._admin = None
+        producer, admin, offsets = self._producer, self._admin, self._offsets
+        self._producer = self._admin = self._offsets = None
         if producer is not None:
             await producer.stop()
         if admin is not None:
             await admin.close()
+        if offsets is not None:
+            await offsets.stop()
 
     def _require_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -129,6 +134,14 @@ class KafkaGateway:
             futures.append(await guarded(producer.send(r.topic, value=r.value, key=r.key, headers=r.headers)))
         metas = await guarded(asyncio.gather(*futures))
         return [Produced(m.partition, m.offset, m.timestamp) for m in metas]
+
+    async def end_offset(self, topic: str, partition: int) -> int:
+        """The offset the next record of topic/partition will get."""
+        if self._offsets is None:
+            raise NotReady("This worker is still starting; retry shortly")
+        tp = TopicPartition(topic, partition)
+        ends = await guarded(self._offsets.end_offsets([tp]))
+        return int(ends[tp])
 
     async def broker_count(self) -> int:
         cluster = await guarded(self._require_admin().describe_cluster())

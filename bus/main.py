@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import mode
 
+from bus.bus_schemas import publish_bus_schemas
 from bus.context import BusContext
 from bus.faust_app import app
-from bus.http import publish, subscribe, system, topics
+from bus.http import publish, schemas, subscribe, system, topics
 from bus.http.routes import install
 from bus.kafka import KafkaGateway
 from bus.settings import get_settings
+from workers import schemas as schema_commands
 from workers import topics as topic_commands
 
 # Importing a module registers its routes or agents; naming them here keeps the
 # imports from looking unused (a linter once removed them and every route vanished).
-HTTP_MODULES = (topics, publish, subscribe, system)
-WORKER_MODULES = (topic_commands,)
+HTTP_MODULES = (topics, publish, subscribe, schemas, system)
+WORKER_MODULES = (topic_commands, schema_commands)
 
 gateway = KafkaGateway(get_settings())
 ctx = BusContext(
@@ -32,6 +34,7 @@ class GatewayService(mode.Service):  # type: ignore[misc]
 
     async def on_start(self) -> None:
         await gateway.start()
+        self.add_future(publish_bus_schemas(ctx))
 
     async def on_stop(self) -> None:
         await gateway.stop()

@@ -12,18 +12,28 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic_core import to_json
 
 from bus import headers as h
 from bus import metrics
 from bus.context import BusContext
-from bus.errors import BatchTooLarge, PayloadTooLarge, ReservedHeader, TopicNotFound, Unprocessable
+from bus.errors import (
+    BatchTooLarge,
+    PayloadTooLarge,
+    ReservedHeader,
+    SchemaViolation,
+    TopicNotFound,
+    Unprocessable,
+)
 from bus.kafka import OutgoingRecord
-from bus.models.publish import Envelope, PublishResult
+from bus.models.publish import JSON_CONTENT_TYPE, Envelope, PublishResult
+from bus.models.schemas import Violation
 from bus.models.topics import Topic
 from bus.topics import require_topic
 from bus.types import TopicId
+from bus.validation import BoundSchema, bound_schema, violations
 
 
 def encode_payload(envelope: Envelope) -> bytes:
@@ -37,6 +47,7 @@ def prepare(
     ctx: BusContext,
     envelope: Envelope,
     topics: dict[TopicId, Topic],
+    bindings: dict[TopicId, BoundSchema | None],
     published_at: str,
     index: int | None = None,
 ) -> tuple[OutgoingRecord, str]:
@@ -64,8 +75,50 @@ def prepare(
         h.PUBLISHED_AT: published_at,
         h.CONTENT_TYPE: envelope.content_type,
     }
+    bound = bindings[envelope.topic]
+    if bound is not None:
+        stamped[h.SCHEMA_SUBJECT] = bound.version.subject
+        stamped[h.SCHEMA_VERSION] = str(bound.version.version)
+        stamped[h.SCHEMA_ID] = bound.version.schema_id
     key = envelope.key.encode() if envelope.key is not None else None
     return OutgoingRecord(topic.kafka_topic, value, key, h.to_kafka(stamped)), message_id
+
+
+def check_payloads(
+    envelopes: Sequence[Envelope], bindings: dict[TopicId, BoundSchema | None], single: bool
+) -> None:
+    """SchemaViolation (422) naming every failing record, before anything is produced."""
+    failures: list[dict[str, Any]] = []
+    for index, envelope in enumerate(envelopes):
+        bound = bindings[envelope.topic]
+        if bound is None:
+            continue
+        if envelope.content_type != JSON_CONTENT_TYPE:
+            found = [
+                Violation(pointer="", keyword="content_type", message="a bound topic takes application/json")
+            ]
+        else:
+            found = violations(bound.validator, envelope.payload)
+        if found:
+            failures.append(
+                {
+                    "index": index,
+                    "subject": bound.version.subject,
+                    "version": bound.version.version,
+                    "schema_id": bound.version.schema_id,
+                    "violations": [v.model_dump() for v in found],
+                }
+            )
+    if not failures:
+        return
+    if single:
+        failure = failures[0]
+        del failure["index"]
+        raise SchemaViolation("The payload does not match the topic's schema", failure)
+    raise SchemaViolation(
+        f"{len(failures)} of {len(envelopes)} records do not match their topic's schema; none was published",
+        {"records": failures},
+    )
 
 
 async def resolve_topics(ctx: BusContext, envelopes: Sequence[Envelope]) -> dict[TopicId, Topic]:
@@ -90,8 +143,13 @@ async def publish(ctx: BusContext, envelopes: Sequence[Envelope], kind: str) -> 
     started = time.perf_counter()
     single = kind == "single"
     topics = await resolve_topics(ctx, envelopes)
+    bindings = {topic_id: await bound_schema(ctx, topic) for topic_id, topic in topics.items()}
+    check_payloads(envelopes, bindings, single)
     published_at = str(int(time.time() * 1000))
-    prepared = [prepare(ctx, e, topics, published_at, None if single else i) for i, e in enumerate(envelopes)]
+    prepared = [
+        prepare(ctx, e, topics, bindings, published_at, None if single else i)
+        for i, e in enumerate(envelopes)
+    ]
     produced = await ctx.gateway.produce([record for record, _ in prepared])
     metrics.PUBLISH_LATENCY.labels(kind).observe(time.perf_counter() - started)
     metrics.RECORDS_PUBLISHED.inc(len(produced))

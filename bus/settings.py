@@ -31,7 +31,6 @@ class Timing(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     command_timeout: float = Field(15.0, gt=0)  # wait for a state change to apply
-    metadata_grace: float = Field(0.25, ge=0)  # a topic lookup miss waits this long for replication
     sse_keepalive: float = Field(15.0, gt=0)  # comment line sent to idle SSE clients
     kafka_request_timeout: float = Field(30.0, gt=0)
 

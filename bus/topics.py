@@ -11,13 +11,15 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+from bus.commands import catch_up, send_and_wait
 from bus.context import BusContext
-from bus.errors import Timeout, TopicExists, TopicNotFound, Unprocessable
+from bus.errors import TopicExists, TopicNotFound, Unprocessable
 from bus.kafka import RECORD_OVERHEAD_BYTES
-from bus.models.topics import Topic, TopicCommand, TopicSpec, kafka_topic_name
+from bus.models.topics import SchemaBinding, Topic, TopicCommand, TopicSpec, kafka_topic_name
+from bus.schemas import find_version
 from bus.types import TopicId
-from bus.waits import wait_until
-from tables.topics import all_topics, applied_offset, get_topic
+from tables.topics import all_topics, get_topic
+from tables.topics import topics as topics_table
 from workers.topics import topic_commands
 
 log = logging.getLogger(__name__)
@@ -26,19 +28,15 @@ log = logging.getLogger(__name__)
 async def require_topic(ctx: BusContext, topic_id: TopicId) -> Topic:
     """The topic, or TopicNotFound (404).
 
-    Another worker's create reaches this worker's copy of the table a few ms after it
-    answered 201, so a miss waits out a short grace period before it counts: a client
-    may create through one worker and publish through another at once.
+    A miss is only believed once this worker's copy has caught up with the command log,
+    so a topic created through another worker a moment ago is found here too.
     """
     topic = get_topic(topic_id)
     if topic is None:
-        grace = ctx.settings.timing.metadata_grace
-        try:
-            await wait_until(lambda: get_topic(topic_id) is not None, grace, "topic metadata")
-        except Timeout:
-            raise TopicNotFound(f"Topic {topic_id} does not exist", {"topic": topic_id}) from None
+        await catch_up(ctx, topic_commands, topics_table)
         topic = get_topic(topic_id)
-        assert topic is not None
+    if topic is None:
+        raise TopicNotFound(f"Topic {topic_id} does not exist", {"topic": topic_id})
     return topic
 
 
@@ -53,6 +51,8 @@ def list_topics(namespace: str | None = None, tenant: str | None = None) -> list
 async def create_topic(ctx: BusContext, spec: TopicSpec) -> Topic:
     """Create a topic; TopicExists (409) if it exists, also when a concurrent create wins."""
     s = ctx.settings
+    if spec.schema_binding is not None:
+        await check_binding(ctx, spec.namespace, spec.tenant, spec.schema_binding)
     replication = spec.replication_factor or s.replication_factor
     brokers = await ctx.gateway.broker_count()
     if replication > brokers:
@@ -78,6 +78,7 @@ async def create_topic(ctx: BusContext, spec: TopicSpec) -> Topic:
         description=spec.description,
         labels=spec.labels,
         created_at=datetime.now(UTC),
+        schema_binding=spec.schema_binding,
     )
     created = await ctx.gateway.create_topic(
         topic.kafka_topic, topic.partitions, topic.replication_factor, kafka_configs(ctx, topic)
@@ -102,6 +103,24 @@ async def delete_topic(ctx: BusContext, topic_id: TopicId) -> Topic:
     return topic
 
 
+async def bind_schema(ctx: BusContext, topic_id: TopicId, binding: SchemaBinding | None) -> Topic:
+    """Bind a topic to a schema subject (None unbinds); later publishes are validated."""
+    topic = await require_topic(ctx, topic_id)
+    if binding is not None:
+        await check_binding(ctx, topic.namespace, topic.tenant, binding)
+    updated = topic.model_copy(update={"schema_binding": binding})
+    await send_command(ctx, TopicCommand(op="update", topic_id=topic_id, topic=updated))
+    found = get_topic(topic_id)
+    if found is None:
+        raise TopicNotFound(f"Topic {topic_id} was deleted meanwhile", {"topic": topic_id})
+    return found
+
+
+async def check_binding(ctx: BusContext, namespace: str, tenant: str, binding: SchemaBinding) -> None:
+    """SubjectNotFound / VersionNotFound (404) unless the binding resolves in this tenant."""
+    await find_version(ctx, namespace, tenant, binding.subject, binding.version)
+
+
 def kafka_configs(ctx: BusContext, topic: Topic) -> dict[str, str]:
     configs = {"max.message.bytes": str(ctx.settings.limits.max_payload_bytes + RECORD_OVERHEAD_BYTES)}
     if topic.retention_ms is not None:
@@ -114,11 +133,4 @@ def kafka_configs(ctx: BusContext, topic: Topic) -> dict[str, str]:
 
 
 async def send_command(ctx: BusContext, command: TopicCommand) -> None:
-    """Append a command and wait until this worker's table reflects it."""
-    sent = await topic_commands.send(key=command.topic_id, value=command.model_dump_json().encode())
-    offset = (await sent).offset
-    await wait_until(
-        lambda: applied_offset() >= offset,
-        ctx.settings.timing.command_timeout,
-        f"topic command for {command.topic_id} to apply",
-    )
+    await send_and_wait(ctx, topic_commands, command.topic_id, command, topics_table)

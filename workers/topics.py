@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from bus.faust_app import app
 from bus.models.topics import TopicCommand
 from bus.settings import get_settings
-from tables.topics import get_topic, mark_applied, put_topic, remove_topic
+from tables.topics import get_topic, topics
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +39,17 @@ async def apply_topic_commands(stream: faust.StreamT[bytes]) -> None:
             log.error("skipping unreadable topic command: %.200r", event.value)
         else:
             apply(command)
-        mark_applied(event.message.offset)
+        topics.mark_applied(event.message.offset)
 
 
 def apply(command: TopicCommand) -> None:
-    if command.op == "create" and command.topic is not None:
-        if get_topic(command.topic_id) is None:
-            put_topic(command.topic)
-            log.info("topic %s created", command.topic_id)
+    exists = get_topic(command.topic_id) is not None
+    if command.op == "create" and command.topic is not None and not exists:
+        topics.put(command.topic_id, command.topic)
+        log.info("topic %s created", command.topic_id)
+    elif command.op == "update" and command.topic is not None and exists:
+        topics.put(command.topic_id, command.topic)
+        log.info("topic %s updated", command.topic_id)
     elif command.op == "delete":
-        remove_topic(command.topic_id)
+        topics.remove(command.topic_id)
         log.info("topic %s deleted", command.topic_id)

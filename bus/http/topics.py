@@ -6,7 +6,7 @@ from aiohttp import web
 
 from bus import topics
 from bus.http.routes import Param, context, json_response, read_model, route
-from bus.models.topics import Topic, TopicList, TopicSpec, topic_id
+from bus.models.topics import SchemaBinding, Topic, TopicList, TopicSpec, topic_id
 
 TOPIC_PATH = "/v1/topics/{namespace}/{tenant}/{name}"
 
@@ -48,6 +48,32 @@ async def list_topics(request: web.Request) -> web.StreamResponse:
 @route("GET", TOPIC_PATH, summary="Get one topic", tag="topics", response=Topic, errors=(404,))
 async def get_topic(request: web.Request) -> web.StreamResponse:
     return json_response(await topics.require_topic(context(request), path_topic_id(request)))
+
+
+@route(
+    "PUT",
+    TOPIC_PATH + "/schema",
+    summary="Bind the topic to a schema subject (and version)",
+    tag="topics",
+    body=SchemaBinding,
+    response=Topic,
+    errors=(400, 404, 422, 503, 504),
+)
+async def bind_schema(request: web.Request) -> web.StreamResponse:
+    binding = await read_model(request, SchemaBinding)
+    return json_response(await topics.bind_schema(context(request), path_topic_id(request), binding))
+
+
+@route(
+    "DELETE",
+    TOPIC_PATH + "/schema",
+    summary="Unbind the topic from its schema",
+    tag="topics",
+    response=Topic,
+    errors=(404, 503, 504),
+)
+async def unbind_schema(request: web.Request) -> web.StreamResponse:
+    return json_response(await topics.bind_schema(context(request), path_topic_id(request), None))
 
 
 @route(

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
 from bus.models.common import Labels, Name, StrictModel
+from bus.models.schemas import SUBJECT_PATTERN
 from bus.types import TopicId
 
 
-class SchemaBinding(BaseModel):
-    """Reserved for the schema registry: the subject (and version) a topic is bound to."""
+class SchemaBinding(StrictModel):
+    """The schema subject (and version) every payload published to a topic must match."""
 
-    subject: str
-    version: int | Literal["latest"] = "latest"
+    subject: str = Field(pattern=SUBJECT_PATTERN)
+    version: Annotated[int, Field(ge=1)] | Literal["latest"] = "latest"
 
 
 class TopicSpec(StrictModel):
@@ -34,6 +35,7 @@ class TopicSpec(StrictModel):
     retention_bytes: int | None = Field(None, ge=-1, description="Kafka retention.bytes per partition")
     description: str = Field("", max_length=1024)
     labels: Labels = Field(default_factory=dict)
+    schema_binding: SchemaBinding | None = Field(None, description="Validate every payload against this")
 
     @property
     def topic_id(self) -> TopicId:
@@ -54,7 +56,7 @@ class Topic(BaseModel):
     description: str = ""
     labels: dict[str, str] = Field(default_factory=dict)
     created_at: datetime
-    schema_binding: SchemaBinding | None = Field(None, description="Reserved for schema binding.")
+    schema_binding: SchemaBinding | None = Field(None, description="The schema payloads must match")
 
     @property
     def topic_id(self) -> TopicId:
@@ -72,7 +74,7 @@ class TopicCommand(BaseModel):
     request sees a different Topic (created_at differs) in the table and answers 409.
     """
 
-    op: Literal["create", "delete"]
+    op: Literal["create", "update", "delete"]
     topic_id: TopicId
     topic: Topic | None = None
 

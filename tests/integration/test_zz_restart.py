@@ -25,6 +25,14 @@ async def test_topics_survive_a_full_fleet_restart_from_kafka_alone(
             assert r.status == 201
     async with http.delete(f"{fleet.urls[0]}/v1/topics/rs/acme/{names[2]}") as r:
         assert r.status == 200
+    schema = {"type": "object", "required": ["n"]}
+    async with http.post(f"{fleet.urls[0]}/v1/schemas/rs/acme/counts/versions", json={"schema": schema}) as r:
+        assert r.status == 201
+        schema_id = (await r.json())["schema_id"]
+    async with http.put(
+        f"{fleet.urls[0]}/v1/topics/rs/acme/{names[0]}/schema", json={"subject": "counts"}
+    ) as r:
+        assert r.status == 200
 
     fleet.stop()
     fleet.start(fresh_data=True)  # RocksDB gone: state must come back from the changelog
@@ -33,7 +41,13 @@ async def test_topics_survive_a_full_fleet_restart_from_kafka_alone(
         async with http.get(f"{url}/v1/topics", params={"namespace": "rs"}) as r:
             listed = sorted(t["name"] for t in (await r.json())["topics"])
         assert listed == sorted(names[:2])
-    async with http.post(
-        f"{fleet.urls[1]}/v1/publish", json={"topic": f"rs/acme/{names[0]}", "payload": 1}
-    ) as r:
-        assert r.status == 200
+    # The registry and the binding came back too: validation works the same on both workers.
+    for url in fleet.urls:
+        async with http.get(f"{url}/v1/schemas/rs/acme/counts/versions/latest") as r:
+            assert (await r.json())["schema_id"] == schema_id
+        bad = {"topic": f"rs/acme/{names[0]}", "payload": {"m": 1}}
+        async with http.post(f"{url}/v1/publish", json=bad) as r:
+            assert r.status == 422
+        good = {"topic": f"rs/acme/{names[0]}", "payload": {"n": 1}}
+        async with http.post(f"{url}/v1/publish", json=good) as r:
+            assert r.status == 200

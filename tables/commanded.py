@@ -1,0 +1,71 @@
+"""A global table written only by a command processor, read everywhere.
+
+Each command topic has one partition and one processor; the processor applies a command
+to the table and then records the command's offset under APPLIED_KEY in the same table.
+Both writes share the table's single changelog partition, so a worker whose copy shows
+offset N has every change up to command N. That gives a request read-your-writes: it
+sends a command, waits until its own worker's copy shows that offset, then reads.
+
+Values are pydantic models stored as JSON; parsed values are cached per key and the
+cache is dropped on every change, local or replicated from another worker.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import faust
+from pydantic import BaseModel
+
+M = TypeVar("M", bound=BaseModel)
+
+APPLIED_KEY = ""  # never a valid entity key
+
+
+class CommandedTable:
+    def __init__(self, app: faust.App, name: str, help: str) -> None:
+        self._parsed: dict[str, BaseModel] = {}
+        # partitions=1 and recovery_buffer_size=1 follow faust-streaming's advice for
+        # global tables shared by several workers (otherwise recovery can loop).
+        self.table = app.GlobalTable(
+            name,
+            key_type=str,
+            value_type=bytes,
+            partitions=1,
+            recovery_buffer_size=1,
+            on_changelog_event=self._forget,
+            help=help,
+        )
+
+    async def _forget(self, _event: Any) -> None:
+        self._parsed.clear()
+
+    def get(self, key: str, model: type[M]) -> M | None:
+        cached = self._parsed.get(key)
+        if isinstance(cached, model):
+            return cached
+        raw = self.table.get(key)
+        if raw is None or key == APPLIED_KEY:
+            return None  # misses are not cached: a write may land any moment
+        value = model.model_validate_json(raw)
+        self._parsed[key] = value
+        return value
+
+    def keys(self, prefix: str = "") -> list[str]:
+        return sorted(k for k in self.table.keys() if k != APPLIED_KEY and k.startswith(prefix))
+
+    def put(self, key: str, value: BaseModel) -> None:
+        self.table[key] = value.model_dump_json(by_alias=True).encode()
+        self._parsed.clear()
+
+    def remove(self, key: str) -> None:
+        self.table.pop(key, None)
+        self._parsed.clear()
+
+    def mark_applied(self, offset: int) -> None:
+        self.table[APPLIED_KEY] = str(offset).encode()
+
+    def applied_offset(self) -> int:
+        """Offset of the last command this worker's copy reflects (-1: none yet)."""
+        raw = self.table.get(APPLIED_KEY)
+        return -1 if raw is None else int(raw)

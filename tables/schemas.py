@@ -1,0 +1,40 @@
+"""The schema registry: subjects and their versions, in one global table.
+
+Every worker holds the whole registry, so validating a payload never leaves the worker.
+Keys: 's|ns/tenant/subject' -> SubjectMeta, 'v|ns/tenant/subject|00000007' -> SchemaVersion.
+Written only by workers.schemas.
+"""
+
+from __future__ import annotations
+
+from bus.faust_app import app
+from bus.models.schemas import SchemaVersion, SubjectMeta
+from tables.commanded import CommandedTable
+
+schemas = CommandedTable(app, "schemas", help="Schema subjects and versions.")
+
+
+def subject_key(namespace: str, tenant: str, subject: str) -> str:
+    return f"s|{namespace}/{tenant}/{subject}"
+
+
+def version_key(namespace: str, tenant: str, subject: str, version: int) -> str:
+    return f"v|{namespace}/{tenant}/{subject}|{version:08d}"
+
+
+def get_meta(namespace: str, tenant: str, subject: str) -> SubjectMeta | None:
+    return schemas.get(subject_key(namespace, tenant, subject), SubjectMeta)
+
+
+def get_version(namespace: str, tenant: str, subject: str, version: int) -> SchemaVersion | None:
+    return schemas.get(version_key(namespace, tenant, subject, version), SchemaVersion)
+
+
+def live_versions(meta: SubjectMeta) -> list[SchemaVersion]:
+    found = (get_version(meta.namespace, meta.tenant, meta.subject, v) for v in meta.versions)
+    return [v for v in found if v is not None]
+
+
+def all_subjects() -> list[SubjectMeta]:
+    found = (schemas.get(key, SubjectMeta) for key in schemas.keys("s|"))
+    return [m for m in found if m is not None]
