@@ -30,21 +30,21 @@ the forward check is `narrowings(candidate, earlier)`.
 | subschema_changed | a keyword not compared structurally (`$ref`, `anyOf`, ...) is in new, differs from old |
 
 Rules of reading:
-- "integer" is a subset of "number". No `type` means any type, except that an old schema with only an
-  `enum`/`const` allows just the types of its values. `true` is `{}`; an old `false` accepts nothing, so
-  nothing can narrow it.
-- Numeric, string, array and object keywords are compared only where both schemas allow that kind of value.
-- subschema_changed is conservative: `$ref`, `$dynamicRef`, `anyOf`, `oneOf`, `allOf`, `not`, `if`, `then`,
-  `else`, `dependentRequired`, `dependentSchemas`, `dependencies`, `contains`, `minContains`, `maxContains`,
-  `propertyNames`, `unevaluatedItems`, `additionalItems`, non-false `unevaluatedProperties` and tuple-form
-  (array) `items` count as changed whenever their canonical JSON (annotations stripped) differs, even if the
-  change only widens.
-- Widenings are not reported: removing a constraint, adding an enum value, widening a type, lowering a
-  minimum. Adding an optional property to an open object is deliberately compatible, although old data
-  could in theory carry that name with another shape: most evolutions add optional fields, and flagging
-  each would make every such evolution need NONE.
-- A property dropped from new `properties` is compared with new's `additionalProperties` schema (or a
-  matching `patternProperties` schema), which now governs it.
+- "integer" is a subset of "number". No `type` means any type, except that an old schema with only
+  `enum`/`const` allows just its values' types. `true` is `{}`; nothing narrows an old `false`.
+- Absent minLength/minItems/minProperties count as 0. Bounds compare the tightest of `minimum` and
+  `exclusiveMinimum` (draft-4 boolean `exclusiveMinimum` too), likewise for maximum.
+- Numeric, string, array and object keywords count only where both schemas allow that kind of value.
+- subschema_changed is conservative. `$ref`, `$dynamicRef`, `anyOf`, `oneOf`, `allOf`, `not`, `if`,
+  `then`, `else`, `dependentRequired`, `dependentSchemas`, `dependencies`, `contains`, `minContains`,
+  `maxContains`, `propertyNames`, `unevaluatedItems`, `additionalItems`, non-false `unevaluatedProperties`
+  and tuple-form `items` count as changed when their canonical JSON (annotations stripped) differs, even
+  if the change only widens.
+- Widenings are not reported (dropping a constraint, adding an enum value, widening a type...). Adding an
+  optional property to an open object is deliberately compatible, though old data could carry that name
+  with another shape: most evolutions add optional fields, and flagging them all would force mode NONE.
+- A name that moves between `properties` and a `patternProperties`/`additionalProperties` schema is
+  compared with that schema (the one that governs it on the other side).
 - Annotations never matter: title, description, examples, $comment, default, deprecated, readOnly,
   writeOnly, $schema, $id. Unknown keywords are ignored.
 """
@@ -52,6 +52,7 @@ Rules of reading:
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,8 +75,20 @@ OPAQUE = (
     "unevaluatedItems", "additionalItems",
 )  # fmt: skip
 # Where subschemas (or lists of them) sit, so annotations can be stripped without touching names or values.
-_SUB = frozenset(OPAQUE) | {"additionalProperties", "unevaluatedProperties", "items", "prefixItems"}
-_SUB_MAP = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
+_SUB = frozenset(
+    {"anyOf", "oneOf", "allOf", "not", "if", "then", "else", "contains", "propertyNames", "unevaluatedItems"}
+    | {
+        "additionalItems",
+        "additionalProperties",
+        "unevaluatedProperties",
+        "items",
+        "prefixItems",
+        "contentSchema",
+    }
+)
+_SUB_MAP = frozenset(
+    {"properties", "patternProperties", "$defs", "definitions", "dependentSchemas", "dependencies"}
+)
 
 
 @dataclass
@@ -181,7 +194,8 @@ def _strip(schema: Any) -> Any:
 
 def _num(s: Schema, kw: str) -> float | None:
     value = s.get(kw)
-    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return value if ok else None
 
 
 def _list(s: Schema, kw: str) -> list[Any]:
@@ -211,9 +225,11 @@ def _declared_types(s: Schema) -> frozenset[str] | None:
 
 
 def _values(s: Schema) -> list[Any] | None:
-    if "const" in s:
-        return [s["const"]]
+    """The values `enum` and `const` allow together; None when neither is there."""
     enum = s.get("enum")
+    if "const" in s:
+        allowed = not isinstance(enum, list) or _canon(s["const"]) in {_canon(v) for v in enum}
+        return [s["const"]] if allowed else []
     return enum if isinstance(enum, list) else None
 
 
@@ -257,11 +273,8 @@ def _check_type(o: Schema, n: Schema, ptr: str, w: _Walk) -> None:
     old_types = _effective_types(o)
     missing = sorted(t for t in (ALL_TYPES if old_types is None else old_types) if not _allows(new_types, t))
     if missing:
-        w.add(
-            _ptr(ptr, "type"),
-            "type_narrowed",
-            f"{w.new} rejects type {', '.join(missing)}, which {w.old} allows",
-        )
+        msg = f"{w.new} rejects type {', '.join(missing)}, which {w.old} allows"
+        w.add(_ptr(ptr, "type"), "type_narrowed", msg)
 
 
 def _check_values(o: Schema, n: Schema, ptr: str, w: _Walk) -> None:
@@ -330,8 +343,8 @@ def _check_numbers(o: Schema, n: Schema, ptr: str, w: _Walk) -> None:
 
 
 def _divides(step: float, old_step: float | None) -> bool:
-    if old_step is None:
-        return False
+    if old_step is None or old_step == step:
+        return old_step is not None
     try:
         return Fraction(str(old_step)) % Fraction(str(step)) == 0
     except (ValueError, ZeroDivisionError):
@@ -448,7 +461,7 @@ def _check_closure(o: Schema, n: Schema, ptr: str, w: _Walk) -> None:
         if new_ap is False:
             if not _closed(o):
                 w.add(_ptr(ptr, "additionalProperties"), "additional_properties_closed", msg)
-        elif o.get("additionalProperties") is not False:
+        elif not _closed(o):
             _compare(o.get("additionalProperties", True), new_ap, _ptr(ptr, "additionalProperties"), w)
     if n.get("unevaluatedProperties") is False:
         if not _closed(o) and n.get("additionalProperties") is not False:
@@ -458,7 +471,7 @@ def _check_closure(o: Schema, n: Schema, ptr: str, w: _Walk) -> None:
 
 
 def _opaque(o: Schema, n: Schema, ptr: str, w: _Walk, kw: str) -> None:
-    if kw in n and (kw not in o or _canon(_strip(o[kw])) != _canon(_strip(n[kw]))):
+    if kw in n and (kw not in o or _canon(_strip({kw: o[kw]})) != _canon(_strip({kw: n[kw]}))):
         msg = f"{w.new} has a different {kw} than {w.old} (not compared structurally)"
         w.add(_ptr(ptr, kw), "subschema_changed", msg)
 

@@ -6,17 +6,27 @@ Both writes share the table's single changelog partition, so a worker whose copy
 offset N has every change up to command N. That gives a request read-your-writes: it
 sends a command, waits until its own worker's copy shows that offset, then reads.
 
+The processor never writes its local store directly: it only appends to the changelog,
+and every worker (the processor's own included) applies the changelog in order. A local
+write would be overtaken a moment later by the replay of older changelog records, and a
+reader in between would see the table go back in time.
+
 Values are pydantic models stored as JSON; parsed values are cached per key and the
-cache is dropped on every change, local or replicated from another worker.
+cache is dropped whenever a changelog record is applied.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any, TypeVar
 
 import faust
 from pydantic import BaseModel
 
+from bus.errors import Timeout
+from bus.waits import wait_until
+
+log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
 APPLIED_KEY = ""  # never a valid entity key
@@ -33,9 +43,12 @@ class CommandedTable:
             value_type=bytes,
             partitions=1,
             recovery_buffer_size=1,
+            # Every worker follows every changelog partition live, also one it owns.
+            synchronize_all_active_partitions=True,
             on_changelog_event=self._forget,
             help=help,
         )
+        self._last_marked = -1
 
     async def _forget(self, _event: Any) -> None:
         self._parsed.clear()
@@ -55,15 +68,25 @@ class CommandedTable:
         return sorted(k for k in self.table.keys() if k != APPLIED_KEY and k.startswith(prefix))
 
     def put(self, key: str, value: BaseModel) -> None:
-        self.table[key] = value.model_dump_json(by_alias=True).encode()
-        self._parsed.clear()
+        self.table.send_changelog(0, key, value.model_dump_json(by_alias=True).encode())
 
     def remove(self, key: str) -> None:
-        self.table.pop(key, None)
-        self._parsed.clear()
+        self.table.send_changelog(0, key, None, value_serializer="raw")
 
     def mark_applied(self, offset: int) -> None:
-        self.table[APPLIED_KEY] = str(offset).encode()
+        self.table.send_changelog(0, APPLIED_KEY, str(offset).encode())
+        self._last_marked = offset
+
+    async def settle(self, next_offset: int, timeout: float) -> None:
+        """Before the processor applies command next_offset: wait until this worker's copy
+        reflects every earlier command (those it applied itself, and those a previous
+        owner of the command log applied). Offsets can have gaps, so give up after
+        timeout and go on with what the copy has."""
+        target = max(self._last_marked, next_offset - 1)
+        try:
+            await wait_until(lambda: self.applied_offset() >= target, timeout, "the table to settle")
+        except Timeout:
+            log.warning("table %s did not reach offset %d; applying on what it has", self.table.name, target)
 
     def applied_offset(self) -> int:
         """Offset of the last command this worker's copy reflects (-1: none yet)."""

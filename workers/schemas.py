@@ -18,6 +18,7 @@ from bus.settings import get_settings
 from tables.schemas import get_meta, live_versions, schemas, subject_key, version_key
 
 log = logging.getLogger(__name__)
+SETTLE_TIMEOUT = 5.0  # seconds; see CommandedTable.settle
 
 schema_commands = app.topic(
     f"{get_settings().prefix}-schema-commands",
@@ -32,6 +33,7 @@ schema_commands = app.topic(
 @app.agent(schema_commands)  # type: ignore[untyped-decorator]
 async def apply_schema_commands(stream: faust.StreamT[bytes]) -> None:
     async for event in stream.events():
+        await schemas.settle(event.message.offset, SETTLE_TIMEOUT)
         try:
             command = SchemaCommand.model_validate_json(event.value)
         except ValidationError:

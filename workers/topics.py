@@ -18,6 +18,7 @@ from bus.settings import get_settings
 from tables.topics import get_topic, topics
 
 log = logging.getLogger(__name__)
+SETTLE_TIMEOUT = 5.0  # seconds; see CommandedTable.settle
 
 topic_commands = app.topic(
     f"{get_settings().prefix}-topic-commands",
@@ -32,6 +33,7 @@ topic_commands = app.topic(
 @app.agent(topic_commands)  # type: ignore[untyped-decorator]
 async def apply_topic_commands(stream: faust.StreamT[bytes]) -> None:
     async for event in stream.events():
+        await topics.settle(event.message.offset, SETTLE_TIMEOUT)
         try:
             command = TopicCommand.model_validate_json(event.value)
         except ValidationError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import pytest
@@ -65,8 +66,13 @@ PAIRS: list[tuple[str, JsonSchema, JsonSchema, frozenset[str], frozenset[str]]] 
     ("type-integer-to-number", INT, NUM, NONE, names("type_narrowed")),
     ("type-list-widened", {"type": ["string"]}, {"type": ["string", "null"]}, NONE, names("type_narrowed")),
     ("type-added", {}, STR, names("type_narrowed"), NONE),
-    ("type-all-types-listed", {}, {"type": ["null", "boolean", "object", "array", "number", "string"]}, NONE,
-     names("type_narrowed")),  # fmt: skip
+    (
+        "type-all-types-listed",
+        {},
+        {"type": ["null", "boolean", "object", "array", "number", "string"]},
+        NONE,
+        NONE,
+    ),
     ("enum-only-to-typed-enum", {"enum": ["a", "b"]}, {"type": "string", "enum": ["a", "b"]}, NONE, NONE),
     # boolean schemas
     ("true-to-false", True, False, names("type_narrowed"), NONE),
@@ -75,11 +81,22 @@ PAIRS: list[tuple[str, JsonSchema, JsonSchema, frozenset[str], frozenset[str]]] 
     ("true-and-empty", True, {}, NONE, NONE),
     ("true-to-typed", True, NUM, names("type_narrowed"), NONE),
     # enums and const
-    ("enum-value-removed", {"enum": ["a", "b", "c"]}, {"enum": ["a", "b"]}, names("enum_value_removed"), NONE),
+    (
+        "enum-value-removed",
+        {"enum": ["a", "b", "c"]},
+        {"enum": ["a", "b"]},
+        names("enum_value_removed"),
+        NONE,
+    ),
     ("enum-added", STR, {**STR, "enum": ["a"]}, names("enum_added"), NONE),
     ("enum-int-float-equal", {"enum": [1, 2]}, {"enum": [1.0, 2.0]}, NONE, NONE),
-    ("enum-true-is-not-1", {"enum": [True]}, {"enum": [1]}, names("enum_value_removed", "type_narrowed"),
-     names("enum_value_removed", "type_narrowed")),  # fmt: skip
+    (
+        "enum-true-is-not-1",
+        {"enum": [True]},
+        {"enum": [1]},
+        names("enum_value_removed"),
+        names("enum_value_removed"),
+    ),
     ("const-added", STR, {**STR, "const": "a"}, names("const_changed"), NONE),
     ("const-changed", {"const": "a"}, {"const": "b"}, names("const_changed"), names("const_changed")),
     ("const-to-enum", {"const": "a"}, {"enum": ["a", "b"]}, NONE, names("enum_value_removed")),
@@ -144,8 +161,13 @@ PAIRS: list[tuple[str, JsonSchema, JsonSchema, frozenset[str], frozenset[str]]] 
         names("type_narrowed"),
         NONE,
     ),
-    ("additional-properties-absent-to-schema", obj(), obj(additionalProperties=STR), names("type_narrowed"),
-     NONE),  # fmt: skip
+    (
+        "additional-properties-absent-to-schema",
+        obj(),
+        obj(additionalProperties=STR),
+        names("type_narrowed"),
+        NONE,
+    ),
     (
         "removed-property-falls-to-additional-schema",
         obj({"a": STR}),
@@ -165,7 +187,7 @@ PAIRS: list[tuple[str, JsonSchema, JsonSchema, frozenset[str], frozenset[str]]] 
         obj({"x-a": STR}, additionalProperties=False),
         obj(patternProperties={"^x-": INT}, additionalProperties=False),
         names("type_narrowed"),
-        names("property_removed_closed"),
+        names("type_narrowed", "property_removed_closed"),
     ),
     # numbers
     ("minimum-raised", {**NUM, "minimum": 0}, {**NUM, "minimum": 1}, names("minimum_raised"), NONE),
@@ -192,12 +214,30 @@ PAIRS: list[tuple[str, JsonSchema, JsonSchema, frozenset[str], frozenset[str]]] 
         names("minimum_raised"),
         NONE,
     ),
-    ("multiple-of-divisor", {**NUM, "multipleOf": 4}, {**NUM, "multipleOf": 2}, NONE,
-     names("multiple_of_changed")),  # fmt: skip
-    ("multiple-of-decimal", {**NUM, "multipleOf": 0.3}, {**NUM, "multipleOf": 0.1}, NONE,
-     names("multiple_of_changed")),  # fmt: skip
+    (
+        "multiple-of-divisor",
+        {**NUM, "multipleOf": 4},
+        {**NUM, "multipleOf": 2},
+        NONE,
+        names("multiple_of_changed"),
+    ),
+    (
+        "multiple-of-decimal",
+        {**NUM, "multipleOf": 0.3},
+        {**NUM, "multipleOf": 0.1},
+        NONE,
+        names("multiple_of_changed"),
+    ),
     ("multiple-of-added", NUM, {**NUM, "multipleOf": 0.5}, names("multiple_of_changed"), NONE),
     ("numeric-keyword-on-string-ignored", STR, {**STR, "minimum": 5}, NONE, NONE),
+    ("string-keywords-on-integer-ignored", INT, {**INT, "maxLength": 3, "pattern": "x"}, NONE, NONE),
+    (
+        "array-and-object-keywords-on-string-ignored",
+        STR,
+        {**STR, "minItems": 1, "required": ["a"]},
+        NONE,
+        NONE,
+    ),
     # strings
     (
         "string-lengths",
@@ -208,8 +248,13 @@ PAIRS: list[tuple[str, JsonSchema, JsonSchema, frozenset[str], frozenset[str]]] 
     ),
     ("min-length-zero-added", STR, {**STR, "minLength": 0}, NONE, NONE),
     ("pattern-added", STR, {**STR, "pattern": "^a"}, names("pattern_changed"), NONE),
-    ("pattern-changed", {**STR, "pattern": "^a"}, {**STR, "pattern": "^b"}, names("pattern_changed"),
-     names("pattern_changed")),  # fmt: skip
+    (
+        "pattern-changed",
+        {**STR, "pattern": "^a"},
+        {**STR, "pattern": "^b"},
+        names("pattern_changed"),
+        names("pattern_changed"),
+    ),
     ("format-added", STR, {**STR, "format": "date-time"}, names("format_added"), NONE),
     # arrays
     (
@@ -249,11 +294,28 @@ PAIRS: list[tuple[str, JsonSchema, JsonSchema, frozenset[str], frozenset[str]]] 
         NONE,
     ),
     # keywords compared as opaque JSON
-    ("ref-changed", {"$ref": "#/$defs/a"}, {"$ref": "#/$defs/b"}, names("subschema_changed"),
-     names("subschema_changed")),  # fmt: skip
+    (
+        "ref-changed",
+        {"$ref": "#/$defs/a"},
+        {"$ref": "#/$defs/b"},
+        names("subschema_changed"),
+        names("subschema_changed"),
+    ),
     ("ref-removed", {"$ref": "#/$defs/a"}, {}, NONE, names("subschema_changed")),
-    ("anyOf-branch-added", {"anyOf": [STR]}, {"anyOf": [STR, INT]}, names("subschema_changed"),
-     names("subschema_changed")),  # fmt: skip
+    (
+        "anyOf-branch-added",
+        {"anyOf": [STR]},
+        {"anyOf": [STR, INT]},
+        names("subschema_changed"),
+        names("subschema_changed"),
+    ),
+    (
+        "dependentRequired-keys-are-names-not-annotations",
+        {"dependentRequired": {"title": ["a"]}},
+        {"dependentRequired": {"title": ["a", "b"]}},
+        names("subschema_changed"),
+        names("subschema_changed"),
+    ),
     ("defs-recursed", {"$defs": {"money": NUM}}, {"$defs": {"money": INT}}, names("type_narrowed"), NONE),
     # nesting
     ("nested-type", order(NUM), order(STR), names("type_narrowed"), names("type_narrowed")),
@@ -305,13 +367,25 @@ def test_table_is_big_enough_and_ids_unique() -> None:
             id="nested-bound-and-required",
         ),
         pytest.param(
-            obj({"a/b~c": STR}), obj({"a/b~c": INT}), {("/properties/a~1b~0c/type", "type_narrowed")}, id="escaping"
+            obj({"a/b~c": STR}),
+            obj({"a/b~c": INT}),
+            {("/properties/a~1b~0c/type", "type_narrowed")},
+            id="escaping",
         ),
         pytest.param(True, False, {("", "type_narrowed")}, id="root-false"),
         pytest.param(
+            {**NUM, "minimum": 0},
+            {**NUM, "minimum": 0, "exclusiveMinimum": True},
+            {("/minimum", "minimum_raised")},
+            id="draft4-boolean-exclusive",
+        ),
+        pytest.param(
             obj({"a": STR, "b": STR}),
             obj({"a": STR}, additionalProperties=False),
-            {("/properties/b", "property_removed_closed"), ("/additionalProperties", "additional_properties_closed")},
+            {
+                ("/properties/b", "property_removed_closed"),
+                ("/additionalProperties", "additional_properties_closed"),
+            },
             id="closed",
         ),
         pytest.param(
@@ -347,19 +421,18 @@ def test_table_is_big_enough_and_ids_unique() -> None:
         pytest.param(
             obj({"a": STR}),
             obj(additionalProperties=INT),
-            {("/additionalProperties/type", "type_narrowed")},
+            [("/additionalProperties/type", "type_narrowed")] * 2,  # for `a`, and for other extra properties
             id="removed-to-additional",
         ),
     ],
 )
-def test_pointers(old: JsonSchema, new: JsonSchema, expected: set[tuple[str, str]]) -> None:
+def test_pointers(old: JsonSchema, new: JsonSchema, expected: Collection[tuple[str, str]]) -> None:
     changes = narrowings(old, new)
-    assert {(c.pointer, c.change) for c in changes} == expected
-    assert len(changes) == len(expected)
+    assert sorted((c.pointer, c.change) for c in changes) == sorted(expected)
     assert all(c.direction == "backward" and c.version is None and c.message for c in changes)
 
 
-def test_one_change_per_removed_required_property_names_it() -> None:
+def test_one_change_per_added_required_property_names_it() -> None:
     changes = narrowings(obj({"a": STR, "b": STR}), obj({"a": STR, "b": STR}, required=["a", "b"]))
     assert [c.change for c in changes] == ["required_added", "required_added"]
     assert "'a'" in changes[0].message and "'b'" in changes[1].message
@@ -379,7 +452,9 @@ NARROW: JsonSchema = obj({"a": STR, "b": INT}, required=["a", "b"], additionalPr
 HISTORY: list[tuple[int, JsonSchema]] = [(1, V1), (2, V2)]
 
 
-def _summary(result: tuple[list[int], list[BreakingChange]]) -> tuple[list[int], set[tuple[str, str, int | None]]]:
+def _summary(
+    result: tuple[list[int], list[BreakingChange]],
+) -> tuple[list[int], set[tuple[str, str, int | None]]]:
     versions, changes = result
     return versions, {(c.change, c.direction, c.version) for c in changes}
 
