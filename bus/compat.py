@@ -13,7 +13,7 @@ the forward check is `narrowings(candidate, earlier)`.
 | enum_added | new has an `enum`, old had neither `enum` nor `const` |
 | const_changed | new has a `const`, old had no `enum`/`const` or a different `const` |
 | required_added | new requires a property old did not, and new's schema for it has no `default` |
-| property_removed_closed | a property in old `properties` is gone from new's and new closes the object |
+| property_removed_closed | a property (or pattern) of old is gone from new, and new closes the object |
 | additional_properties_closed | new sets `additionalProperties` (or `unevaluatedProperties`) false, old not |
 | minimum_raised | new lower bound (`minimum`/`exclusiveMinimum`) is higher, or newly added |
 | maximum_lowered | new upper bound (`maximum`/`exclusiveMaximum`) is lower, or newly added |
@@ -43,8 +43,9 @@ Rules of reading:
 - Widenings are not reported (dropping a constraint, adding an enum value, widening a type...). Adding an
   optional property to an open object is deliberately compatible, though old data could carry that name
   with another shape: most evolutions add optional fields, and flagging them all would force mode NONE.
-- A name that moves between `properties` and a `patternProperties`/`additionalProperties` schema is
-  compared with that schema (the one that governs it on the other side).
+- A property or pattern on one side only is compared with the schema governing it on the other side (a
+  matching `patternProperties` schema, else an `additionalProperties` schema). With no such schema, adding
+  it to an open object is compatible (above) and dropping it from a closed one is property_removed_closed.
 - Annotations never matter: title, description, examples, $comment, default, deprecated, readOnly,
   writeOnly, $schema, $id. Unknown keywords are ignored.
 """
@@ -101,13 +102,10 @@ class _Walk:
     version: int | None
     changes: list[BreakingChange] = field(default_factory=list)
 
-    def add(self, pointer: str, change: str, message: str) -> None:
+    def add(self, ptr: str, kind: str, message: str) -> None:
+        msg = message[:1].upper() + message[1:]
         bc = BreakingChange(
-            pointer=pointer,
-            change=change,
-            message=message[:1].upper() + message[1:],
-            direction=self.direction,
-            version=self.version,
+            pointer=ptr, change=kind, message=msg, direction=self.direction, version=self.version
         )
         if bc not in self.changes:
             self.changes.append(bc)
@@ -425,6 +423,10 @@ def _check_objects(o: Schema, n: Schema, ptr: str, w: _Walk) -> None:
             _compare(sub, new_pp[pattern], _ptr(ptr, "patternProperties", pattern), w)
         else:
             _removed(("patternProperties", pattern), sub, _governing(n, None), n, ptr, w)
+    for pattern, sub in new_pp.items():
+        rule = None if pattern in old_pp else _governing(o, None)
+        if rule is not None:  # a new pattern narrows old's additionalProperties schema, like a new property
+            _compare(rule[1], sub, _ptr(ptr, "patternProperties", pattern), w)
     _check_closure(o, n, ptr, w)
 
 

@@ -189,6 +189,14 @@ PAIRS: list[tuple[str, JsonSchema, JsonSchema, frozenset[str], frozenset[str]]] 
         names("type_narrowed"),
         names("type_narrowed", "property_removed_closed"),
     ),
+    (
+        "pattern-added-under-additional-schema",
+        obj(additionalProperties=NUM),
+        obj(additionalProperties=NUM, patternProperties={"^x-": INT}),
+        names("type_narrowed"),
+        NONE,
+    ),
+    ("pattern-added-to-open-object", obj(), obj(patternProperties={"^x-": INT}), NONE, NONE),
     # numbers
     ("minimum-raised", {**NUM, "minimum": 0}, {**NUM, "minimum": 1}, names("minimum_raised"), NONE),
     ("minimum-added", INT, {**INT, "minimum": 0}, names("minimum_raised"), NONE),
