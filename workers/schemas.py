@@ -9,16 +9,15 @@ from __future__ import annotations
 import logging
 
 import faust
-from pydantic import ValidationError
 
 from bus.faust_app import app
 from bus.models.schemas import SchemaCommand, SubjectMeta
 from bus.registry import decide
 from bus.settings import get_settings
 from tables.schemas import get_meta, live_versions, schemas, subject_key, version_key
+from workers.commands import apply_commands
 
 log = logging.getLogger(__name__)
-SETTLE_TIMEOUT = 5.0  # seconds; see CommandedTable.settle
 
 schema_commands = app.topic(
     f"{get_settings().prefix}-schema-commands",
@@ -32,15 +31,7 @@ schema_commands = app.topic(
 
 @app.agent(schema_commands)  # type: ignore[untyped-decorator]
 async def apply_schema_commands(stream: faust.StreamT[bytes]) -> None:
-    async for event in stream.events():
-        await schemas.settle(event.message.offset, SETTLE_TIMEOUT)
-        try:
-            command = SchemaCommand.model_validate_json(event.value)
-        except ValidationError:
-            log.error("skipping unreadable schema command: %.200r", event.value)
-        else:
-            apply(command)
-        schemas.mark_applied(event.message.offset)
+    await apply_commands(stream, SchemaCommand, schemas, apply)
 
 
 def apply(command: SchemaCommand) -> None:

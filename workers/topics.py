@@ -10,15 +10,14 @@ from __future__ import annotations
 import logging
 
 import faust
-from pydantic import ValidationError
 
 from bus.faust_app import app
 from bus.models.topics import TopicCommand
 from bus.settings import get_settings
 from tables.topics import get_topic, topics
+from workers.commands import apply_commands
 
 log = logging.getLogger(__name__)
-SETTLE_TIMEOUT = 5.0  # seconds; see CommandedTable.settle
 
 topic_commands = app.topic(
     f"{get_settings().prefix}-topic-commands",
@@ -32,16 +31,7 @@ topic_commands = app.topic(
 
 @app.agent(topic_commands)  # type: ignore[untyped-decorator]
 async def apply_topic_commands(stream: faust.StreamT[bytes]) -> None:
-    async for event in stream.events():
-        await topics.settle(event.message.offset, SETTLE_TIMEOUT)
-        try:
-            command = TopicCommand.model_validate_json(event.value)
-        except ValidationError:
-            # A record this version cannot read must not stop the log behind it.
-            log.error("skipping unreadable topic command: %.200r", event.value)
-        else:
-            apply(command)
-        topics.mark_applied(event.message.offset)
+    await apply_commands(stream, TopicCommand, topics, apply)
 
 
 def apply(command: TopicCommand) -> None:
