@@ -12,10 +12,16 @@
     ├── NotFound                   not_found          404
     │   ├── RouteNotFound          route_not_found    404
     │   ├── TopicNotFound          topic_not_found    404
+    │   ├── KeyNotFound            key_not_found      404
     │   ├── SubjectNotFound        subject_not_found  404
     │   └── VersionNotFound        version_not_found  404
+    ├── Unauthenticated            unauthenticated    401
+    │   └── InvalidKey             invalid_key        401
     ├── Forbidden                  forbidden          403
-    │   └── ReservedNamespace      reserved_namespace 403
+    │   ├── ReservedNamespace      reserved_namespace 403
+    │   ├── AdminRequired          admin_required     403
+    │   ├── TenantForbidden        tenant_forbidden   403
+    │   └── PermissionMissing      permission_missing 403
     ├── MethodNotAllowed           method_not_allowed 405
     ├── Conflict                   conflict           409
     │   ├── TopicExists            topic_exists       409
@@ -97,9 +103,38 @@ class SchemaViolation(Unprocessable):
     code = "schema_violation"
 
 
+class Unauthenticated(BusError):
+    """No 'Authorization: Bearer <key>' header."""
+
+    code = "unauthenticated"
+    status = 401
+
+
+class InvalidKey(Unauthenticated):
+    """A key the bus does not know, or one that was rotated or revoked."""
+
+    code = "invalid_key"
+
+
 class Forbidden(BusError):
     code = "forbidden"
     status = 403
+
+
+class AdminRequired(Forbidden):
+    code = "admin_required"
+
+
+class TenantForbidden(Forbidden):
+    """The key belongs to another namespace or tenant."""
+
+    code = "tenant_forbidden"
+
+
+class PermissionMissing(Forbidden):
+    """The key's grants lack the action; details.permission names it (read, write, manage)."""
+
+    code = "permission_missing"
 
 
 class ReservedNamespace(Forbidden):
@@ -117,6 +152,10 @@ class RouteNotFound(NotFound):
 
 class TopicNotFound(NotFound):
     code = "topic_not_found"
+
+
+class KeyNotFound(NotFound):
+    code = "key_not_found"
 
 
 class SubjectNotFound(NotFound):

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from functools import lru_cache
+from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
 class Limits(BaseModel):
@@ -48,6 +49,8 @@ class Settings(BaseModel):
     replication_factor: int = Field(1, ge=1)  # for the bus's internal topics
     default_partitions: int = Field(3, ge=1)  # for user topics created without a count
     producer_linger_ms: int = Field(2, ge=0)
+    # The fleet's first admin key; every other key is created through /v1/keys.
+    admin_key: SecretStr | None = None
     limits: Limits = Limits()
     timing: Timing = Timing()
 
@@ -67,6 +70,8 @@ class Settings(BaseModel):
         for field, var in _ENV_FIELDS.items():
             if var in env:
                 raw[field] = env[var]
+        if "AGENTBUS_ADMIN_KEY_FILE" in env and "AGENTBUS_ADMIN_KEY" not in env:
+            raw["admin_key"] = Path(env["AGENTBUS_ADMIN_KEY_FILE"]).read_text().strip()
         limits = {f: env[v] for f, v in _ENV_LIMITS.items() if v in env}
         timing = {f: env[v] for f, v in _ENV_TIMING.items() if v in env}
         return cls.model_validate({**raw, "limits": limits, "timing": timing})
@@ -79,6 +84,7 @@ _ENV_FIELDS = {
     "replication_factor": "AGENTBUS_REPLICATION_FACTOR",
     "default_partitions": "AGENTBUS_DEFAULT_PARTITIONS",
     "producer_linger_ms": "AGENTBUS_PRODUCER_LINGER_MS",
+    "admin_key": "AGENTBUS_ADMIN_KEY",
 }
 _ENV_LIMITS = {name: f"AGENTBUS_{name.upper()}" for name in Limits.model_fields}
 _ENV_TIMING = {name: f"AGENTBUS_{name.upper()}" for name in Timing.model_fields}

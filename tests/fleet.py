@@ -76,6 +76,7 @@ class Fleet:
     root: Path
     size: int = 2
     prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:10]}")
+    admin_key: str = field(default_factory=lambda: f"abk_admin.{uuid.uuid4().hex}")
     extra_env: dict[str, str] = field(default_factory=dict)
     workers: list[Worker] = field(default_factory=list)
 
@@ -84,6 +85,7 @@ class Fleet:
             **os.environ,
             "KAFKA_BOOTSTRAP": self.bootstrap,
             "AGENTBUS_PREFIX": self.prefix,
+            "AGENTBUS_ADMIN_KEY": self.admin_key,
             "AGENTBUS_DATA_DIR": str(worker.data_dir),
             "AGENTBUS_SSE_KEEPALIVE": "1",
             "PYTHONUNBUFFERED": "1",
@@ -131,7 +133,7 @@ class Fleet:
             if w.process is not None and w.process.poll() is not None:
                 raise RuntimeError(f"worker on :{w.port} exited\n{w.log_tail()}")
             try:
-                with urllib.request.urlopen(f"{w.url}/healthz", timeout=2) as r:
+                with urllib.request.urlopen(f"{w.url}/healthz", timeout=5) as r:
                     if r.status == 200:
                         return
             except OSError:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from bus import metrics
+from bus.auth import Access, authenticate, require, require_admin
 from bus.errors import (
     BadRequest,
     BusError,
@@ -45,6 +46,7 @@ def from_http_exception(exc: web.HTTPException) -> BusError:
 async def errors_and_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
     response: web.StreamResponse
     try:
+        authorize_route(request)
         response = await handler(request)
     except BusError as exc:
         response = error_response(exc)
@@ -61,6 +63,23 @@ async def errors_and_metrics(request: web.Request, handler: Handler) -> web.Stre
     template = route.canonical if route is not None else "unmatched"
     metrics.HTTP_REQUESTS.labels(request.method, template, str(response.status)).inc()
     return response
+
+
+def authorize_route(request: web.Request) -> None:
+    """Check what the route declares; an undeclared route (404/405) passes to its error."""
+    from bus.http.routes import CONTEXT, PRINCIPAL, route_for  # late: routes imports this module's app
+
+    declared = route_for(request)
+    if declared is None or declared.access is Access.PUBLIC:
+        return
+    who = authenticate(request.app[CONTEXT].settings, request.headers.get("Authorization"))
+    request[PRINCIPAL] = who
+    if declared.access is Access.ADMIN:
+        require_admin(who)
+    action = declared.access.action
+    m = request.match_info
+    if action is not None and "namespace" in m and "tenant" in m:
+        require(who, action, m["namespace"], m["tenant"], m.get("name"))
 
 
 def middlewares() -> list[Callable[..., Awaitable[web.StreamResponse]]]:

@@ -15,6 +15,7 @@ import faust
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from bus.auth import Access, Principal
 from bus.context import BusContext
 from bus.errors import InvalidJson, Unprocessable, UnsupportedMediaType
 
@@ -37,6 +38,7 @@ class Route:
     handler: Handler
     summary: str
     tag: str
+    access: Access  # declared by every route: see bus.auth
     body: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
     status: int = 200
@@ -48,14 +50,34 @@ class Route:
 ROUTES: list[Route] = []
 
 
-def route(method: str, path: str, *, summary: str, tag: str, **options: Any) -> Callable[[Handler], Handler]:
-    """Declare an endpoint; the handler takes the aiohttp request."""
+def route(
+    method: str, path: str, *, summary: str, tag: str, access: Access, **options: Any
+) -> Callable[[Handler], Handler]:
+    """Declare an endpoint and who may call it; the handler takes the aiohttp request."""
 
     def register(handler: Handler) -> Handler:
-        ROUTES.append(Route(method.upper(), path, handler, summary, tag, **options))
+        ROUTES.append(Route(method.upper(), path, handler, summary, tag, access, **options))
         return handler
 
     return register
+
+
+def route_for(request: web.Request) -> Route | None:
+    resource = request.match_info.route.resource
+    if resource is None:
+        return None
+    return _BY_TEMPLATE.get((request.method, resource.canonical))
+
+
+def principal(request: web.Request) -> Principal:
+    """The authenticated caller (the middleware put it there before the handler ran)."""
+    found = request.get(PRINCIPAL)
+    assert isinstance(found, Principal), "route without authentication"
+    return found
+
+
+PRINCIPAL = "agentbus.principal"
+_BY_TEMPLATE: dict[tuple[str, str], Route] = {}
 
 
 def context(request: web.Request) -> BusContext:
@@ -93,6 +115,7 @@ def install(app: faust.App, ctx: BusContext) -> None:
     app.web.web_app[CONTEXT] = ctx
     by_path: dict[str, dict[str, Handler]] = defaultdict(dict)
     for r in ROUTES:
+        _BY_TEMPLATE[(r.method, r.path)] = r
         by_path[r.path][r.method.lower()] = r.handler
     for path, handlers in by_path.items():
         app.page(path, name=view_name(path))(view_for(handlers))

@@ -7,8 +7,9 @@ import re
 from aiohttp import web
 
 from bus import schemas
+from bus.auth import Access, can_see
 from bus.errors import InvalidParameter, ReservedNamespace
-from bus.http.routes import Param, context, json_response, read_model, route
+from bus.http.routes import Param, context, json_response, principal, read_model, route
 from bus.models.common import NAME_RE
 from bus.models.schemas import (
     SUBJECT_PATTERN,
@@ -58,12 +59,14 @@ def path_version(request: web.Request) -> VersionRef:
     "/v1/schemas",
     summary="List schema subjects",
     tag="schemas",
+    access=Access.AUTHENTICATED,
     response=SubjectList,
     params=(Param("namespace", "Only this namespace"), Param("tenant", "Only this tenant")),
 )
 async def list_subjects(request: web.Request) -> web.StreamResponse:
-    q = request.query
-    return json_response(SubjectList(subjects=schemas.summaries(q.get("namespace"), q.get("tenant"))))
+    q, who = request.query, principal(request)
+    found = schemas.summaries(q.get("namespace"), q.get("tenant"))
+    return json_response(SubjectList(subjects=[s for s in found if can_see(who, s.namespace, s.tenant)]))
 
 
 @route(
@@ -71,6 +74,7 @@ async def list_subjects(request: web.Request) -> web.StreamResponse:
     VERSIONS_PATH,
     summary="Register a schema version (an identical schema returns the existing one)",
     tag="schemas",
+    access=Access.MANAGE,
     body=SchemaSubmission,
     response=SchemaVersion,
     status=201,
@@ -88,6 +92,7 @@ async def register_version(request: web.Request) -> web.StreamResponse:
     VERSIONS_PATH,
     summary="List the live versions of a subject",
     tag="schemas",
+    access=Access.READ,
     response=VersionList,
     errors=(400, 404),
 )
@@ -103,6 +108,7 @@ async def list_versions(request: web.Request) -> web.StreamResponse:
     VERSION_PATH,
     summary="Get one version, or 'latest'",
     tag="schemas",
+    access=Access.READ,
     response=SchemaVersion,
     errors=(400, 404),
 )
@@ -117,6 +123,7 @@ async def get_version(request: web.Request) -> web.StreamResponse:
     VERSION_PATH,
     summary="Delete a version (refused while a topic is bound to it)",
     tag="schemas",
+    access=Access.MANAGE,
     response=SchemaVersion,
     errors=(400, 403, 404, 409, 503, 504),
 )
@@ -132,6 +139,7 @@ async def delete_version(request: web.Request) -> web.StreamResponse:
     SUBJECT_PATH + "/compatibility",
     summary="Check a candidate schema without registering it",
     tag="schemas",
+    access=Access.READ,
     body=CompatibilityCheck,
     response=CompatibilityReport,
     errors=(400, 413, 422),
@@ -149,6 +157,7 @@ async def check_compatibility(request: web.Request) -> web.StreamResponse:
     SUBJECT_PATH + "/config",
     summary="The subject's compatibility mode",
     tag="schemas",
+    access=Access.READ,
     response=SubjectSummary,
     errors=(400, 404),
 )
@@ -162,6 +171,7 @@ async def get_config(request: web.Request) -> web.StreamResponse:
     SUBJECT_PATH + "/config",
     summary="Set the subject's compatibility mode",
     tag="schemas",
+    access=Access.MANAGE,
     body=SubjectConfig,
     response=SubjectSummary,
     errors=(400, 403, 422, 503, 504),

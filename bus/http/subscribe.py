@@ -8,6 +8,7 @@ import time
 from aiohttp import web
 
 from bus import metrics
+from bus.auth import Access
 from bus.context import BusContext
 from bus.errors import TooManySubscribers
 from bus.http.routes import Param, context, route
@@ -24,6 +25,7 @@ POLL_MS = 250  # how often an idle stream notices a client that went away
     "/v1/subscribe/{namespace}/{tenant}/{name}",
     summary="Stream a topic as SSE",
     tag="subscribe",
+    access=Access.READ,
     event_stream=True,
     errors=(400, 404, 503),
     params=(

@@ -8,6 +8,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
+from bus.auth import Access
 from bus.http.openapi import build_openapi
 from bus.http.routes import context, json_response, route
 
@@ -30,6 +31,7 @@ def package_version() -> str:
     "/healthz",
     summary="Broker reachable and worker ready (200) or not (503)",
     tag="system",
+    access=Access.PUBLIC,
     response=Health,
     errors=(503,),
 )
@@ -43,11 +45,11 @@ async def healthz(request: web.Request) -> web.StreamResponse:
     )
 
 
-@route("GET", "/metrics", summary="Prometheus metrics of this worker", tag="system")
+@route("GET", "/metrics", summary="Prometheus metrics of this worker", tag="system", access=Access.ADMIN)
 async def metrics(request: web.Request) -> web.StreamResponse:
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-@route("GET", "/openapi.json", summary="This document", tag="system")
+@route("GET", "/openapi.json", summary="This document", tag="system", access=Access.AUTHENTICATED)
 async def openapi(request: web.Request) -> web.StreamResponse:
     return web.json_response(build_openapi(package_version()))

@@ -5,7 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from bus import topics
-from bus.http.routes import Param, context, json_response, read_model, route
+from bus.auth import Access, can_see, require
+from bus.http.routes import Param, context, json_response, principal, read_model, route
+from bus.models.keys import Action
 from bus.models.topics import SchemaBinding, Topic, TopicList, TopicSpec, topic_id
 
 TOPIC_PATH = "/v1/topics/{namespace}/{tenant}/{name}"
@@ -21,6 +23,7 @@ def path_topic_id(request: web.Request) -> str:
     "/v1/topics",
     summary="Create a topic and its Kafka topic",
     tag="topics",
+    access=Access.MANAGE,
     body=TopicSpec,
     response=Topic,
     status=201,
@@ -28,6 +31,7 @@ def path_topic_id(request: web.Request) -> str:
 )
 async def create_topic(request: web.Request) -> web.StreamResponse:
     spec = await read_model(request, TopicSpec)
+    require(principal(request), Action.MANAGE, spec.namespace, spec.tenant, spec.name)
     topic = await topics.create_topic(context(request), spec)
     return json_response(topic, status=201)
 
@@ -37,15 +41,25 @@ async def create_topic(request: web.Request) -> web.StreamResponse:
     "/v1/topics",
     summary="List topics",
     tag="topics",
+    access=Access.AUTHENTICATED,
     response=TopicList,
     params=(Param("namespace", "Only this namespace"), Param("tenant", "Only this tenant")),
 )
 async def list_topics(request: web.Request) -> web.StreamResponse:
-    q = request.query
-    return json_response(TopicList(topics=topics.list_topics(q.get("namespace"), q.get("tenant"))))
+    q, who = request.query, principal(request)
+    found = topics.list_topics(q.get("namespace"), q.get("tenant"))
+    return json_response(TopicList(topics=[t for t in found if can_see(who, t.namespace, t.tenant, t.name)]))
 
 
-@route("GET", TOPIC_PATH, summary="Get one topic", tag="topics", response=Topic, errors=(404,))
+@route(
+    "GET",
+    TOPIC_PATH,
+    summary="Get one topic",
+    tag="topics",
+    access=Access.READ,
+    response=Topic,
+    errors=(404,),
+)
 async def get_topic(request: web.Request) -> web.StreamResponse:
     return json_response(await topics.require_topic(context(request), path_topic_id(request)))
 
@@ -55,6 +69,7 @@ async def get_topic(request: web.Request) -> web.StreamResponse:
     TOPIC_PATH + "/schema",
     summary="Bind the topic to a schema subject (and version)",
     tag="topics",
+    access=Access.MANAGE,
     body=SchemaBinding,
     response=Topic,
     errors=(400, 404, 422, 503, 504),
@@ -69,6 +84,7 @@ async def bind_schema(request: web.Request) -> web.StreamResponse:
     TOPIC_PATH + "/schema",
     summary="Unbind the topic from its schema",
     tag="topics",
+    access=Access.MANAGE,
     response=Topic,
     errors=(404, 503, 504),
 )
@@ -81,6 +97,7 @@ async def unbind_schema(request: web.Request) -> web.StreamResponse:
     TOPIC_PATH,
     summary="Delete a topic, its Kafka topic and all its records",
     tag="topics",
+    access=Access.MANAGE,
     response=Topic,
     errors=(404, 503, 504),
 )

@@ -39,7 +39,16 @@ def fleet(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 @pytest.fixture(scope="session")
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
+async def http(fleet: Fleet) -> AsyncIterator[aiohttp.ClientSession]:
+    """A client that sends the fleet's admin key with every request."""
+    headers = {"Authorization": f"Bearer {fleet.admin_key}"}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60), headers=headers) as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+async def anonymous() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client that sends no key."""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
         yield session
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ from bus.registry import check_schema, decide, schema_id
 from bus.validation import validator_for, violations
 
 
-def version(n: int, schema: dict[str, object]) -> SchemaVersion:
+def version(n: int, schema: dict[str, Any]) -> SchemaVersion:
     return SchemaVersion(
         namespace="a", tenant="b", subject="s", version=n, schema_id=schema_id(schema),
         schema_=schema, created_at=datetime.now(UTC),
