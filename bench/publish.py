@@ -40,6 +40,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -104,6 +105,15 @@ class ModeResult:
 
 
 # --- inputs -----------------------------------------------------------------------
+
+
+def auth_headers() -> dict[str, str]:
+    """The key to send: AGENTBUS_KEY, else the admin key scripts/fleet keeps in .data/admin-key."""
+    key = os.environ.get("AGENTBUS_KEY")
+    if not key:
+        path = Path(__file__).resolve().parent.parent / ".data" / "admin-key"
+        key = path.read_text().strip() if path.exists() else ""
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
@@ -382,7 +392,7 @@ async def bench(cfg: Config) -> int:
     # The pool must hold a connection per concurrent client, or requests queue client-side.
     connector = aiohttp.TCPConnector(limit=cfg.concurrency * 2)
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=auth_headers()) as session:
         await check_health(session, cfg.workers)
         topics: dict[str, BusTopic] = {}
         try:

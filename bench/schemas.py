@@ -76,6 +76,7 @@ from publish import (
     Run,
     Sender,
     admin_timeout,
+    auth_headers,
     batch_body,
     check_health,
     check_mode,
@@ -553,7 +554,7 @@ async def bench_publish(cfg: Config, modes: list[Mode]) -> tuple[list[ModeResult
     # The pool must hold a connection per concurrent client, or requests queue client-side.
     connector = aiohttp.TCPConnector(limit=cfg.concurrency * 2)
     timeout = aiohttp.ClientTimeout(total=cfg.request_timeout)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=auth_headers()) as session:
         await check_health(session, cfg.workers)
         topics: dict[str, BusTopic] = {}
         try:

@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -106,6 +108,15 @@ async def planner(http: aiohttp.ClientSession, url: str, count: int) -> float:
     return sum(latencies) / len(latencies)
 
 
+def auth_headers() -> dict[str, str]:
+    """The key to send: AGENTBUS_KEY, else the admin key scripts/fleet keeps in .data/admin-key."""
+    key = os.environ.get("AGENTBUS_KEY")
+    if not key:
+        path = Path(__file__).resolve().parent.parent / ".data" / "admin-key"
+        key = path.read_text().strip() if path.exists() else ""
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -114,7 +125,7 @@ async def main() -> None:
     parser.add_argument("--b", default="http://127.0.0.1:6067", help="worker the solver uses")
     parser.add_argument("--tasks", type=int, default=5)
     args = parser.parse_args()
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30), headers=auth_headers()) as http:
         for name in ("tasks", "results"):
             await ensure_topic(http, args.a, name)
         ready = asyncio.Event()

@@ -143,7 +143,9 @@ async def test_malformed_schemas_are_refused_with_the_reason(
 async def test_bad_registry_requests(
     fleet: Fleet, http: aiohttp.ClientSession, method: str, path: str, status: int, code: str
 ) -> None:
-    body: Any = {"schema": {}} if method == "POST" else {"compatibility": "SIDEWAYS"} if method == "PUT" else None
+    body: Any = (
+        {"schema": {}} if method == "POST" else {"compatibility": "SIDEWAYS"} if method == "PUT" else None
+    )
     async with http.request(method, f"{fleet.urls[0]}{path}", json=body) as r:
         assert r.status == status
         assert (await r.json())["error"]["code"] == code
