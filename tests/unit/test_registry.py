@@ -81,3 +81,11 @@ def test_violations_point_into_the_payload_sorted_and_bounded() -> None:
     )
     assert len(many) == 100
     assert validator_for(version(3, schema)) is v  # same schema id, same compiled validator
+
+
+def test_formats_are_asserted_including_date_time_and_uri() -> None:
+    schema = {"properties": {"at": {"format": "date-time"}, "link": {"format": "uri"}}}
+    v = validator_for(version(9, schema))
+    assert violations(v, {"at": "2026-11-27T05:00:00Z", "link": "https://example.com/x"}) == []
+    found = violations(v, {"at": "yesterday", "link": "not a uri"})
+    assert [(x.pointer, x.keyword) for x in found] == [("/at", "format"), ("/link", "format")]
