@@ -8,7 +8,8 @@
     ├── Unprocessable              invalid_request    422
     │   ├── InvalidEnvelope        invalid_envelope   422
     │   ├── InvalidSchema          invalid_schema     422
-    │   └── SchemaViolation        schema_violation   422
+    │   ├── SchemaViolation        schema_violation   422
+    │   └── InvalidRule            invalid_rule       422
     ├── NotFound                   not_found          404
     │   ├── RouteNotFound          route_not_found    404
     │   ├── TopicNotFound          topic_not_found    404
@@ -21,7 +22,8 @@
     │   ├── ReservedNamespace      reserved_namespace 403
     │   ├── AdminRequired          admin_required     403
     │   ├── TenantForbidden        tenant_forbidden   403
-    │   └── PermissionMissing      permission_missing 403
+    │   ├── PermissionMissing      permission_missing 403
+    │   └── RuleDenied             rule_denied        403
     ├── MethodNotAllowed           method_not_allowed 405
     ├── Conflict                   conflict           409
     │   ├── TopicExists            topic_exists       409
@@ -31,8 +33,10 @@
     │   ├── PayloadTooLarge        payload_too_large  413
     │   ├── BatchTooLarge          batch_too_large    413
     │   ├── RequestTooLarge        request_too_large  413
-    │   └── SchemaTooLarge         schema_too_large   413
+    │   ├── SchemaTooLarge         schema_too_large   413
+    │   └── RulesTooLarge          rules_too_large    413
     ├── UnsupportedMediaType       unsupported_media_type 415
+    ├── QuotaExceeded              quota_exceeded     429     yes (after Retry-After)
     ├── KafkaRejected              kafka_rejected     422
     ├── Unavailable                unavailable        503     yes
     │   ├── KafkaUnavailable       kafka_unavailable  503     yes
@@ -103,6 +107,12 @@ class SchemaViolation(Unprocessable):
     code = "schema_violation"
 
 
+class InvalidRule(Unprocessable):
+    """A publish rule cannot be stored; details name the rule's index and the reason."""
+
+    code = "invalid_rule"
+
+
 class Unauthenticated(BusError):
     """No 'Authorization: Bearer <key>' header."""
 
@@ -135,6 +145,12 @@ class PermissionMissing(Forbidden):
     """The key's grants lack the action; details.permission names it (read, write, manage)."""
 
     code = "permission_missing"
+
+
+class RuleDenied(Forbidden):
+    """A tenant's publish rule refused a record; nothing of the request was produced."""
+
+    code = "rule_denied"
 
 
 class ReservedNamespace(Forbidden):
@@ -209,6 +225,10 @@ class SchemaTooLarge(TooLarge):
     code = "schema_too_large"
 
 
+class RulesTooLarge(TooLarge):
+    code = "rules_too_large"
+
+
 class UnsupportedMediaType(BusError):
     code = "unsupported_media_type"
     status = 415
@@ -219,6 +239,18 @@ class KafkaRejected(BusError):
 
     code = "kafka_rejected"
     status = 422
+
+
+class QuotaExceeded(BusError):
+    """Over a fleet-wide rate quota; retry after retry_after seconds (sent as Retry-After)."""
+
+    code = "quota_exceeded"
+    status = 429
+    retriable = True
+
+    def __init__(self, message: str, details: Any = None, retry_after: int = 1) -> None:
+        super().__init__(message, details)
+        self.retry_after = retry_after
 
 
 class Unavailable(BusError):

@@ -10,7 +10,8 @@ from bus.commands import send_and_wait
 from bus.context import BusContext
 from bus.errors import KeyNotFound
 from bus.models.keys import ApiKey, ApiKeyView, KeyCommand, KeySpec, KeyWithSecret
-from tables.keys import all_keys, get_key
+from bus.models.quotas import Quota, TenantQuota
+from tables.keys import all_keys, get_key, get_tenant_quota
 from tables.keys import keys as keys_table
 from workers.keys import key_commands
 
@@ -45,6 +46,7 @@ async def create_key(ctx: BusContext, spec: KeySpec) -> KeyWithSecret:
         tenant=spec.tenant,
         grants=spec.grants,
         labels=spec.labels,
+        quota=spec.quota,
         created_at=datetime.now(UTC),
         secret_hash=hash_secret(secret),
     )
@@ -67,6 +69,25 @@ async def revoke_key(ctx: BusContext, key_id: str) -> ApiKeyView:
         key = key.model_copy(update={"revoked_at": datetime.now(UTC)})
         await store(ctx, key)
     return view(key)
+
+
+async def set_key_quota(ctx: BusContext, key_id: str, quota: Quota | None) -> ApiKeyView:
+    key = require_key(key_id).model_copy(update={"quota": quota})
+    await store(ctx, key)
+    return view(key)
+
+
+async def set_tenant_quota(ctx: BusContext, namespace: str, tenant: str, quota: Quota) -> TenantQuota:
+    entry = TenantQuota(namespace=namespace, tenant=tenant, quota=quota)
+    command = KeyCommand(op="put_tenant_quota", tenant_quota=entry)
+    await send_and_wait(ctx, key_commands, f"tenant|{namespace}/{tenant}", command, keys_table)
+    return entry
+
+
+def tenant_quota(namespace: str, tenant: str) -> TenantQuota:
+    return get_tenant_quota(namespace, tenant) or TenantQuota(
+        namespace=namespace, tenant=tenant, quota=Quota()
+    )
 
 
 async def store(ctx: BusContext, key: ApiKey) -> None:

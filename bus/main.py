@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
 import mode
 
+from bus.audit import ensure_audit_topic
 from bus.bus_schemas import publish_bus_schemas
 from bus.context import BusContext
 from bus.faust_app import app
-from bus.http import keys, publish, schemas, subscribe, system, topics
+from bus.http import audit, keys, publish, rules, schemas, subscribe, system, topics
 from bus.http.routes import install
 from bus.kafka import KafkaGateway
+from bus.quotas import LEDGER, ensure_usage_topic, follow_usage, report_usage
 from bus.settings import get_settings
 from workers import keys as key_commands
+from workers import rules as rule_commands
 from workers import schemas as schema_commands
 from workers import topics as topic_commands
 
 # Importing a module registers its routes or agents; naming them here keeps the
 # imports from looking unused (a linter once removed them and every route vanished).
-HTTP_MODULES = (topics, publish, subscribe, schemas, keys, system)
-WORKER_MODULES = (topic_commands, schema_commands, key_commands)
+HTTP_MODULES = (topics, publish, subscribe, schemas, keys, audit, rules, system)
+WORKER_MODULES = (topic_commands, schema_commands, key_commands, rule_commands)
 
+log = logging.getLogger(__name__)
 gateway = KafkaGateway(get_settings())
 ctx = BusContext(
     settings=get_settings(),
@@ -27,6 +35,18 @@ ctx = BusContext(
     recovered=lambda: bool(app.tables.recovery.completed.is_set()),
 )
 install(app, ctx)
+
+
+async def keep_running(what: str, run: Callable[[], Awaitable[None]]) -> None:
+    """Run a background loop for the worker's life; restart it (after a pause) if it fails."""
+    while True:
+        try:
+            await run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; restarting in 1 s", what)
+            await asyncio.sleep(1)
 
 
 @app.service
@@ -40,7 +60,11 @@ class GatewayService(mode.Service):  # type: ignore[misc]
                 "Set AGENTBUS_ADMIN_KEY or AGENTBUS_ADMIN_KEY_FILE (the fleet's first admin key)"
             )
         await gateway.start()
+        await ensure_audit_topic(ctx)
+        await ensure_usage_topic(ctx)
         self.add_future(publish_bus_schemas(ctx))
+        self.add_future(keep_running("quota usage reports", lambda: report_usage(ctx, LEDGER)))
+        self.add_future(keep_running("quota usage reader", lambda: follow_usage(ctx, LEDGER)))
 
     async def on_stop(self) -> None:
         await gateway.stop()

@@ -17,3 +17,6 @@ PUBLISH_LATENCY = Histogram(
 RECORDS_PUBLISHED = Counter("agentbus_records_published_total", "Records acknowledged by Kafka")
 RECORDS_DELIVERED = Counter("agentbus_records_delivered_total", "Records written to subscribers", ["via"])
 SSE_CLIENTS = Gauge("agentbus_sse_clients", "Open SSE subscriber connections on this worker")
+QUOTA_REJECTIONS = Counter(
+    "agentbus_quota_rejections_total", "Requests refused (or deliveries paused) over a quota", ["dimension"]
+)

@@ -2,6 +2,7 @@
 
 Every envelope of a request is checked before the first record is produced, so a
 rejected request (unknown topic, forged header, oversized payload) writes nothing.
+The tenant's rules (bus.rules) run first: they may deny, tag or reroute a record.
 A request is answered only after the broker acknowledged every record (acks=all,
 idempotent producer). A broker failure in the middle of a batch is reported as
 kafka_unavailable (503, retriable); records acknowledged before it stay written.
@@ -31,6 +32,7 @@ from bus.kafka import OutgoingRecord
 from bus.models.publish import JSON_CONTENT_TYPE, Envelope, PublishResult
 from bus.models.schemas import Violation
 from bus.models.topics import Topic
+from bus.rules import apply_rules
 from bus.topics import require_topic
 from bus.types import TopicId
 from bus.validation import BoundSchema, bound_schema, violations
@@ -142,6 +144,7 @@ async def publish(ctx: BusContext, envelopes: Sequence[Envelope], kind: str) -> 
         raise BatchTooLarge("Too many records in one batch", {"size": len(envelopes), "limit": limit})
     started = time.perf_counter()
     single = kind == "single"
+    envelopes = await apply_rules(ctx, envelopes, single)  # may deny, tag or reroute records
     topics = await resolve_topics(ctx, envelopes)
     bindings = {topic_id: await bound_schema(ctx, topic) for topic_id, topic in topics.items()}
     check_payloads(envelopes, bindings, single)

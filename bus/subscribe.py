@@ -87,10 +87,16 @@ class TopicReader:
 
 
 async def seek(consumer: AIOKafkaConsumer, partitions: list[TopicPartition], start: Start) -> None:
+    """Explicit offsets only: aiokafka's seek_to_beginning/end can lose a race with a
+    group-less reader's own offset reset, so positions are looked up and set here."""
     if start == "earliest":
-        await guarded(consumer.seek_to_beginning(*partitions))
+        firsts = await guarded(consumer.beginning_offsets(partitions))
+        for tp in partitions:
+            consumer.seek(tp, firsts[tp])
     elif start == "latest":
-        await guarded(consumer.seek_to_end(*partitions))
+        ends = await guarded(consumer.end_offsets(partitions))
+        for tp in partitions:
+            consumer.seek(tp, ends[tp])
     elif isinstance(start, int):
         found = await guarded(consumer.offsets_for_times({tp: start for tp in partitions}))
         ends = await guarded(consumer.end_offsets(partitions))
@@ -98,11 +104,9 @@ async def seek(consumer: AIOKafkaConsumer, partitions: list[TopicPartition], sta
             hit = found.get(tp)
             consumer.seek(tp, hit.offset if hit is not None else ends[tp])
     else:
+        firsts = await guarded(consumer.beginning_offsets(partitions))
         for tp in partitions:
-            if tp.partition in start:
-                consumer.seek(tp, start[tp.partition])
-            else:
-                await guarded(consumer.seek_to_beginning(tp))
+            consumer.seek(tp, start.get(tp.partition, firsts[tp]))
 
 
 def delivered(topic: Topic, record: ConsumerRecord[bytes, bytes]) -> DeliveredRecord:

@@ -1,10 +1,12 @@
-"""API keys by key id: a global table, so every worker authenticates locally and a
-revocation reaches every worker within milliseconds. Written only by workers.keys."""
+"""API keys by key id, and tenant quotas: a global table, so every worker authenticates
+and meters locally and a revocation reaches every worker within milliseconds. Written
+only by workers.keys."""
 
 from __future__ import annotations
 
 from bus.faust_app import app
 from bus.models.keys import ApiKey
+from bus.models.quotas import TenantQuota
 from tables.commanded import CommandedTable
 
 keys = CommandedTable(app, "keys", help="API keys by key id (secrets only as hashes).")
@@ -14,6 +16,17 @@ def get_key(key_id: str) -> ApiKey | None:
     return keys.get(key_id, ApiKey)
 
 
+TENANT_PREFIX = "tenant|"  # tenant quotas share the table; key ids are hex and never collide
+
+
 def all_keys() -> list[ApiKey]:
-    found = (keys.get(k, ApiKey) for k in keys.keys())
+    found = (keys.get(k, ApiKey) for k in keys.keys() if not k.startswith(TENANT_PREFIX))
     return [k for k in found if k is not None]
+
+
+def tenant_quota_key(namespace: str, tenant: str) -> str:
+    return f"{TENANT_PREFIX}{namespace}/{tenant}"
+
+
+def get_tenant_quota(namespace: str, tenant: str) -> TenantQuota | None:
+    return keys.get(tenant_quota_key(namespace, tenant), TenantQuota)

@@ -1,4 +1,5 @@
-"""Applies key commands (create, rotate, revoke are all 'put' of the whole key), in log order."""
+"""Applies key commands (create, rotate, revoke and quota are all 'put' of the whole key) and
+tenant quotas, in log order."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import faust
 from bus.faust_app import app
 from bus.models.keys import KeyCommand
 from bus.settings import get_settings
-from tables.keys import keys
+from tables.keys import keys, tenant_quota_key
 from workers.commands import apply_commands
 
 log = logging.getLogger(__name__)
@@ -30,5 +31,10 @@ async def apply_key_commands(stream: faust.StreamT[bytes]) -> None:
 
 
 def apply(command: KeyCommand) -> None:
-    keys.put(command.key.id, command.key)
-    log.info("key %s stored (revoked: %s)", command.key.id, command.key.revoked_at is not None)
+    if command.op == "put" and command.key is not None:
+        keys.put(command.key.id, command.key)
+        log.info("key %s stored (revoked: %s)", command.key.id, command.key.revoked_at is not None)
+    elif command.op == "put_tenant_quota" and command.tenant_quota is not None:
+        q = command.tenant_quota
+        keys.put(tenant_quota_key(q.namespace, q.tenant), q)
+        log.info("quota of tenant %s/%s stored", q.namespace, q.tenant)

@@ -8,6 +8,7 @@ from bus import keys
 from bus.auth import Access
 from bus.http.routes import context, json_response, read_model, route
 from bus.models.keys import ApiKeyView, KeyList, KeySpec, KeyWithSecret
+from bus.models.quotas import Quota, TenantQuota
 
 KEY_PATH = "/v1/keys/{key_id}"
 
@@ -78,3 +79,48 @@ async def rotate_key(request: web.Request) -> web.StreamResponse:
 )
 async def revoke_key(request: web.Request) -> web.StreamResponse:
     return json_response(await keys.revoke_key(context(request), request.match_info["key_id"]))
+
+
+@route(
+    "PUT",
+    KEY_PATH + "/quota",
+    summary="Set a key's fleet-wide quota (all fields null: unlimited)",
+    tag="keys",
+    access=Access.ADMIN,
+    body=Quota,
+    response=ApiKeyView,
+    errors=(401, 403, 404, 422),
+)
+async def set_key_quota(request: web.Request) -> web.StreamResponse:
+    quota = await read_model(request, Quota)
+    return json_response(await keys.set_key_quota(context(request), request.match_info["key_id"], quota))
+
+
+@route(
+    "GET",
+    "/v1/quotas/{namespace}/{tenant}",
+    summary="A tenant's fleet-wide quota",
+    tag="keys",
+    access=Access.READ,
+    response=TenantQuota,
+    errors=(401, 403),
+)
+async def get_tenant_quota(request: web.Request) -> web.StreamResponse:
+    m = request.match_info
+    return json_response(keys.tenant_quota(m["namespace"], m["tenant"]))
+
+
+@route(
+    "PUT",
+    "/v1/quotas/{namespace}/{tenant}",
+    summary="Set a tenant's fleet-wide quota",
+    tag="keys",
+    access=Access.ADMIN,
+    body=Quota,
+    response=TenantQuota,
+    errors=(401, 403, 422),
+)
+async def set_tenant_quota(request: web.Request) -> web.StreamResponse:
+    quota = await read_model(request, Quota)
+    m = request.match_info
+    return json_response(await keys.set_tenant_quota(context(request), m["namespace"], m["tenant"], quota))

@@ -18,6 +18,7 @@ from bus.errors import (
     BadRequest,
     BusError,
     MethodNotAllowed,
+    QuotaExceeded,
     RequestTooLarge,
     RouteNotFound,
 )
@@ -28,7 +29,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def error_response(error: BusError) -> web.Response:
     metrics.ERRORS.labels(error.code).inc()
-    return web.json_response(error.to_body(), status=error.status)
+    response = web.json_response(error.to_body(), status=error.status)
+    if isinstance(error, QuotaExceeded):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def from_http_exception(exc: web.HTTPException) -> BusError:
@@ -45,24 +49,59 @@ def from_http_exception(exc: web.HTTPException) -> BusError:
 @web.middleware
 async def errors_and_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
     response: web.StreamResponse
+    error: BusError | None = None
     try:
         authorize_route(request)
         response = await handler(request)
     except BusError as exc:
-        response = error_response(exc)
+        error = exc
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        response = error_response(from_http_exception(exc))
+        error = from_http_exception(exc)
     except asyncio.CancelledError:
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        response = error_response(BusError("Internal error; see the worker log", None))
+        error = BusError("Internal error; see the worker log", None)
+    if error is not None:
+        response = error_response(error)
     route = request.match_info.route.resource
     template = route.canonical if route is not None else "unmatched"
     metrics.HTTP_REQUESTS.labels(request.method, template, str(response.status)).inc()
+    await audit(request, response.status, error)
     return response
+
+
+async def audit(request: web.Request, status: int, error: BusError | None) -> None:
+    """Record admin actions that succeeded and requests that were denied."""
+    from bus.audit import DENIED_STATUSES, now, record
+    from bus.http.routes import AUDIT_TARGET, CONTEXT, PRINCIPAL, route_for
+    from bus.models.audit import AuditRecord
+
+    declared = route_for(request)
+    if declared is None:
+        return
+    denied = status in DENIED_STATUSES
+    admin_action = status < 400 and declared.method != "GET" and declared.tag != "publish"
+    if not (denied or admin_action):
+        return
+    who = request.get(PRINCIPAL)
+    m = request.match_info
+    namespace, tenant = request.get(AUDIT_TARGET) or (m.get("namespace"), m.get("tenant"))
+    entry = AuditRecord(
+        at=now(),
+        action=f"{declared.tag}.{declared.handler.__name__}",
+        outcome="denied" if denied else "ok",
+        status=status,
+        code=error.code if error is not None else None,
+        key_id=getattr(who, "key_id", None),
+        namespace=namespace,
+        tenant=tenant,
+        method=request.method,
+        path=request.path,
+    )
+    await record(request.app[CONTEXT], entry)
 
 
 def authorize_route(request: web.Request) -> None:

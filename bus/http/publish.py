@@ -6,18 +6,27 @@ from aiohttp import web
 
 from bus import publish
 from bus.auth import Access, require
-from bus.http.routes import context, json_response, principal, read_model, route
+from bus.http.routes import AUDIT_TARGET, context, json_response, principal, read_model, route
+from bus.metering import admit_publish
 from bus.models.keys import Action
 from bus.models.publish import Batch, BatchResult, Envelope, PublishResult
 
-PUBLISH_ERRORS = (400, 404, 413, 422, 503)
+PUBLISH_ERRORS = (400, 403, 404, 413, 422, 503)
 
 
 def require_write(request: web.Request, envelopes: list[Envelope]) -> None:
+    """Authorize every target, then meter the request against the fleet-wide quotas."""
     who = principal(request)
-    for ref in {e.topic for e in envelopes}:
+    for ref in sorted({e.topic for e in envelopes}):
         namespace, tenant, name = ref.split("/")
+        request[AUDIT_TARGET] = (namespace, tenant)  # a denial is audited against this tenant
         require(who, Action.WRITE, namespace, tenant, name)
+    sizes: dict[tuple[str, str], tuple[int, int]] = {}
+    for e in envelopes:
+        namespace, tenant, _ = e.topic.split("/")
+        records, size = sizes.get((namespace, tenant), (0, 0))
+        sizes[(namespace, tenant)] = (records + 1, size + len(publish.encode_payload(e)))
+    admit_publish(who, sizes)
 
 
 @route(

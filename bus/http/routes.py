@@ -77,6 +77,7 @@ def principal(request: web.Request) -> Principal:
 
 
 PRINCIPAL = "agentbus.principal"
+AUDIT_TARGET = "agentbus.audit_target"  # (namespace, tenant) when the target is in the body
 _BY_TEMPLATE: dict[tuple[str, str], Route] = {}
 
 

@@ -6,13 +6,16 @@ import logging
 import time
 
 from aiohttp import web
+from aiokafka.structs import ConsumerRecord
 
 from bus import metrics
-from bus.auth import Access
+from bus.auth import Access, Principal
 from bus.context import BusContext
 from bus.errors import TooManySubscribers
-from bus.http.routes import Param, context, route
+from bus.http.routes import Param, context, principal, route
 from bus.http.topics import path_topic_id
+from bus.metering import delivery_subjects, has_delivery_quota
+from bus.quotas import deliver_within_quota
 from bus.subscribe import TopicReader, delivered, encode_cursor, parse_start, sse_event
 from bus.topics import require_topic
 
@@ -52,7 +55,7 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
         )
         await response.prepare(request)
         await response.write(b": subscribed at " + encode_cursor(reader.cursor).encode() + b"\n\n")
-        await stream_records(ctx, request, response, reader)
+        await stream_records(ctx, request, response, reader, principal(request))
         return response
     finally:
         ctx.sse_clients -= 1
@@ -60,8 +63,31 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
         await reader.close()
 
 
+async def write_records(
+    response: web.StreamResponse,
+    reader: TopicReader,
+    records: list[ConsumerRecord[bytes, bytes]],
+    who: Principal,
+) -> None:
+    """One write per batch; under a delivery quota, one record at a time as the quota admits it."""
+    quotas = delivery_subjects(who, reader.topic.namespace, reader.topic.tenant)
+    metered = has_delivery_quota(quotas)
+    chunks = []
+    for record in records:
+        reader.cursor[record.partition] = record.offset + 1
+        data = delivered(reader.topic, record).model_dump_json()
+        chunk = sse_event("record", data, encode_cursor(reader.cursor))
+        if metered:
+            await deliver_within_quota(quotas, 1, len(record.value or b""))
+            await response.write(chunk)
+        else:
+            chunks.append(chunk)
+    if chunks:
+        await response.write(b"".join(chunks))
+
+
 async def stream_records(
-    ctx: BusContext, request: web.Request, response: web.StreamResponse, reader: TopicReader
+    ctx: BusContext, request: web.Request, response: web.StreamResponse, reader: TopicReader, who: Principal
 ) -> None:
     """Write records until the client goes away; a keep-alive comment while idle."""
     last_write = time.monotonic()
@@ -74,12 +100,7 @@ async def stream_records(
                     await response.write(b": keep-alive\n\n")
                     last_write = time.monotonic()
                 continue
-            chunks = []
-            for record in records:
-                reader.cursor[record.partition] = record.offset + 1
-                data = delivered(reader.topic, record).model_dump_json()
-                chunks.append(sse_event("record", data, encode_cursor(reader.cursor)))
-            await response.write(b"".join(chunks))
+            await write_records(response, reader, records, who)
             metrics.RECORDS_DELIVERED.labels("sse").inc(len(records))
             last_write = time.monotonic()
     except ConnectionResetError:

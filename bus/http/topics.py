@@ -6,7 +6,7 @@ from aiohttp import web
 
 from bus import topics
 from bus.auth import Access, can_see, require
-from bus.http.routes import Param, context, json_response, principal, read_model, route
+from bus.http.routes import AUDIT_TARGET, Param, context, json_response, principal, read_model, route
 from bus.models.keys import Action
 from bus.models.topics import SchemaBinding, Topic, TopicList, TopicSpec, topic_id
 
@@ -31,6 +31,7 @@ def path_topic_id(request: web.Request) -> str:
 )
 async def create_topic(request: web.Request) -> web.StreamResponse:
     spec = await read_model(request, TopicSpec)
+    request[AUDIT_TARGET] = (spec.namespace, spec.tenant)
     require(principal(request), Action.MANAGE, spec.namespace, spec.tenant, spec.name)
     topic = await topics.create_topic(context(request), spec)
     return json_response(topic, status=201)

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from bus.models.common import Labels, Name, StrictModel
+from bus.models.quotas import Quota, TenantQuota
 
 TOPIC_GLOB = r"^[a-z0-9*?-]{1,63}$"
 
@@ -35,6 +36,7 @@ class KeySpec(StrictModel):
     tenant: Name | None = None
     grants: list[Grant] = Field(default_factory=list, max_length=64)
     labels: Labels = Field(default_factory=dict)
+    quota: Quota | None = Field(None, description="Fleet-wide rates for this key; none: unlimited")
 
     @model_validator(mode="after")
     def scoped_when_tenant(self) -> KeySpec:
@@ -55,6 +57,7 @@ class ApiKey(BaseModel):
     tenant: str | None = None
     grants: list[Grant] = Field(default_factory=list)
     labels: dict[str, str] = Field(default_factory=dict)
+    quota: Quota | None = None
     created_at: datetime
     rotated_at: datetime | None = None
     revoked_at: datetime | None = None
@@ -71,6 +74,7 @@ class ApiKeyView(BaseModel):
     tenant: str | None
     grants: list[Grant]
     labels: dict[str, str]
+    quota: Quota | None
     created_at: datetime
     rotated_at: datetime | None
     revoked_at: datetime | None
@@ -87,5 +91,6 @@ class KeyList(BaseModel):
 
 
 class KeyCommand(BaseModel):
-    op: Literal["put"]
-    key: ApiKey
+    op: Literal["put", "put_tenant_quota"]
+    key: ApiKey | None = None
+    tenant_quota: TenantQuota | None = None

@@ -73,6 +73,14 @@ async def new_subject(http: aiohttp.ClientSession, url: str) -> str:
     return subject
 
 
+# Rules apply to every topic of it/acme, which other tests publish to: match no topic.
+HARMLESS_RULES = {
+    "rules": [
+        {"id": "matrix", "match": {"topics": "no-such-topic"}, "action": {"type": "deny", "reason": "m"}}
+    ]
+}
+
+
 def examples() -> dict[tuple[str, str], Factory]:
     """One request per route that the admin key (and a fully granted key) can make succeed."""
     t = "/v1/topics/{namespace}/{tenant}/{name}"
@@ -131,10 +139,24 @@ def examples() -> dict[tuple[str, str], Factory]:
         ("GET", "/v1/keys/{key_id}"): lambda h, u: key(h, u),
         ("DELETE", "/v1/keys/{key_id}"): lambda h, u: key(h, u),
         ("POST", "/v1/keys/{key_id}/rotate"): lambda h, u: key(h, u, "/rotate"),
+        ("GET", "/v1/audit"): lambda h, u: fixed("/v1/audit?limit=1"),
+        ("PUT", "/v1/keys/{key_id}/quota"): lambda h, u: key_quota(h, u),
+        ("GET", "/v1/quotas/{namespace}/{tenant}"): lambda h, u: fixed("/v1/quotas/it/acme"),
+        ("PUT", "/v1/quotas/{namespace}/{tenant}"): lambda h, u: fixed(
+            f"/v1/quotas/it/{unique('qt')}", {"publish_records_per_s": 100}
+        ),
+        ("GET", "/v1/rules/{namespace}/{tenant}"): lambda h, u: fixed("/v1/rules/it/acme"),
+        ("PUT", "/v1/rules/{namespace}/{tenant}"): lambda h, u: fixed("/v1/rules/it/acme", HARMLESS_RULES),
+        ("DELETE", "/v1/rules/{namespace}/{tenant}"): lambda h, u: fixed("/v1/rules/it/acme"),
         ("GET", "/healthz"): lambda h, u: fixed("/healthz"),
         ("GET", "/metrics"): lambda h, u: fixed("/metrics"),
         ("GET", "/openapi.json"): lambda h, u: fixed("/openapi.json"),
     }
+
+
+async def key_quota(http: aiohttp.ClientSession, url: str) -> Example:
+    created = await create_key(http, url, tenant_key(["read"]))
+    return Example(f"/v1/keys/{created['id']}/quota", {"publish_records_per_s": 5}, 200)
 
 
 async def sub_example(http: aiohttp.ClientSession, url: str) -> Example:

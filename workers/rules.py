@@ -1,0 +1,42 @@
+"""Applies rule commands (replace or clear a tenant's whole rule set), in log order.
+
+Both commands carry the whole outcome, so applying one twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from bus.faust_app import app
+from bus.models.rules import RuleCommand
+from bus.settings import get_settings
+from tables.rules import rule_set_key, rules
+from workers.commands import apply_commands
+
+log = logging.getLogger(__name__)
+
+rule_commands = app.topic(
+    f"{get_settings().prefix}-rule-commands",
+    partitions=1,
+    internal=True,
+    key_type=str,
+    value_type=bytes,
+    value_serializer="raw",
+)
+
+
+@app.agent(rule_commands)  # type: ignore[untyped-decorator]
+async def apply_rule_commands(stream: faust.StreamT[bytes]) -> None:
+    await apply_commands(stream, RuleCommand, rules, apply)
+
+
+def apply(command: RuleCommand) -> None:
+    key = rule_set_key(command.namespace, command.tenant)
+    if command.op == "put" and command.rule_set is not None:
+        rules.put(key, command.rule_set)
+        log.info("rules of %s replaced (%d rules)", key, len(command.rule_set.rules))
+    elif command.op == "delete":
+        rules.remove(key)
+        log.info("rules of %s cleared", key)
