@@ -310,3 +310,23 @@ async def test_bad_key_specs_are_422(fleet: Fleet, http: aiohttp.ClientSession) 
             assert r.status == 422, spec
     async with http.get(f"{fleet.urls[0]}/v1/keys/{uuid.uuid4().hex[:16]}") as r:
         assert r.status == 404 and (await r.json())["error"]["code"] == "key_not_found"
+
+
+async def test_secrets_never_reach_the_logs(fleet: Fleet, http: aiohttp.ClientSession) -> None:
+    created = await create_key(http, fleet.urls[0], tenant_key(["read"]))
+    headers = {"Authorization": f"Bearer {created['secret']}"}
+    async with aiohttp.ClientSession(headers=headers) as s:
+        for url in fleet.urls:
+            for method, path in (
+                ("GET", "/v1/topics"),
+                ("POST", "/v1/keys"),
+                ("GET", "/v1/subscribe/it/x/y"),
+            ):
+                async with s.request(method, f"{url}{path}") as r:
+                    assert r.status in (200, 403)
+    async with http.post(f"{fleet.urls[1]}/v1/keys/{created['id']}/rotate") as r:
+        rotated = (await r.json())["secret"]
+    for worker in fleet.workers:
+        log = worker.log_path.read_text(errors="replace")
+        assert created["secret"] not in log and rotated not in log
+        assert fleet.admin_key not in log
