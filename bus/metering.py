@@ -20,6 +20,12 @@ def tenant_subject(namespace: str, tenant: str) -> Subject:
     return f"tenant:{namespace}/{tenant}", entry.quota if entry is not None else None
 
 
+def publish_metered(principal: Principal, tenants: set[tuple[str, str]]) -> bool:
+    """Whether any publish quota applies; when none does there is nothing to count."""
+    subjects = [key_subject(principal)] + [tenant_subject(ns, t) for ns, t in tenants]
+    return bool(limits_for(subjects, 1, 1, "publish"))
+
+
 def admit_publish(principal: Principal, sizes: dict[tuple[str, str], tuple[int, int]]) -> None:
     """sizes: (namespace, tenant) -> (records, payload bytes). QuotaExceeded (429) when over."""
     records = sum(r for r, _ in sizes.values())

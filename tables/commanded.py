@@ -30,11 +30,12 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
 APPLIED_KEY = ""  # never a valid entity key
+_MISSING = object()
 
 
 class CommandedTable:
     def __init__(self, app: faust.App, name: str, help: str) -> None:
-        self._parsed: dict[str, BaseModel] = {}
+        self._parsed: dict[str, BaseModel | None] = {}
         # partitions=1 and recovery_buffer_size=1 follow faust-streaming's advice for
         # global tables shared by several workers (otherwise recovery can loop).
         self.table = app.GlobalTable(
@@ -54,13 +55,13 @@ class CommandedTable:
         self._parsed.clear()
 
     def get(self, key: str, model: type[M]) -> M | None:
-        cached = self._parsed.get(key)
-        if isinstance(cached, model):
+        """The value under key, parsed; absent keys are cached too (every write arrives as a
+        changelog record, which drops the cache, so neither can go stale)."""
+        cached = self._parsed.get(key, _MISSING)
+        if cached is None or isinstance(cached, model):
             return cached
         raw = self.table.get(key)
-        if raw is None or key == APPLIED_KEY:
-            return None  # misses are not cached: a write may land any moment
-        value = model.model_validate_json(raw)
+        value = None if raw is None or key == APPLIED_KEY else model.model_validate_json(raw)
         self._parsed[key] = value
         return value
 

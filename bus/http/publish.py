@@ -7,7 +7,7 @@ from aiohttp import web
 from bus import publish
 from bus.auth import Access, require
 from bus.http.routes import AUDIT_TARGET, context, json_response, principal, read_model, route
-from bus.metering import admit_publish
+from bus.metering import admit_publish, publish_metered
 from bus.models.keys import Action
 from bus.models.publish import Batch, BatchResult, Envelope, PublishResult
 
@@ -21,6 +21,9 @@ def require_write(request: web.Request, envelopes: list[Envelope]) -> None:
         namespace, tenant, name = ref.split("/")
         request[AUDIT_TARGET] = (namespace, tenant)  # a denial is audited against this tenant
         require(who, Action.WRITE, namespace, tenant, name)
+    tenants = {(ns, t) for ns, t, _ in (e.topic.split("/") for e in envelopes)}
+    if not publish_metered(who, tenants):
+        return  # no quota applies: skip encoding payloads just to count them
     sizes: dict[tuple[str, str], tuple[int, int]] = {}
     for e in envelopes:
         namespace, tenant, _ = e.topic.split("/")
