@@ -9,13 +9,36 @@ import faust
 from bus.settings import get_settings
 
 
+class BusApp(faust.App):  # type: ignore[misc]
+    """The Faust app, creating its internal topics before its consumer first subscribes.
+
+    Faust declares internal topics while its consumer group forms; on a fresh broker the
+    first assignment can run before a new topic is in the metadata, and Faust then skips
+    that topic ("Ignoring missing topic") until some later rebalance, so its processor
+    never runs. Creating every command and changelog topic first closes that race.
+    """
+
+    async def on_first_start(self) -> None:
+        await super().on_first_start()
+        from bus.kafka import declare_topics  # late: bus.kafka is not needed to build the app
+
+        specs: list[tuple[str, int, dict[str, str]]] = [
+            (agent.channel.get_topic_name(), agent.channel.partitions or 1, {})
+            for agent in self.agents.values()
+        ] + [
+            (table.changelog_topic.get_topic_name(), table.partitions or 1, {"cleanup.policy": "compact"})
+            for table in self.tables.values()
+        ]
+        await declare_topics(get_settings(), specs)
+
+
 def create_app() -> faust.App:
     s = get_settings()
     # Imported here so the error middleware is in place before Faust builds its aiohttp app.
     from bus.http.middleware import middlewares
 
     Path(s.data_dir).parent.mkdir(parents=True, exist_ok=True)  # faust makes only the leaf
-    return faust.App(
+    return BusApp(
         s.app_id,
         broker=[f"kafka://{server}" for server in s.bootstrap_servers],
         store="rocksdb://",  # faust uses rocksdict when python-rocksdb is absent

@@ -201,3 +201,20 @@ class KafkaGateway:
             enable_auto_commit=False,
             **options,
         )
+
+
+async def declare_topics(settings: Settings, specs: Sequence[tuple[str, int, dict[str, str]]]) -> None:
+    """Create topics that do not exist yet (name, partitions, configs); existing ones are kept."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await guarded(admin.start())
+    try:
+        wanted = [
+            NewTopic(name, partitions, settings.replication_factor, topic_configs=configs)
+            for name, partitions, configs in specs
+        ]
+        response = await guarded(admin.create_topics(wanted))
+        for name, code, *_ in response.topic_errors:
+            if code not in (0, TopicAlreadyExistsError.errno):
+                log.warning("could not create internal topic %s (error %d)", name, code)
+    finally:
+        await admin.close()
