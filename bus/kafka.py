@@ -23,6 +23,7 @@ from aiokafka.errors import (
     UnknownTopicOrPartitionError,
     for_code,
 )
+from aiokafka.partitioner import murmur2
 
 from bus.errors import BusError, KafkaRejected, KafkaUnavailable, NotReady, TopicNotFound
 from bus.settings import Settings
@@ -47,6 +48,14 @@ class OutgoingRecord:
     value: bytes
     key: bytes | None
     headers: list[tuple[str, bytes]]
+
+
+def partition_for(key: bytes | None, partitions: int, spread: int) -> int:
+    """Kafka's default partitioner for a keyed record (murmur2, as every Kafka client does),
+    so a key lands where a plain producer would put it; `spread` places unkeyed records."""
+    if key is None:
+        return spread % partitions
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def translate(exc: BaseException) -> BusError:
@@ -91,6 +100,7 @@ class KafkaGateway:
             enable_idempotence=True,
             linger_ms=s.producer_linger_ms,
             max_request_size=s.limits.max_payload_bytes + RECORD_OVERHEAD_BYTES,
+            max_batch_size=s.limits.max_payload_bytes + RECORD_OVERHEAD_BYTES,  # one record always fits
             request_timeout_ms=timeout_ms,
             client_id=f"{s.prefix}-gateway",
         )
@@ -122,18 +132,72 @@ class KafkaGateway:
             raise NotReady("This worker is still starting; retry shortly")
         return self._admin
 
-    async def produce(self, records: Sequence[OutgoingRecord]) -> list[Produced]:
+    async def produce(
+        self, records: Sequence[OutgoingRecord], partitions: Sequence[int | None] | None = None
+    ) -> list[Produced]:
         """Produce records and wait until the broker has acknowledged every one.
 
-        All sends are queued first and awaited together, so a batch travels in as
-        few produce requests as the partitions allow.
+        partitions[i] is record i's partition, or None to let the producer pick. Records
+        are grouped per partition into Kafka record batches (one append each, one send per
+        batch), so a request of many records costs a few sends, not one send per record.
+        Within a partition the request order is kept.
         """
         producer = self._require_producer()
+        if partitions is None or len(records) == 1 or None in partitions:
+            return await self._produce_each(producer, records)
+        by_partition: dict[tuple[str, int], list[int]] = {}
+        for i, (record, partition) in enumerate(zip(records, partitions, strict=True)):
+            assert partition is not None
+            by_partition.setdefault((record.topic, partition), []).append(i)
+        results: list[Produced | None] = [None] * len(records)
+        pending = []
+        for (topic, partition), indices in by_partition.items():
+            pending += await self._send_batches(producer, topic, partition, records, indices)
+        for future, placed in pending:
+            meta = await guarded(future)
+            for position, (index, timestamp) in enumerate(placed):
+                results[index] = Produced(
+                    partition=meta.partition, offset=meta.offset + position, timestamp=timestamp
+                )
+        return [r for r in results if r is not None]
+
+    async def _produce_each(
+        self, producer: AIOKafkaProducer, records: Sequence[OutgoingRecord]
+    ) -> list[Produced]:
         futures = []
         for r in records:
             futures.append(await guarded(producer.send(r.topic, value=r.value, key=r.key, headers=r.headers)))
         metas = await guarded(asyncio.gather(*futures))
         return [Produced(m.partition, m.offset, m.timestamp) for m in metas]
+
+    async def _send_batches(
+        self,
+        producer: AIOKafkaProducer,
+        topic: str,
+        partition: int,
+        records: Sequence[OutgoingRecord],
+        indices: list[int],
+    ) -> list[tuple[Any, list[tuple[int, int]]]]:
+        """Fill record batches for one partition; (delivery future, [(record index, timestamp)]) each."""
+        sent = []
+        batch = producer.create_batch()
+        placed: list[tuple[int, int]] = []
+        for index in indices:
+            r = records[index]
+            meta = batch.append(key=r.key, value=r.value, timestamp=None, headers=r.headers)
+            if meta is None:  # full: send it and start the next one
+                sent.append((await guarded(producer.send_batch(batch, topic, partition=partition)), placed))
+                batch = producer.create_batch()
+                placed = []
+                meta = batch.append(key=r.key, value=r.value, timestamp=None, headers=r.headers)
+                if meta is None:
+                    raise KafkaRejected(
+                        "A record is larger than a Kafka batch can hold", {"size": len(r.value)}
+                    )
+            placed.append((index, meta.timestamp))
+        if placed:
+            sent.append((await guarded(producer.send_batch(batch, topic, partition=partition)), placed))
+        return sent
 
     async def end_offset(self, topic: str, partition: int) -> int:
         """The offset the next record of topic/partition will get."""

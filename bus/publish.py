@@ -11,6 +11,7 @@ kafka_unavailable (503, retriable); records acknowledged before it stay written.
 from __future__ import annotations
 
 import os
+import random
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -28,7 +29,7 @@ from bus.errors import (
     TopicNotFound,
     Unprocessable,
 )
-from bus.kafka import OutgoingRecord
+from bus.kafka import OutgoingRecord, partition_for
 from bus.models.publish import JSON_CONTENT_TYPE, Envelope, PublishResult
 from bus.models.schemas import Violation
 from bus.models.topics import Topic
@@ -153,7 +154,12 @@ async def publish(ctx: BusContext, envelopes: Sequence[Envelope], kind: str) -> 
         prepare(ctx, e, topics, bindings, published_at, None if single else i)
         for i, e in enumerate(envelopes)
     ]
-    produced = await ctx.gateway.produce([record for record, _ in prepared])
+    spread = random.randrange(1 << 16)  # unkeyed records of one request share a partition
+    partitions = [
+        partition_for(record.key, topics[e.topic].partitions, spread)
+        for e, (record, _) in zip(envelopes, prepared, strict=True)
+    ]
+    produced = await ctx.gateway.produce([record for record, _ in prepared], partitions)
     metrics.PUBLISH_LATENCY.labels(kind).observe(time.perf_counter() - started)
     metrics.RECORDS_PUBLISHED.inc(len(produced))
     return [

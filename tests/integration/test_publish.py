@@ -135,3 +135,25 @@ async def test_batch_failure_names_the_failing_record(
     async with http.post(f"{fleet.urls[0]}/v1/publish/batch", json=body) as r:
         assert r.status == 400
         assert (await r.json())["error"]["details"]["index"] == 2
+
+
+async def test_single_and_batch_put_a_key_on_the_same_partition(
+    fleet: Fleet, topic: dict[str, Any], http: aiohttp.ClientSession
+) -> None:
+    async with http.post(
+        f"{fleet.urls[0]}/v1/publish", json={"topic": ref(topic), "key": "k-x", "payload": 0}
+    ) as r:
+        single = await r.json()
+    records = [{"topic": ref(topic), "key": f"k-{n}", "payload": n} for n in range(30)] + [
+        {"topic": ref(topic), "key": "k-x", "payload": "again"}
+    ]
+    async with http.post(f"{fleet.urls[1]}/v1/publish/batch", json={"records": records}) as r:
+        results = (await r.json())["results"]
+    assert results[-1]["partition"] == single["partition"]
+    assert results[-1]["offset"] > single["offset"]
+    per_partition: dict[int, list[int]] = {}
+    for receipt in results:
+        per_partition.setdefault(receipt["partition"], []).append(receipt["offset"])
+    for offsets in per_partition.values():  # contiguous and in request order within a partition
+        assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
+    assert await total_records(fleet, topic) == 32

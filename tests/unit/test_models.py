@@ -81,3 +81,16 @@ def test_start_positions() -> None:
     assert parse_start("earliest", "0:4,1:2") == {0: 4, 1: 2}
     with pytest.raises(InvalidParameter):
         parse_start("-5", None)
+
+
+def test_batch_partitioning_matches_kafkas_default_partitioner() -> None:
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from bus.kafka import partition_for
+
+    default = DefaultPartitioner()
+    for n in (1, 3, 7):
+        for i in range(200):
+            key = f"key-{i}".encode()
+            assert partition_for(key, n, 0) == default(key, list(range(n)), list(range(n)))
+    assert {partition_for(None, 3, spread) for spread in range(6)} == {0, 1, 2}
