@@ -21,7 +21,6 @@ from bus.models.audit import AuditPage, AuditRecord
 log = logging.getLogger(__name__)
 
 MAX_SCAN = 200_000
-DENIED_STATUSES = frozenset({401, 403, 429})
 
 RETENTION = timedelta(days=30)
 

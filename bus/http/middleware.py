@@ -22,8 +22,10 @@ from bus.errors import (
     RequestTooLarge,
     RouteNotFound,
 )
+from bus.http.routes import AUDIT_TARGET, CONTEXT, PRINCIPAL, Route, route_for
 
 log = logging.getLogger(__name__)
+DENIED_STATUSES = frozenset({401, 403, 429})  # audited as refusals
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -50,8 +52,9 @@ def from_http_exception(exc: web.HTTPException) -> BusError:
 async def errors_and_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
     response: web.StreamResponse
     error: BusError | None = None
+    declared = route_for(request)  # once: both the authorization and the audit need it
     try:
-        authorize_route(request)
+        authorize_route(request, declared)
         response = await handler(request)
     except BusError as exc:
         error = exc
@@ -69,23 +72,20 @@ async def errors_and_metrics(request: web.Request, handler: Handler) -> web.Stre
     route = request.match_info.route.resource
     template = route.canonical if route is not None else "unmatched"
     metrics.HTTP_REQUESTS.labels(request.method, template, str(response.status)).inc()
-    await audit(request, response.status, error)
+    if declared is not None:
+        await audit(request, declared, response.status, error)
     return response
 
 
-async def audit(request: web.Request, status: int, error: BusError | None) -> None:
+async def audit(request: web.Request, declared: Route, status: int, error: BusError | None) -> None:
     """Record admin actions that succeeded and requests that were denied."""
-    from bus.audit import DENIED_STATUSES, now, record
-    from bus.http.routes import AUDIT_TARGET, CONTEXT, PRINCIPAL, route_for
-    from bus.models.audit import AuditRecord
-
-    declared = route_for(request)
-    if declared is None:
-        return
     denied = status in DENIED_STATUSES
     admin_action = status < 400 and declared.method != "GET" and declared.tag != "publish"
     if not (denied or admin_action):
         return
+    from bus.audit import now, record  # late: bus.audit needs the Faust app, which needs this module
+    from bus.models.audit import AuditRecord
+
     who = request.get(PRINCIPAL)
     m = request.match_info
     namespace, tenant = request.get(AUDIT_TARGET) or (m.get("namespace"), m.get("tenant"))
@@ -104,11 +104,8 @@ async def audit(request: web.Request, status: int, error: BusError | None) -> No
     await record(request.app[CONTEXT], entry)
 
 
-def authorize_route(request: web.Request) -> None:
+def authorize_route(request: web.Request, declared: Route | None) -> None:
     """Check what the route declares; an undeclared route (404/405) passes to its error."""
-    from bus.http.routes import CONTEXT, PRINCIPAL, route_for  # late: routes imports this module's app
-
-    declared = route_for(request)
     if declared is None or declared.access is Access.PUBLIC:
         return
     who = authenticate(request.app[CONTEXT].settings, request.headers.get("Authorization"))
