@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -206,6 +206,31 @@ class KafkaGateway:
         tp = TopicPartition(topic, partition)
         ends = await guarded(self._offsets.end_offsets([tp]))
         return int(ends[tp])
+
+    async def resolve_offsets(
+        self, kafka_topic: str, partitions: int, start: Literal["earliest", "latest"] | int
+    ) -> dict[int, int]:
+        """Explicit offsets, per partition, for a start position as of now.
+
+        earliest: each partition's first offset; latest: the offset its next record will
+        get; a unix time in ms: the first record at or after it, else the end (so a time
+        in the future behaves like latest). Resolved once, these never move again.
+        """
+        if self._offsets is None:
+            raise NotReady("This worker is still starting; retry shortly")
+        tps = [TopicPartition(kafka_topic, p) for p in range(partitions)]
+        if start == "earliest":
+            firsts = await guarded(self._offsets.beginning_offsets(tps))
+            return {tp.partition: int(firsts[tp]) for tp in tps}
+        ends = await guarded(self._offsets.end_offsets(tps))
+        if start == "latest":
+            return {tp.partition: int(ends[tp]) for tp in tps}
+        found = await guarded(self._offsets.offsets_for_times({tp: start for tp in tps}))
+        offsets = {}
+        for tp in tps:
+            hit = found.get(tp)  # None: no record at or after the time
+            offsets[tp.partition] = int(ends[tp]) if hit is None else int(hit.offset)
+        return offsets
 
     async def broker_count(self) -> int:
         cluster = await guarded(self._require_admin().describe_cluster())

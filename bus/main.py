@@ -12,7 +12,7 @@ from bus.audit import ensure_audit_topic
 from bus.bus_schemas import publish_bus_schemas
 from bus.context import BusContext
 from bus.faust_app import app
-from bus.http import audit, keys, publish, rules, schemas, subscribe, system, topics
+from bus.http import audit, keys, publish, rules, schemas, subscribe, subscriptions, system, topics
 from bus.http.routes import install
 from bus.kafka import KafkaGateway
 from bus.quotas import LEDGER, ensure_usage_topic, follow_usage, report_usage
@@ -20,12 +20,13 @@ from bus.settings import get_settings
 from workers import keys as key_commands
 from workers import rules as rule_commands
 from workers import schemas as schema_commands
+from workers import subscriptions as subscription_commands
 from workers import topics as topic_commands
 
 # Importing a module registers its routes or agents; naming them here keeps the
 # imports from looking unused (a linter once removed them and every route vanished).
-HTTP_MODULES = (topics, publish, subscribe, schemas, keys, audit, rules, system)
-WORKER_MODULES = (topic_commands, schema_commands, key_commands, rule_commands)
+HTTP_MODULES = (topics, publish, subscribe, subscriptions, schemas, keys, audit, rules, system)
+WORKER_MODULES = (topic_commands, schema_commands, key_commands, rule_commands, subscription_commands)
 
 log = logging.getLogger(__name__)
 gateway = KafkaGateway(get_settings())

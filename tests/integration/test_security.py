@@ -85,6 +85,7 @@ def examples() -> dict[tuple[str, str], Factory]:
     """One request per route that the admin key (and a fully granted key) can make succeed."""
     t = "/v1/topics/{namespace}/{tenant}/{name}"
     s = "/v1/schemas/{namespace}/{tenant}/{subject}"
+    sp = "/v1/subscriptions/{namespace}/{tenant}/{id}"
 
     async def topic_create(http: aiohttp.ClientSession, url: str) -> Example:
         return Example("/v1/topics", {"namespace": "it", "tenant": "acme", "name": unique("c")}, 201)
@@ -126,6 +127,10 @@ def examples() -> dict[tuple[str, str], Factory]:
         ("POST", "/v1/publish"): publish,
         ("POST", "/v1/publish/batch"): batch,
         ("GET", "/v1/subscribe/{namespace}/{tenant}/{name}"): lambda h, u: sub_example(h, u),
+        ("POST", "/v1/subscriptions"): subscription_create,
+        ("GET", "/v1/subscriptions"): lambda h, u: fixed("/v1/subscriptions"),
+        ("GET", sp): lambda h, u: on_subscription(h, u),
+        ("DELETE", sp): lambda h, u: on_subscription(h, u),
         ("GET", "/v1/schemas"): lambda h, u: fixed("/v1/schemas"),
         ("POST", s + "/versions"): register,
         ("GET", s + "/versions"): lambda h, u: subject(h, u, "/versions"),
@@ -161,6 +166,17 @@ async def key_quota(http: aiohttp.ClientSession, url: str) -> Example:
 
 async def sub_example(http: aiohttp.ClientSession, url: str) -> Example:
     return Example(f"/v1/subscribe/it/acme/{await new_topic(http, url)}", None, 200)
+
+
+async def subscription_create(http: aiohttp.ClientSession, url: str) -> Example:
+    body = {"namespace": "it", "tenant": "acme", "id": unique("s"), "topic": await new_topic(http, url)}
+    return Example("/v1/subscriptions", body, 201)
+
+
+async def on_subscription(http: aiohttp.ClientSession, url: str) -> Example:
+    create = await subscription_create(http, url)
+    await admin_post(http, url, create.path, create.body)
+    return Example(f"/v1/subscriptions/it/acme/{create.body['id']}", None, 200)
 
 
 def test_every_route_has_a_matrix_example() -> None:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
 
-from bus.errors import InvalidParameter
+from bus.errors import InvalidParameter, TenantForbidden, Unprocessable
+from bus.models.common import NAME_RE
 from bus.models.publish import Envelope
+from bus.models.subscriptions import SubscriptionSpec
 from bus.models.topics import TopicSpec, kafka_topic_name
 from bus.publish import encode_payload
 from bus.subscribe import decode_cursor, encode_cursor, parse_start
+from bus.subscriptions import consumer_group, dead_letter_name, source_topic_name
 
 
 @pytest.mark.parametrize("name", ["a", "orders", "a-b", "x1", "0", "a" * 63])
@@ -94,3 +98,73 @@ def test_batch_partitioning_matches_kafkas_default_partitioner() -> None:
             key = f"key-{i}".encode()
             assert partition_for(key, n, 0) == default(key, list(range(n)), list(range(n)))
     assert {partition_for(None, 3, spread) for spread in range(6)} == {0, 1, 2}
+
+
+def sub_spec(**extra: object) -> SubscriptionSpec:
+    body = {"namespace": "ns", "tenant": "t", "id": "s", "topic": "x", **extra}
+    return SubscriptionSpec.model_validate(body)
+
+
+def test_subscription_spec_defaults() -> None:
+    spec = sub_spec()
+    assert (spec.start, spec.ack_mode) == ("latest", "manual")
+    assert (spec.ack_deadline_ms, spec.max_deliveries) == (30_000, 5)
+    assert spec.dead_letter_topic is None and spec.filter is None and spec.labels == {}
+    assert sub_spec(start="earliest").start == "earliest" and sub_spec(start=0).start == 0
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"id": "x" * 49},
+        {"id": "A"},
+        {"start": "now"},
+        {"start": -1},
+        {"start": "1700000000000"},  # strict: a time is a number, not a string
+        {"ack_deadline_ms": 499},
+        {"ack_mode": "sometimes"},
+        {"filter": {"headers": {}}},
+        {"dead_letter_topic": "Bad"},
+        {"extra": 1},
+    ],
+)
+def test_bad_subscription_specs(extra: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        sub_spec(**extra)
+
+
+def test_the_longest_id_still_names_a_default_dead_letter_topic() -> None:
+    longest = "a" * 48
+    assert NAME_RE.match(f"{sub_spec(id=longest).id}-dlq")
+
+
+@pytest.mark.parametrize(("topic", "name"), [("x", "x"), ("ns/t/x", "x"), ("a-b", "a-b")])
+def test_source_topic_names(topic: str, name: str) -> None:
+    assert source_topic_name(sub_spec(topic=topic)) == name
+
+
+def test_source_topics_of_other_tenants_are_forbidden() -> None:
+    for topic in ("ns/other/x", "other/t/x"):
+        with pytest.raises(TenantForbidden):
+            source_topic_name(sub_spec(topic=topic))
+
+
+@pytest.mark.parametrize("topic", ["a/b", "ns/t/x/y", "X", "ns/t/", "/x"])
+def test_unreadable_source_topics_are_422(topic: str) -> None:
+    with pytest.raises(Unprocessable):
+        source_topic_name(sub_spec(topic=topic))
+
+
+def test_dead_letter_names() -> None:
+    assert dead_letter_name(sub_spec(), "x") == "s-dlq"
+    assert dead_letter_name(sub_spec(dead_letter_topic="dead"), "x") == "dead"
+    with pytest.raises(Unprocessable):
+        dead_letter_name(sub_spec(dead_letter_topic="x"), "x")
+
+
+def test_consumer_groups_differ_per_creation() -> None:
+    at = datetime(2024, 1, 2, 3, 4, 5, 678_000, tzinfo=UTC)
+    assert consumer_group("bus", sub_spec(), at) == "bus.sub.ns.t.s.1704164645678"
+    assert consumer_group("bus", sub_spec(), at + timedelta(milliseconds=1)) != consumer_group(
+        "bus", sub_spec(), at
+    )

@@ -1,0 +1,45 @@
+"""Applies subscription commands to the subscription table, in log order.
+
+The commands topic has one partition, so every metadata change goes through one
+worker at a time and the log order decides races: the first create of a subscription
+wins, a later one changes nothing (its request sees another value and answers 409).
+Delivery is at least once; applying a command twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from bus.faust_app import app
+from bus.models.subscriptions import SubscriptionCommand
+from bus.settings import get_settings
+from tables.subscriptions import get_subscription, subscriptions
+from workers.commands import apply_commands
+
+log = logging.getLogger(__name__)
+
+subscription_commands = app.topic(
+    f"{get_settings().prefix}-subscription-commands",
+    partitions=1,
+    internal=True,  # created before the consumer first subscribes (BusApp.on_first_start)
+    key_type=str,
+    value_type=bytes,
+    value_serializer="raw",  # the payload is a SubscriptionCommand's JSON, parsed by pydantic
+)
+
+
+@app.agent(subscription_commands)  # type: ignore[untyped-decorator]
+async def apply_subscription_commands(stream: faust.StreamT[bytes]) -> None:
+    await apply_commands(stream, SubscriptionCommand, subscriptions, apply)
+
+
+def apply(command: SubscriptionCommand) -> None:
+    if command.op == "create" and command.subscription is not None:
+        if get_subscription(command.key) is None:
+            subscriptions.put(command.key, command.subscription)
+            log.info("subscription %s created", command.key)
+    elif command.op == "delete":
+        subscriptions.remove(command.key)
+        log.info("subscription %s deleted", command.key)
