@@ -15,7 +15,10 @@
     │   ├── TopicNotFound          topic_not_found    404
     │   ├── KeyNotFound            key_not_found      404
     │   ├── SubjectNotFound        subject_not_found  404
-    │   └── VersionNotFound        version_not_found  404
+    │   ├── VersionNotFound        version_not_found  404
+    │   ├── SubscriptionNotFound   subscription_not_found 404
+    │   ├── DeliveryNotFound       delivery_not_found 404
+    │   └── DeadLetterNotFound     dead_letter_not_found 404
     ├── Unauthenticated            unauthenticated    401
     │   └── InvalidKey             invalid_key        401
     ├── Forbidden                  forbidden          403
@@ -28,7 +31,11 @@
     ├── Conflict                   conflict           409
     │   ├── TopicExists            topic_exists       409
     │   ├── IncompatibleSchema     incompatible_schema 409
-    │   └── SchemaInUse            schema_in_use      409
+    │   ├── SchemaInUse            schema_in_use      409
+    │   ├── SubscriptionExists     subscription_exists 409
+    │   ├── DeliverySuperseded     delivery_superseded 409
+    │   ├── DeliveryStale          delivery_stale     409
+    │   └── AlreadyRedriven        already_redriven   409
     ├── TooLarge                   too_large          413
     │   ├── PayloadTooLarge        payload_too_large  413
     │   ├── BatchTooLarge          batch_too_large    413
@@ -41,6 +48,7 @@
     ├── Unavailable                unavailable        503     yes
     │   ├── KafkaUnavailable       kafka_unavailable  503     yes
     │   ├── NotReady               not_ready          503     yes
+    │   ├── OwnerMoved             owner_moved        503     yes
     │   └── TooManySubscribers     too_many_subscribers 503   yes
     └── Timeout                    timeout            504     yes
 
@@ -182,6 +190,20 @@ class VersionNotFound(NotFound):
     code = "version_not_found"
 
 
+class SubscriptionNotFound(NotFound):
+    code = "subscription_not_found"
+
+
+class DeliveryNotFound(NotFound):
+    """A delivery id this subscription never issued (malformed, or another subscription's)."""
+
+    code = "delivery_not_found"
+
+
+class DeadLetterNotFound(NotFound):
+    code = "dead_letter_not_found"
+
+
 class MethodNotAllowed(BusError):
     code = "method_not_allowed"
     status = 405
@@ -202,6 +224,26 @@ class IncompatibleSchema(Conflict):
 
 class SchemaInUse(Conflict):
     code = "schema_in_use"
+
+
+class SubscriptionExists(Conflict):
+    code = "subscription_exists"
+
+
+class DeliverySuperseded(Conflict):
+    """The record was delivered again (to this or another client) after this delivery."""
+
+    code = "delivery_superseded"
+
+
+class DeliveryStale(Conflict):
+    """The delivery predates a seek of the subscription; its record is no longer pending."""
+
+    code = "delivery_stale"
+
+
+class AlreadyRedriven(Conflict):
+    code = "already_redriven"
 
 
 class TooLarge(BusError):
@@ -265,6 +307,12 @@ class KafkaUnavailable(Unavailable):
 
 class NotReady(Unavailable):
     code = "not_ready"
+
+
+class OwnerMoved(Unavailable):
+    """The worker that runs a subscription changed (a rebalance); retry, any worker will do."""
+
+    code = "owner_moved"
 
 
 class TooManySubscribers(Unavailable):

@@ -46,6 +46,9 @@ def create_app() -> faust.App:
         topic_replication_factor=s.replication_factor,
         topic_partitions=s.default_partitions,
         producer_acks=-1,
+        # A worker killed outright hands its partitions (and subscriptions) over after this.
+        broker_session_timeout=s.timing.session_timeout,
+        broker_heartbeat_interval=min(3.0, s.timing.session_timeout / 3),
         autodiscover=False,
         web_application_options={
             "middlewares": middlewares(),

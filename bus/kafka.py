@@ -24,6 +24,7 @@ from aiokafka.errors import (
     for_code,
 )
 from aiokafka.partitioner import murmur2
+from aiokafka.structs import OffsetAndMetadata
 
 from bus.errors import BusError, KafkaRejected, KafkaUnavailable, NotReady, TopicNotFound
 from bus.settings import Settings
@@ -231,6 +232,11 @@ class KafkaGateway:
             hit = found.get(tp)  # None: no record at or after the time
             offsets[tp.partition] = int(ends[tp]) if hit is None else int(hit.offset)
         return offsets
+
+    async def committed_offsets(self, group: str) -> dict[TopicPartition, OffsetAndMetadata]:
+        """A consumer group's committed offsets (with their metadata); empty when it has none."""
+        found = await guarded(self._require_admin().list_consumer_group_offsets(group))
+        return {tp: meta for tp, meta in found.items() if meta.offset >= 0}
 
     async def broker_count(self) -> int:
         cluster = await guarded(self._require_admin().describe_cluster())

@@ -8,15 +8,29 @@ from collections.abc import Awaitable, Callable
 
 import mode
 
+from bus import ownership
 from bus.audit import ensure_audit_topic
 from bus.bus_schemas import publish_bus_schemas
 from bus.context import BusContext
+from bus.dispatchers import DISPATCHERS
 from bus.faust_app import app
-from bus.http import audit, keys, publish, rules, schemas, subscribe, subscriptions, system, topics
+from bus.http import (
+    audit,
+    deliveries,
+    keys,
+    publish,
+    rules,
+    schemas,
+    subscribe,
+    subscriptions,
+    system,
+    topics,
+)
 from bus.http.routes import install
 from bus.kafka import KafkaGateway
 from bus.quotas import LEDGER, ensure_usage_topic, follow_usage, report_usage
 from bus.settings import get_settings
+from bus.sublog import ensure_log_topic
 from workers import keys as key_commands
 from workers import rules as rule_commands
 from workers import schemas as schema_commands
@@ -25,8 +39,15 @@ from workers import topics as topic_commands
 
 # Importing a module registers its routes or agents; naming them here keeps the
 # imports from looking unused (a linter once removed them and every route vanished).
-HTTP_MODULES = (topics, publish, subscribe, subscriptions, schemas, keys, audit, rules, system)
-WORKER_MODULES = (topic_commands, schema_commands, key_commands, rule_commands, subscription_commands)
+HTTP_MODULES = (topics, publish, subscribe, subscriptions, deliveries, schemas, keys, audit, rules, system)
+WORKER_MODULES = (
+    topic_commands,
+    schema_commands,
+    key_commands,
+    rule_commands,
+    subscription_commands,
+    ownership,
+)
 
 log = logging.getLogger(__name__)
 gateway = KafkaGateway(get_settings())
@@ -63,11 +84,15 @@ class GatewayService(mode.Service):  # type: ignore[misc]
         await gateway.start()
         await ensure_audit_topic(ctx)
         await ensure_usage_topic(ctx)
+        await ensure_log_topic(ctx.settings)
         self.add_future(publish_bus_schemas(ctx))
         self.add_future(keep_running("quota usage reports", lambda: report_usage(ctx, LEDGER)))
         self.add_future(keep_running("quota usage reader", lambda: follow_usage(ctx, LEDGER)))
+        self.add_future(keep_running("subscription reconciler", DISPATCHERS.reconcile))
 
     async def on_stop(self) -> None:
+        await DISPATCHERS.stop_partitions(None)
+        await ownership.FORWARDER.close()
         await gateway.stop()
 
 

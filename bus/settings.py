@@ -24,6 +24,8 @@ class Limits(BaseModel):
     max_request_bytes: int = Field(16_777_216, gt=0)  # one HTTP request body
     max_headers: int = Field(64, gt=0)  # caller headers on one record
     max_sse_clients: int = Field(256, gt=0)  # concurrent SSE subscribers per worker
+    max_in_flight: int = Field(5_000, gt=0)  # records a subscription holds between fetch and commit
+    max_in_flight_bytes: int = Field(64 * 1_048_576, gt=0)  # ... and their payload bytes
 
 
 class Timing(BaseModel):
@@ -34,6 +36,8 @@ class Timing(BaseModel):
     command_timeout: float = Field(15.0, gt=0)  # wait for a state change to apply
     sse_keepalive: float = Field(15.0, gt=0)  # comment line sent to idle SSE clients
     kafka_request_timeout: float = Field(30.0, gt=0)
+    commit_interval: float = Field(0.2, gt=0)  # how often a subscription commits its acked offsets
+    session_timeout: float = Field(10.0, ge=6)  # a worker silent this long loses its partitions
 
 
 class Settings(BaseModel):
@@ -49,6 +53,8 @@ class Settings(BaseModel):
     replication_factor: int = Field(1, ge=1)  # for the bus's internal topics
     default_partitions: int = Field(3, ge=1)  # for user topics created without a count
     producer_linger_ms: int = Field(2, ge=0)
+    # Partitions of the subscription owner and log topics: the unit a worker takes over.
+    subscription_partitions: int = Field(12, ge=1, le=256)
     # The fleet's first admin key; every other key is created through /v1/keys.
     admin_key: SecretStr | None = None
     limits: Limits = Limits()
@@ -84,6 +90,7 @@ _ENV_FIELDS = {
     "replication_factor": "AGENTBUS_REPLICATION_FACTOR",
     "default_partitions": "AGENTBUS_DEFAULT_PARTITIONS",
     "producer_linger_ms": "AGENTBUS_PRODUCER_LINGER_MS",
+    "subscription_partitions": "AGENTBUS_SUBSCRIPTION_PARTITIONS",
     "admin_key": "AGENTBUS_ADMIN_KEY",
 }
 _ENV_LIMITS = {name: f"AGENTBUS_{name.upper()}" for name in Limits.model_fields}

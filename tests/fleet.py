@@ -53,6 +53,9 @@ class Broker:
             subprocess.run([str(KAFKA_SCRIPT), "down"], capture_output=True, check=False)
 
 
+WORKER_COMMAND = (sys.executable, "-m", "faust", "-A", "bus", "worker", "-l", "info")
+
+
 @dataclass
 class Worker:
     port: int
@@ -98,30 +101,34 @@ class Fleet:
         for w in self.workers:
             if fresh_data and w.data_dir.exists():
                 shutil.rmtree(w.data_dir)
-            w.data_dir.parent.mkdir(parents=True, exist_ok=True)
-            log = w.log_path.open("ab")
-            w.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "faust",
-                    "-A",
-                    "bus",
-                    "worker",
-                    "-l",
-                    "info",
-                    "--web-port",
-                    str(w.port),
-                    "--web-host",
-                    "127.0.0.1",
-                ],
-                cwd=REPO,
-                env=self.env(w),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+            self._launch(w)
         for w in self.workers:
             self.wait_healthy(w)
+
+    def _launch(self, w: Worker) -> None:
+        w.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        log = w.log_path.open("ab")
+        w.process = subprocess.Popen(
+            [*WORKER_COMMAND, "--web-port", str(w.port), "--web-host", "127.0.0.1"],
+            cwd=REPO,
+            env=self.env(w),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self, index: int) -> None:
+        """kill -9: no shutdown, no final commit; the group notices after the session timeout."""
+        w = self.workers[index]
+        if w.process is not None:
+            w.process.kill()
+            w.process.wait()
+            w.process = None
+
+    def restart(self, index: int) -> None:
+        """Start a killed worker again, on its port and data dir."""
+        w = self.workers[index]
+        self._launch(w)
+        self.wait_healthy(w)
 
     def _new_worker(self, index: int) -> Worker:
         port = free_port()

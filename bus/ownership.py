@@ -1,0 +1,118 @@
+"""Which worker runs a subscription, and handing a request to it.
+
+Each subscription has one owner: the worker Faust assigned the partition of the owners
+topic that the subscription's key hashes to. The topic carries no records; a Faust agent
+consumes it only so that the group spreads its partitions over the fleet and moves them
+when a worker joins, leaves or dies. A request for a subscription that reaches another
+worker is forwarded to the owner, body and headers as they came.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import aiohttp
+import faust
+from aiohttp import web
+
+from bus.errors import OwnerMoved
+from bus.faust_app import app
+from bus.kafka import partition_for
+from bus.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+FORWARDED = "X-Agentbus-Forwarded"  # set on a forwarded request: the receiver never forwards again
+_PASSED_HEADERS = ("Authorization", "Content-Type", "Accept", "Last-Event-ID")
+
+owners_topic = app.topic(
+    f"{get_settings().prefix}-subscription-owners",
+    partitions=get_settings().subscription_partitions,
+    internal=True,
+    key_type=str,
+    value_type=bytes,
+    value_serializer="raw",
+)
+
+
+@app.agent(owners_topic)  # type: ignore[untyped-decorator]
+async def hold_subscriptions(stream: faust.StreamT[bytes]) -> None:
+    """Consumes nothing of interest: its partitions are the subscriptions this worker runs."""
+    async for _ in stream:
+        pass
+
+
+def owner_partition(key: str) -> int:
+    return partition_for(key.encode(), get_settings().subscription_partitions, 0)
+
+
+def owned_partitions() -> set[int]:
+    name = owners_topic.get_topic_name()
+    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == name}
+
+
+def is_owner(key: str) -> bool:
+    return owner_partition(key) in owned_partitions()
+
+
+def owner_url(key: str) -> str:
+    """The base URL of the worker that runs key's subscription; OwnerMoved while unknown."""
+    name, wanted = owners_topic.get_topic_name(), owner_partition(key)
+    for url, topics in app.router.external_topics_metadata().items():
+        if wanted in topics.get(name, ()):
+            return str(url).rstrip("/")
+    raise OwnerMoved("No worker runs this subscription at the moment (a rebalance?); retry", {"key": key})
+
+
+def is_forwarded(request: web.Request) -> bool:
+    return FORWARDED in request.headers
+
+
+class Forwarder:
+    """One HTTP client per worker for requests handed to the owner of a key."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:  # made on first use: it needs the running loop
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=5))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def forward(self, request: web.Request, key: str) -> web.Response:
+        """Send the request to key's owner and answer with what it answered."""
+        url = owner_url(key) + request.rel_url.path_qs
+        headers = {h: request.headers[h] for h in _PASSED_HEADERS if h in request.headers}
+        headers[FORWARDED] = "1"
+        body = await request.read()
+        try:
+            async with self.session.request(request.method, url, data=body, headers=headers) as answer:
+                return web.Response(
+                    body=await answer.read(), status=answer.status, content_type=answer.content_type
+                )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise OwnerMoved(
+                "The worker running this subscription did not answer; retry", {"key": key}
+            ) from exc
+
+    async def call(self, key: str, method: str, path: str, auth: str, body: Any) -> tuple[int, Any]:
+        """A JSON request to key's owner on behalf of a client (whose key goes along): (status, body)."""
+        headers = {"Authorization": auth, FORWARDED: "1"}
+        try:
+            async with self.session.request(
+                method, owner_url(key) + path, json=body, headers=headers
+            ) as answer:
+                return answer.status, await answer.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise OwnerMoved(
+                "The worker running this subscription did not answer; retry", {"key": key}
+            ) from exc
+
+
+FORWARDER = Forwarder()
