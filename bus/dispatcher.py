@@ -158,7 +158,14 @@ class Dispatcher:
             asyncio.create_task(self._timer_loop(), name=f"timers {self.sub.key}"),
             asyncio.create_task(self._commit_loop(), name=f"commits {self.sub.key}"),
         ]
-        log.info("subscription %s started at %s (epoch %d)", self.sub.key, self.committed, self.epoch)
+        log.info(
+            "subscription %s started at %s (epoch %d; the log had %d acks ahead, %d delivery counts)",
+            self.sub.key,
+            self.committed,
+            self.epoch,
+            len(self.recovered_acks),
+            len(self.recovered_counts),
+        )
 
     async def stop(self) -> None:
         self.stopped = True

@@ -131,6 +131,17 @@ def examples() -> dict[tuple[str, str], Factory]:
         ("GET", "/v1/subscriptions"): lambda h, u: fixed("/v1/subscriptions"),
         ("GET", sp): lambda h, u: on_subscription(h, u),
         ("DELETE", sp): lambda h, u: on_subscription(h, u),
+        ("POST", sp + "/pull"): lambda h, u: on_subscription(h, u, "/pull", {"wait_ms": 0}),
+        ("POST", sp + "/ack"): lambda h, u: with_delivery(h, u, "/ack"),
+        ("POST", sp + "/nack"): lambda h, u: with_delivery(h, u, "/nack"),
+        ("POST", sp + "/release"): lambda h, u: on_subscription(h, u, "/release", {"session": "s1"}),
+        ("GET", sp + "/lag"): lambda h, u: on_subscription(h, u, "/lag"),
+        ("POST", sp + "/seek"): lambda h, u: on_subscription(h, u, "/seek", {"position": "latest"}),
+        ("GET", sp + "/events"): lambda h, u: on_subscription(h, u, "/events"),
+        ("GET", sp + "/dead-letters"): lambda h, u: on_subscription(h, u, "/dead-letters"),
+        ("POST", sp + "/dead-letters/redrive"): lambda h, u: on_subscription(
+            h, u, "/dead-letters/redrive", {"all": True}
+        ),
         ("GET", "/v1/schemas"): lambda h, u: fixed("/v1/schemas"),
         ("POST", s + "/versions"): register,
         ("GET", s + "/versions"): lambda h, u: subject(h, u, "/versions"),
@@ -173,10 +184,23 @@ async def subscription_create(http: aiohttp.ClientSession, url: str) -> Example:
     return Example("/v1/subscriptions", body, 201)
 
 
-async def on_subscription(http: aiohttp.ClientSession, url: str) -> Example:
+async def on_subscription(
+    http: aiohttp.ClientSession, url: str, suffix: str = "", body: Any = None
+) -> Example:
     create = await subscription_create(http, url)
     await admin_post(http, url, create.path, create.body)
-    return Example(f"/v1/subscriptions/it/acme/{create.body['id']}", None, 200)
+    return Example(f"/v1/subscriptions/it/acme/{create.body['id']}{suffix}", body, 200)
+
+
+async def with_delivery(http: aiohttp.ClientSession, url: str, suffix: str) -> Example:
+    """A subscription with one record delivered (to the admin): the example settles it."""
+    create = await subscription_create(http, url)
+    await admin_post(http, url, create.path, {**create.body, "start": "earliest"})
+    await admin_post(http, url, "/v1/publish", {"topic": f"it/acme/{create.body['topic']}", "payload": 1})
+    path = f"/v1/subscriptions/it/acme/{create.body['id']}"
+    pulled = await admin_post(http, url, path + "/pull", {"wait_ms": 5000})
+    [delivery] = pulled["deliveries"]
+    return Example(path + suffix, {"delivery_ids": [delivery["delivery_id"]]}, 200)
 
 
 def test_every_route_has_a_matrix_example() -> None:
