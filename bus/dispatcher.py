@@ -244,15 +244,24 @@ class Dispatcher:
                 self.room.clear()
                 await self.room.wait()
                 continue
-            async with self.lock:
-                batches = await guarded(self.consumer.getmany(timeout_ms=FETCH_MS, max_records=500))
-                for tp, records in batches.items():
-                    for record in records:
-                        self._admit(tp.partition, record)
-                    if records:
-                        self.fetched[tp.partition] = records[-1].offset + 1
-            if batches:
+            try:
+                fetched = await self._fetch()
+            except Exception as exc:  # e.g. the broker is away: keep the window, try again
+                log.warning("fetching for %s failed: %s; retrying in 1 s", self.sub.key, exc)
+                await asyncio.sleep(1)
+                continue
+            if fetched:
                 self.available.set()
+
+    async def _fetch(self) -> bool:
+        async with self.lock:
+            batches = await guarded(self.consumer.getmany(timeout_ms=FETCH_MS, max_records=500))
+            for tp, records in batches.items():
+                for record in records:
+                    self._admit(tp.partition, record)
+                if records:
+                    self.fetched[tp.partition] = records[-1].offset + 1
+        return bool(batches)
 
     def _admit(self, partition: int, record: ConsumerRecord[bytes, bytes]) -> None:
         position = (partition, record.offset)
