@@ -40,7 +40,7 @@ from bus.errors import (
     InvalidParameter,
     OwnerMoved,
 )
-from bus.kafka import KafkaGateway, OutgoingRecord, guarded
+from bus.kafka import KafkaGateway, OutgoingRecord, guarded, partition_for
 from bus.models.subscriptions import Delivery, LagReport, PartitionLag, Subscription
 from bus.models.topics import Topic, kafka_topic_name
 from bus.settings import Settings
@@ -117,7 +117,9 @@ class Dispatcher:
         self.sub = sub
         self.topic = topic
         self.tag = delivery_tag(sub)
-        self.tps = [TopicPartition(topic.kafka_topic, p) for p in range(topic.partitions)]
+        self.tps = [TopicPartition(topic.kafka_topic, p) for p in source_partitions(sub, topic)]
+        # An inbox shares its topic with every agent: deliver only records keyed by its agent.
+        self.only_key = sub.inbox_of.encode() if sub.inbox_of is not None else None
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap_servers,
             group_id=sub.consumer_group,
@@ -276,6 +278,8 @@ class Dispatcher:
         self.ready.append(position)
 
     def _matches(self, record: ConsumerRecord[bytes, bytes]) -> bool:
+        if self.only_key is not None and record.key != self.only_key:
+            return False
         wanted = self.sub.filter
         if wanted is None:
             return True
@@ -601,6 +605,13 @@ DLQ_REASON = "bus.dlq.reason"
 DLQ_DELIVERY_COUNT = "bus.dlq.delivery_count"
 DLQ_FIRST_DELIVERY = "bus.dlq.first_delivery_at"
 DLQ_LAST_DELIVERY = "bus.dlq.last_delivery_at"
+
+
+def source_partitions(sub: Subscription, topic: Topic) -> list[int]:
+    """Every partition of the topic; for an inbox, the one its agent's key hashes to."""
+    if sub.inbox_of is None:
+        return list(range(topic.partitions))
+    return [partition_for(sub.inbox_of.encode(), topic.partitions, 0)]
 
 
 def parse_metadata(text: str | None) -> tuple[int, int]:

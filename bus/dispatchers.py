@@ -17,8 +17,9 @@ from bus.dispatcher import Dispatcher
 from bus.errors import OwnerMoved
 from bus.faust_app import app
 from bus.models.subscriptions import Subscription
-from bus.models.topics import topic_id
+from bus.models.topics import Topic, topic_id
 from bus.ownership import is_owner, owner_partition, owners_topic
+from bus.settings import Settings
 from bus.topics import require_topic
 from tables.subscriptions import get_subscription
 
@@ -53,7 +54,11 @@ class Dispatchers:
         return await asyncio.shield(task)
 
     async def _start(self, ctx: BusContext, sub: Subscription) -> Dispatcher:
-        topic = await require_topic(ctx, topic_id(sub.namespace, sub.tenant, sub.topic))
+        topic = (
+            inbox_topic(ctx, sub)
+            if sub.inbox_of
+            else await require_topic(ctx, topic_id(sub.namespace, sub.tenant, sub.topic))
+        )
         dispatcher = Dispatcher(ctx.settings, ctx.gateway, sub, topic, owner_partition(sub.key))
         try:
             await dispatcher.start()
@@ -85,6 +90,25 @@ class Dispatchers:
 
 
 DISPATCHERS = Dispatchers()
+
+
+def inbox_topic(ctx: BusContext, sub: Subscription) -> Topic:
+    """The shared inbox topic, seen as the source of one agent's inbox subscription."""
+    s = ctx.settings
+    return Topic(
+        namespace=sub.namespace,
+        tenant=sub.tenant,
+        name=sub.topic,
+        kafka_topic=inbox_kafka_topic(s),
+        partitions=s.state_partitions,
+        replication_factor=s.replication_factor,
+        created_at=sub.created_at,
+    )
+
+
+def inbox_kafka_topic(settings: Settings) -> str:
+    """One topic for every agent's inbox, keyed by agent (namespace/tenant/id)."""
+    return f"{settings.prefix}-inbox"
 
 
 @app.on_partitions_revoked.connect  # type: ignore[untyped-decorator]

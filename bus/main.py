@@ -12,7 +12,7 @@ from bus import ownership
 from bus.audit import ensure_audit_topic
 from bus.bus_schemas import publish_bus_schemas
 from bus.context import BusContext
-from bus.dispatchers import DISPATCHERS
+from bus.dispatchers import DISPATCHERS, inbox_kafka_topic
 from bus.faust_app import app
 from bus.http import (
     audit,
@@ -27,7 +27,7 @@ from bus.http import (
     topics,
 )
 from bus.http.routes import install
-from bus.kafka import KafkaGateway
+from bus.kafka import KafkaGateway, declare_topics
 from bus.quotas import LEDGER, ensure_usage_topic, follow_usage, report_usage
 from bus.settings import get_settings
 from bus.sublog import ensure_log_topic
@@ -85,6 +85,9 @@ class GatewayService(mode.Service):  # type: ignore[misc]
         await ensure_audit_topic(ctx)
         await ensure_usage_topic(ctx)
         await ensure_log_topic(ctx.settings)
+        await declare_topics(
+            ctx.settings, [(inbox_kafka_topic(ctx.settings), ctx.settings.state_partitions, {})]
+        )
         self.add_future(publish_bus_schemas(ctx))
         self.add_future(keep_running("quota usage reports", lambda: report_usage(ctx, LEDGER)))
         self.add_future(keep_running("quota usage reader", lambda: follow_usage(ctx, LEDGER)))

@@ -1,10 +1,13 @@
-"""Which worker runs a subscription, and handing a request to it.
+"""Which worker owns a key (a subscription, an agent, a conversation), and handing a request to it.
 
-Each subscription has one owner: the worker Faust assigned the partition of the owners
-topic that the subscription's key hashes to. The topic carries no records; a Faust agent
-consumes it only so that the group spreads its partitions over the fleet and moves them
-when a worker joins, leaves or dies. A request for a subscription that reaches another
-worker is forwarded to the owner, body and headers as they came.
+Every keyed state topic has state_partitions partitions, and keys hash to partitions as
+Kafka's default partitioner does. Faust's consumer group assigns equal-sized topics that
+every worker consumes together (co-partitioned), so one worker holds partition p of all
+of them: it owns every key that hashes to p. A subscription's owner is the worker holding
+its partition of the owners topic, which carries no records; a Faust agent consumes it
+only so that the group spreads its partitions over the fleet and moves them when a
+worker joins, leaves or dies. A request that reaches another worker is forwarded to the
+owner, body and headers as they came.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ _PASSED_HEADERS = ("Authorization", "Content-Type", "Accept", "Last-Event-ID")
 
 owners_topic = app.topic(
     f"{get_settings().prefix}-subscription-owners",
-    partitions=get_settings().subscription_partitions,
+    partitions=get_settings().state_partitions,
     internal=True,
     key_type=str,
     value_type=bytes,
@@ -44,25 +47,35 @@ async def hold_subscriptions(stream: faust.StreamT[bytes]) -> None:
 
 
 def owner_partition(key: str) -> int:
-    return partition_for(key.encode(), get_settings().subscription_partitions, 0)
+    """The partition key hashes to on every keyed state topic (they all have state_partitions)."""
+    return partition_for(key.encode(), get_settings().state_partitions, 0)
 
 
-def owned_partitions() -> set[int]:
-    name = owners_topic.get_topic_name()
+def owned_partitions(topic: faust.TopicT = owners_topic) -> set[int]:
+    name = topic.get_topic_name()
     return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == name}
 
 
-def is_owner(key: str) -> bool:
-    return owner_partition(key) in owned_partitions()
+def is_owner(key: str, topic: faust.TopicT = owners_topic) -> bool:
+    return owner_partition(key) in owned_partitions(topic)
 
 
-def owner_url(key: str) -> str:
-    """The base URL of the worker that runs key's subscription; OwnerMoved while unknown."""
-    name, wanted = owners_topic.get_topic_name(), owner_partition(key)
+def owner_url(key: str, topic: faust.TopicT = owners_topic) -> str:
+    """The base URL of the worker that owns key on topic; OwnerMoved while nobody does."""
+    name, wanted = topic.get_topic_name(), owner_partition(key)
     for url, topics in app.router.external_topics_metadata().items():
         if wanted in topics.get(name, ()):
             return str(url).rstrip("/")
-    raise OwnerMoved("No worker runs this subscription at the moment (a rebalance?); retry", {"key": key})
+    raise OwnerMoved("No worker owns this key at the moment (a rebalance?); retry", {"key": key})
+
+
+def worker_urls() -> list[str]:
+    """Every worker of the fleet, as the last rebalance saw it."""
+    return sorted(str(url).rstrip("/") for url in app.router.external_topics_metadata())
+
+
+def self_url() -> str:
+    return str(app.conf.canonical_url).rstrip("/")
 
 
 def is_forwarded(request: web.Request) -> bool:
@@ -85,9 +98,11 @@ class Forwarder:
         if self._session is not None:
             await self._session.close()
 
-    async def forward(self, request: web.Request, key: str) -> web.Response:
-        """Send the request to key's owner and answer with what it answered."""
-        url = owner_url(key) + request.rel_url.path_qs
+    async def forward(
+        self, request: web.Request, key: str, topic: faust.TopicT = owners_topic, base: str | None = None
+    ) -> web.Response:
+        """Send the request to key's owner (or to base) and answer with what it answered."""
+        url = (base or owner_url(key, topic)) + request.rel_url.path_qs
         headers = {h: request.headers[h] for h in _PASSED_HEADERS if h in request.headers}
         headers[FORWARDED] = "1"
         body = await request.read()

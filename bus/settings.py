@@ -53,8 +53,9 @@ class Settings(BaseModel):
     replication_factor: int = Field(1, ge=1)  # for the bus's internal topics
     default_partitions: int = Field(3, ge=1)  # for user topics created without a count
     producer_linger_ms: int = Field(2, ge=0)
-    # Partitions of the subscription owner and log topics: the unit a worker takes over.
-    subscription_partitions: int = Field(12, ge=1, le=256)
+    # Partitions of every keyed state topic (subscriptions, agents, conversations):
+    # the unit of state a worker takes over.
+    state_partitions: int = Field(12, ge=1, le=256)
     # The fleet's first admin key; every other key is created through /v1/keys.
     admin_key: SecretStr | None = None
     limits: Limits = Limits()
@@ -90,7 +91,7 @@ _ENV_FIELDS = {
     "replication_factor": "AGENTBUS_REPLICATION_FACTOR",
     "default_partitions": "AGENTBUS_DEFAULT_PARTITIONS",
     "producer_linger_ms": "AGENTBUS_PRODUCER_LINGER_MS",
-    "subscription_partitions": "AGENTBUS_SUBSCRIPTION_PARTITIONS",
+    "state_partitions": "AGENTBUS_STATE_PARTITIONS",
     "admin_key": "AGENTBUS_ADMIN_KEY",
 }
 _ENV_LIMITS = {name: f"AGENTBUS_{name.upper()}" for name in Limits.model_fields}

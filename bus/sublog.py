@@ -53,7 +53,7 @@ async def ensure_log_topic(settings: Settings) -> None:
     """Partitioned like the owners topic, so a subscription's log partition moves with it."""
     week_ms = str(7 * 24 * 3600 * 1000)
     await declare_topics(
-        settings, [(log_topic_name(settings), settings.subscription_partitions, {"retention.ms": week_ms})]
+        settings, [(log_topic_name(settings), settings.state_partitions, {"retention.ms": week_ms})]
     )
 
 

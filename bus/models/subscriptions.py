@@ -74,6 +74,10 @@ class Subscription(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     description: str = ""
     consumer_group: str = Field(description="The Kafka consumer group that holds the committed offsets")
+    inbox_of: str | None = Field(
+        None,
+        description="Set on an agent's inbox: the agent (namespace/tenant/id) whose messages it delivers",
+    )
     created_at: datetime
 
     @property
