@@ -18,7 +18,8 @@
     │   ├── VersionNotFound        version_not_found  404
     │   ├── SubscriptionNotFound   subscription_not_found 404
     │   ├── DeliveryNotFound       delivery_not_found 404
-    │   └── DeadLetterNotFound     dead_letter_not_found 404
+    │   ├── DeadLetterNotFound     dead_letter_not_found 404
+    │   └── ConversationNotFound   conversation_not_found 404
     ├── Unauthenticated            unauthenticated    401
     │   └── InvalidKey             invalid_key        401
     ├── Forbidden                  forbidden          403
@@ -26,7 +27,8 @@
     │   ├── AdminRequired          admin_required     403
     │   ├── TenantForbidden        tenant_forbidden   403
     │   ├── PermissionMissing      permission_missing 403
-    │   └── RuleDenied             rule_denied        403
+    │   ├── RuleDenied             rule_denied        403
+    │   └── NotAParticipant        not_a_participant  403
     ├── MethodNotAllowed           method_not_allowed 405
     ├── Conflict                   conflict           409
     │   ├── TopicExists            topic_exists       409
@@ -35,7 +37,10 @@
     │   ├── SubscriptionExists     subscription_exists 409
     │   ├── DeliverySuperseded     delivery_superseded 409
     │   ├── DeliveryStale          delivery_stale     409
-    │   └── AlreadyRedriven        already_redriven   409
+    │   ├── AlreadyRedriven        already_redriven   409
+    │   ├── ConversationExists     conversation_exists 409
+    │   ├── IllegalTransition      illegal_transition 409
+    │   └── ConversationNotOpen    conversation_not_open 409
     ├── TooLarge                   too_large          413
     │   ├── PayloadTooLarge        payload_too_large  413
     │   ├── BatchTooLarge          batch_too_large    413
@@ -165,6 +170,10 @@ class ReservedNamespace(Forbidden):
     code = "reserved_namespace"
 
 
+class NotAParticipant(Forbidden):
+    code = "not_a_participant"
+
+
 class NotFound(BusError):
     code = "not_found"
     status = 404
@@ -202,6 +211,10 @@ class DeliveryNotFound(NotFound):
 
 class DeadLetterNotFound(NotFound):
     code = "dead_letter_not_found"
+
+
+class ConversationNotFound(NotFound):
+    code = "conversation_not_found"
 
 
 class MethodNotAllowed(BusError):
@@ -244,6 +257,22 @@ class DeliveryStale(Conflict):
 
 class AlreadyRedriven(Conflict):
     code = "already_redriven"
+
+
+class ConversationExists(Conflict):
+    code = "conversation_exists"
+
+
+class IllegalTransition(Conflict):
+    """details.allowed lists the states the conversation may move to."""
+
+    code = "illegal_transition"
+
+
+class ConversationNotOpen(Conflict):
+    """Paused, closed and archived conversations take no messages."""
+
+    code = "conversation_not_open"
 
 
 class TooLarge(BusError):

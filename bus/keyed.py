@@ -111,20 +111,22 @@ class KeyedState:
         self, ctx: BusContext, key: str, value: BaseModel, headers: dict[str, str] | None = None
     ) -> Produced:
         """Append a record for key and wait until this worker's view reflects it."""
-        record = OutgoingRecord(
-            self.kafka_topic,
-            value.model_dump_json().encode(),
-            key.encode(),
-            [(k, v.encode()) for k, v in (headers or {}).items()],
-        )
         partition = owner_partition(key)
-        [produced] = await ctx.gateway.produce([record], [partition])
+        [produced] = await ctx.gateway.produce([self.outgoing(key, value, headers)], [partition])
         await wait_until(
             lambda: self.applied_offset(partition) >= produced.offset,
             ctx.settings.timing.command_timeout,
             f"{self.name} record {produced.offset} to apply",
         )
         return produced
+
+    def outgoing(self, key: str, value: BaseModel, headers: dict[str, str] | None = None) -> OutgoingRecord:
+        return OutgoingRecord(
+            self.kafka_topic,
+            value.model_dump_json().encode(),
+            key.encode(),
+            [(k, v.encode()) for k, v in (headers or {}).items()],
+        )
 
     def forget(self, partitions: set[int]) -> None:
         """Partitions this worker lost: the next owner catches up on its own."""

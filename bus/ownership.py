@@ -116,18 +116,45 @@ class Forwarder:
                 "The worker running this subscription did not answer; retry", {"key": key}
             ) from exc
 
-    async def call(self, key: str, method: str, path: str, auth: str, body: Any) -> tuple[int, Any]:
-        """A JSON request to key's owner on behalf of a client (whose key goes along): (status, body)."""
-        headers = {"Authorization": auth, FORWARDED: "1"}
+    async def stream(self, request: web.Request, key: str, topic: faust.TopicT) -> web.StreamResponse:
+        """Relay a streaming answer (SSE) of key's owner, chunk by chunk, until either side ends."""
+        url = owner_url(key, topic) + request.rel_url.path_qs
+        headers = {h: request.headers[h] for h in _PASSED_HEADERS if h in request.headers}
+        headers[FORWARDED] = "1"
         try:
-            async with self.session.request(
-                method, owner_url(key) + path, json=body, headers=headers
-            ) as answer:
+            async with self.session.get(url, headers=headers) as answer:
+                if answer.status != 200:
+                    return web.Response(
+                        body=await answer.read(), status=answer.status, content_type=answer.content_type
+                    )
+                relay = web.StreamResponse(
+                    headers={"Content-Type": answer.content_type, "Cache-Control": "no-cache"}
+                )
+                await relay.prepare(request)
+                async for chunk in answer.content.iter_any():
+                    await relay.write(chunk)
+                return relay
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise OwnerMoved("The worker owning this key did not answer; retry", {"key": key}) from exc
+
+    async def call(
+        self,
+        key: str,
+        method: str,
+        path: str,
+        auth: str,
+        body: Any,
+        base: str | None = None,
+        topic: faust.TopicT = owners_topic,
+    ) -> tuple[int, Any]:
+        """A JSON request to key's owner (or to base) for a client, whose key goes along: (status, body)."""
+        headers = {"Authorization": auth, FORWARDED: "1"}
+        url = (base or owner_url(key, topic)) + path
+        try:
+            async with self.session.request(method, url, json=body, headers=headers) as answer:
                 return answer.status, await answer.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise OwnerMoved(
-                "The worker running this subscription did not answer; retry", {"key": key}
-            ) from exc
+            raise OwnerMoved("The worker owning this key did not answer; retry", {"key": key}) from exc
 
 
 FORWARDER = Forwarder()

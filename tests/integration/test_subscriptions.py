@@ -45,7 +45,7 @@ async def test_competing_consumers_on_both_workers_split_the_stream_once(
 
 async def total_acked(http: aiohttp.ClientSession, url: str, sub: str) -> int:
     lag = await ok(http, "GET", f"{url}{sub}/lag")
-    return sum(p["committed"] for p in lag["partitions"]) + sum(p["acked_ahead"] for p in lag["partitions"])
+    return int(sum(p["committed"] + p["acked_ahead"] for p in lag["partitions"]))
 
 
 async def test_an_unacked_record_comes_back_after_its_deadline_with_a_higher_count(

@@ -1,0 +1,240 @@
+"""Conversations: create, transition, append and read back, on the conversation's owner.
+
+Every change is a record on the conversations log, appended by the owner of the
+conversation's key while it holds the key's lock on a caught-up view (bus.keyed): so
+checks (exists, state, participant) and the sequence number a message gets are decided
+one at a time, and sequence numbers have no gaps. A message does not wait for the view:
+the owner remembers the next number itself, so appends to one conversation are paced by
+Kafka's acknowledgement, not by the processor; reads wait for the view instead.
+Messages are never copied into the table: a replay reads them back from Kafka.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from bus.context import BusContext
+from bus.errors import (
+    ConversationExists,
+    ConversationNotFound,
+    ConversationNotOpen,
+    IllegalTransition,
+    NotAParticipant,
+)
+from bus.kafka import guarded
+from bus.models.conversations import (
+    ACCEPTS_MESSAGES,
+    TRANSITIONS,
+    Conversation,
+    ConversationRecord,
+    ConversationSpec,
+    ConversationView,
+    Message,
+    MessageSpec,
+    TransitionRequest,
+    conversation_key,
+)
+from bus.ownership import owner_partition
+from bus.waits import wait_until
+from tables.conversations import conversations
+
+# The owner's own count of sequence numbers handed out, ahead of its view while records
+# are on their way to the processor. Dropped with the partition (the next owner's view
+# has caught up before it decides anything).
+_next_seq: dict[str, int] = {}
+_last_appended: dict[int, int] = {}  # partition -> offset of the owner's last message
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+async def view_of(ctx: BusContext, key: str) -> ConversationView:
+    """The owner's view of a conversation, reflecting every append so far; 404 if none."""
+    await conversations.catch_up(ctx, owner_partition(key))
+    await settle(ctx, key)
+    view = conversations.get(key, ConversationView)
+    if view is None:
+        raise ConversationNotFound(f"Conversation {key} does not exist", {"conversation": key})
+    return view
+
+
+async def create(ctx: BusContext, spec: ConversationSpec) -> Conversation:
+    conversation_id = spec.id or new_id()
+    key = conversation_key(spec.namespace, spec.tenant, conversation_id)
+    now = datetime.fromtimestamp(now_ms() / 1000, UTC)
+    view = ConversationView(
+        namespace=spec.namespace,
+        tenant=spec.tenant,
+        id=conversation_id,
+        participants=list(dict.fromkeys(spec.participants)),
+        title=spec.title,
+        state="open",
+        metadata=spec.metadata,
+        labels=spec.labels,
+        created_at=now,
+        last_activity_at=now,
+        message_count=0,
+    )
+    async with conversations.deciding(ctx, key):
+        await settle(ctx, key)
+        if conversations.get(key, ConversationView) is not None:
+            raise ConversationExists(f"Conversation {key} already exists", {"conversation": key})
+        record = ConversationRecord(kind="created", conversation=view, at=now_ms())
+        await conversations.append(ctx, key, record, {"bus.kind": "conversation.created"})
+        _next_seq[key] = 1
+    return view.public()
+
+
+async def settle(ctx: BusContext, key: str) -> None:
+    """Wait until the view has every message this owner appended to key's partition."""
+    partition = owner_partition(key)
+    appended = _last_appended.get(partition, -1)
+    await wait_until(
+        lambda: conversations.applied_offset(partition) >= appended,
+        ctx.settings.timing.command_timeout,
+        "the conversation view",
+    )
+
+
+async def transition(ctx: BusContext, key: str, request: TransitionRequest) -> Conversation:
+    async with conversations.deciding(ctx, key):
+        view = await view_of(ctx, key)
+        allowed = TRANSITIONS[view.state]
+        if request.to not in allowed:
+            raise IllegalTransition(
+                f"A conversation that is {view.state} cannot become {request.to}",
+                {"from": view.state, "to": request.to, "allowed": list(allowed)},
+            )
+        record = ConversationRecord(kind="transition", state=request.to, reason=request.reason, at=now_ms())
+        await conversations.append(ctx, key, record, {"bus.kind": "conversation.transition"})
+        return (await view_of(ctx, key)).public()
+
+
+async def delete(ctx: BusContext, key: str) -> Conversation:
+    async with conversations.deciding(ctx, key):
+        view = await view_of(ctx, key)
+        await conversations.append(ctx, key, ConversationRecord(kind="deleted", at=now_ms()))
+        _next_seq.pop(key, None)
+        return view.public()
+
+
+async def append_message(ctx: BusContext, key: str, spec: MessageSpec) -> Message:
+    """Append a message with the conversation's next sequence number."""
+    async with conversations.deciding(ctx, key):
+        view = await current_view(ctx, key)
+        if view.state not in ACCEPTS_MESSAGES:
+            raise ConversationNotOpen(
+                f"Conversation {key} is {view.state} and takes no messages",
+                {"state": view.state, "accepts_messages_when": list(ACCEPTS_MESSAGES)},
+            )
+        if view.participants and spec.sender not in view.participants:
+            raise NotAParticipant(
+                f"{spec.sender} is not a participant of {key}",
+                {"sender": spec.sender, "participants": view.participants},
+            )
+        seq = max(view.next_seq, _next_seq.get(key, 1))
+        message = Message(
+            conversation=key,
+            seq=seq,
+            message_id=spec.message_id or uuid.uuid4().hex,
+            sender=spec.sender,
+            payload=spec.payload,
+            content_type=spec.content_type,
+            metadata=spec.metadata,
+            sent_at=now_ms(),
+        )
+        produced = await produce_message(ctx, key, message)
+        _next_seq[key] = seq + 1
+        _last_appended[produced[0]] = max(_last_appended.get(produced[0], -1), produced[1])
+        return message
+
+
+async def current_view(ctx: BusContext, key: str) -> ConversationView:
+    """The view as far as the processor has got (messages of ours may still be on their way:
+    they change only counts, which _next_seq covers); 404 if there is none."""
+    await conversations.catch_up(ctx, owner_partition(key))
+    view = conversations.get(key, ConversationView)
+    if view is None:
+        await settle(ctx, key)  # perhaps created a moment ago through this owner
+        view = conversations.get(key, ConversationView)
+    if view is None:
+        raise ConversationNotFound(f"Conversation {key} does not exist", {"conversation": key})
+    return view
+
+
+async def produce_message(ctx: BusContext, key: str, message: Message) -> tuple[int, int]:
+    record = ConversationRecord(kind="message", message=message, at=message.sent_at)
+    headers = {"bus.kind": "message", "bus.seq": str(message.seq), "bus.message_id": message.message_id}
+    [produced] = await ctx.gateway.produce(
+        [conversations.outgoing(key, record, headers)], [owner_partition(key)]
+    )
+    return produced.partition, produced.offset
+
+
+def forget(partitions: set[int]) -> None:
+    for key in [k for k in _next_seq if owner_partition(k) in partitions]:
+        del _next_seq[key]
+    for partition in partitions:
+        _last_appended.pop(partition, None)
+
+
+async def read_messages(
+    ctx: BusContext,
+    view: ConversationView,
+    from_seq: int,
+    to_seq: int | None,
+    since_ms: int | None,
+    limit: int,
+) -> list[Message]:
+    """Messages of the conversation from Kafka itself, seeking near from_seq by the index."""
+    key = view.key
+    tp = TopicPartition(conversations.kafka_topic, owner_partition(key))
+    consumer = ctx.gateway.new_reader(isolation_level="read_committed")
+    await guarded(consumer.start())
+    try:
+        consumer.assign([tp])
+        end = (await guarded(consumer.end_offsets([tp])))[tp]
+        consumer.seek(tp, await start_offset(consumer, tp, view, from_seq, since_ms))
+        found: list[Message] = []
+        wanted = key.encode()
+        while len(found) < limit and await guarded(consumer.position(tp)) < end:
+            batch = await guarded(consumer.getmany(tp, timeout_ms=500, max_records=1000))
+            for record in batch.get(tp, []):
+                if record.key != wanted or record.offset >= end:
+                    continue
+                message = ConversationRecord.model_validate_json(record.value or b"{}").message
+                if message is None or message.seq < from_seq or (since_ms and message.sent_at < since_ms):
+                    continue
+                if (to_seq is not None and message.seq > to_seq) or len(found) >= limit:
+                    return found
+                found.append(message)
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def start_offset(
+    consumer: AIOKafkaConsumer,
+    tp: TopicPartition,
+    view: ConversationView,
+    from_seq: int,
+    since_ms: int | None,
+) -> int:
+    """Where to start reading: the index entry at or before from_seq, or the first record at
+    or after since_ms when that is later."""
+    below = [seq for seq in view.index if seq <= from_seq]
+    offset = view.index[max(below)] if below else view.first_offset
+    if since_ms:
+        hit = (await guarded(consumer.offsets_for_times({tp: since_ms}))).get(tp)
+        if hit is not None:
+            offset = max(offset, hit.offset)
+    return offset

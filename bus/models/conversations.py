@@ -1,0 +1,126 @@
+"""Conversations: threads of messages between agents, one ordered log each."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, JsonValue
+
+from bus.models.common import Labels, Name, StrictModel
+
+ConversationState = Literal["open", "active", "paused", "closed", "archived"]
+
+# Which states each state may move to by POST .../transition. open -> active also happens
+# by itself on the first message.
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "open": ("active", "paused", "closed"),
+    "active": ("paused", "closed"),
+    "paused": ("active", "closed"),
+    "closed": ("archived",),
+    "archived": (),
+}
+ACCEPTS_MESSAGES = ("open", "active")
+Metadata = Annotated[dict[Annotated[str, Field(max_length=128)], JsonValue], Field(max_length=64)]
+
+
+class ConversationSpec(StrictModel):
+    """The body of POST /v1/conversations."""
+
+    namespace: Name
+    tenant: Name
+    id: Name | None = Field(None, description="Default: a new random id")
+    participants: list[Name] = Field(
+        default_factory=list, max_length=256, description="Agent ids; empty: open to the tenant"
+    )
+    title: str = Field("", max_length=256)
+    metadata: Metadata = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
+
+
+class Conversation(BaseModel):
+    """A conversation as the bus returns it."""
+
+    namespace: str
+    tenant: str
+    id: str
+    participants: list[str]
+    title: str = ""
+    state: ConversationState
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    created_at: datetime
+    last_activity_at: datetime
+    message_count: int = Field(description="Messages so far; also the sequence number of the last one")
+
+    @property
+    def key(self) -> str:
+        return conversation_key(self.namespace, self.tenant, self.id)
+
+
+class ConversationView(Conversation):
+    """What the owner keeps: the conversation plus where its messages are in Kafka.
+
+    index maps some sequence numbers (the first, then every INDEX_EVERY-th) to their
+    offset, so a replay seeks near its start instead of reading the log from the top."""
+
+    next_seq: int = 1
+    first_offset: int = 0
+    index: dict[int, int] = Field(default_factory=dict)
+
+    def public(self) -> Conversation:
+        return Conversation.model_validate(self.model_dump(exclude={"next_seq", "first_offset", "index"}))
+
+
+class ConversationList(BaseModel):
+    conversations: list[Conversation]
+
+
+class TransitionRequest(StrictModel):
+    to: ConversationState
+    reason: str = Field("", max_length=1024)
+
+
+class MessageSpec(StrictModel):
+    """The body of POST .../messages."""
+
+    sender: Name = Field(
+        description="The sending agent; must be a participant when the conversation names any"
+    )
+    payload: JsonValue
+    content_type: str = Field("application/json", max_length=128)
+    metadata: Metadata = Field(default_factory=dict)
+    message_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+
+
+class Message(BaseModel):
+    """One message of a conversation, as appended and as replayed."""
+
+    conversation: str
+    seq: int = Field(description="1, 2, 3, ... per conversation, without gaps")
+    message_id: str
+    sender: str
+    payload: JsonValue
+    content_type: str
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    sent_at: int = Field(description="Unix ms when the bus appended it")
+
+
+class MessagePage(BaseModel):
+    messages: list[Message]
+    next_from_seq: int | None = Field(description="Pass as from_seq for the next page; null at the end")
+
+
+class ConversationRecord(BaseModel):
+    """A record on the conversations log (keyed by conversation): every change, in order."""
+
+    kind: Literal["created", "transition", "message", "deleted"]
+    conversation: ConversationView | None = None  # created
+    state: ConversationState | None = None  # transition: the new state
+    reason: str = ""
+    message: Message | None = None
+    at: int  # unix ms
+
+
+def conversation_key(namespace: str, tenant: str, conversation_id: str) -> str:
+    return f"{namespace}/{tenant}/{conversation_id}"

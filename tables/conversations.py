@@ -1,0 +1,13 @@
+"""Conversations: the log every conversation's records share, and its view (bus.keyed).
+
+The log is the canonical thread: records keyed by conversation, so each conversation is
+strictly ordered. The view (one ConversationView per conversation) is rebuilt from it.
+"""
+
+from __future__ import annotations
+
+from bus.keyed import KeyedState
+
+conversations = KeyedState(
+    "conversations", help="Conversation state, counts and a sequence-to-offset index, by conversation key."
+)
