@@ -16,6 +16,7 @@ from bus.dispatchers import DISPATCHERS, inbox_kafka_topic
 from bus.faust_app import app
 from bus.http import (
     audit,
+    conversations,
     deliveries,
     keys,
     publish,
@@ -31,6 +32,7 @@ from bus.kafka import KafkaGateway, declare_topics
 from bus.quotas import LEDGER, ensure_usage_topic, follow_usage, report_usage
 from bus.settings import get_settings
 from bus.sublog import ensure_log_topic
+from workers import conversations as conversation_records
 from workers import keys as key_commands
 from workers import rules as rule_commands
 from workers import schemas as schema_commands
@@ -39,7 +41,19 @@ from workers import topics as topic_commands
 
 # Importing a module registers its routes or agents; naming them here keeps the
 # imports from looking unused (a linter once removed them and every route vanished).
-HTTP_MODULES = (topics, publish, subscribe, subscriptions, deliveries, schemas, keys, audit, rules, system)
+HTTP_MODULES = (
+    topics,
+    publish,
+    subscribe,
+    subscriptions,
+    deliveries,
+    conversations,
+    schemas,
+    keys,
+    audit,
+    rules,
+    system,
+)
 WORKER_MODULES = (
     topic_commands,
     schema_commands,
@@ -47,6 +61,7 @@ WORKER_MODULES = (
     rule_commands,
     subscription_commands,
     ownership,
+    conversation_records,
 )
 
 log = logging.getLogger(__name__)

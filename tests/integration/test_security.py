@@ -86,6 +86,7 @@ def examples() -> dict[tuple[str, str], Factory]:
     t = "/v1/topics/{namespace}/{tenant}/{name}"
     s = "/v1/schemas/{namespace}/{tenant}/{subject}"
     sp = "/v1/subscriptions/{namespace}/{tenant}/{id}"
+    cp = "/v1/conversations/{namespace}/{tenant}/{id}"
 
     async def topic_create(http: aiohttp.ClientSession, url: str) -> Example:
         return Example("/v1/topics", {"namespace": "it", "tenant": "acme", "name": unique("c")}, 201)
@@ -142,6 +143,18 @@ def examples() -> dict[tuple[str, str], Factory]:
         ("POST", sp + "/dead-letters/redrive"): lambda h, u: on_subscription(
             h, u, "/dead-letters/redrive", {"all": True}
         ),
+        ("POST", "/v1/conversations"): lambda h, u: fixed(
+            "/v1/conversations", {"namespace": "it", "tenant": "acme", "id": unique("c")}, 201
+        ),
+        ("GET", "/v1/conversations"): lambda h, u: fixed("/v1/conversations"),
+        ("GET", cp): lambda h, u: on_conversation(h, u),
+        ("DELETE", cp): lambda h, u: on_conversation(h, u),
+        ("POST", cp + "/transition"): lambda h, u: on_conversation(h, u, "/transition", {"to": "paused"}),
+        ("POST", cp + "/messages"): lambda h, u: on_conversation(
+            h, u, "/messages", {"sender": "a", "payload": 1}, 201
+        ),
+        ("GET", cp + "/messages"): lambda h, u: on_conversation(h, u, "/messages"),
+        ("GET", cp + "/stream"): lambda h, u: on_conversation(h, u, "/stream"),
         ("GET", "/v1/schemas"): lambda h, u: fixed("/v1/schemas"),
         ("POST", s + "/versions"): register,
         ("GET", s + "/versions"): lambda h, u: subject(h, u, "/versions"),
@@ -190,6 +203,13 @@ async def on_subscription(
     create = await subscription_create(http, url)
     await admin_post(http, url, create.path, create.body)
     return Example(f"/v1/subscriptions/it/acme/{create.body['id']}{suffix}", body, 200)
+
+
+async def on_conversation(
+    http: aiohttp.ClientSession, url: str, suffix: str = "", body: Any = None, success: int = 200
+) -> Example:
+    created = await admin_post(http, url, "/v1/conversations", {"namespace": "it", "tenant": "acme"})
+    return Example(f"/v1/conversations/it/acme/{created['id']}{suffix}", body, success)
 
 
 async def with_delivery(http: aiohttp.ClientSession, url: str, suffix: str) -> Example:
