@@ -28,6 +28,7 @@ from bus.errors import (
 from bus.kafka import guarded
 from bus.models.conversations import (
     ACCEPTS_MESSAGES,
+    RECENT_IDS,
     TRANSITIONS,
     Conversation,
     ConversationRecord,
@@ -47,6 +48,7 @@ from tables.conversations import conversations
 # has caught up before it decides anything).
 _next_seq: dict[str, int] = {}
 _last_appended: dict[int, int] = {}  # partition -> offset of the owner's last message
+_recent_ids: dict[str, dict[str, int]] = {}  # key -> message id -> seq, of the owner's own appends
 
 
 def now_ms() -> int:
@@ -127,10 +129,16 @@ async def delete(ctx: BusContext, key: str) -> Conversation:
         return view.public()
 
 
-async def append_message(ctx: BusContext, key: str, spec: MessageSpec) -> Message:
-    """Append a message with the conversation's next sequence number."""
+async def append_message(ctx: BusContext, key: str, spec: MessageSpec) -> tuple[Message, bool]:
+    """Append a message with the conversation's next sequence number: (message, appended now).
+
+    A message_id seen recently is not appended again: the first message comes back."""
     async with conversations.deciding(ctx, key):
         view = await current_view(ctx, key)
+        if spec.message_id is not None:
+            seen = _recent_ids.get(key, {}).get(spec.message_id) or view.recent_ids.get(spec.message_id)
+            if seen is not None:
+                return await message_at(ctx, key, seen), False
         if view.state not in ACCEPTS_MESSAGES:
             raise ConversationNotOpen(
                 f"Conversation {key} is {view.state} and takes no messages",
@@ -155,7 +163,22 @@ async def append_message(ctx: BusContext, key: str, spec: MessageSpec) -> Messag
         produced = await produce_message(ctx, key, message)
         _next_seq[key] = seq + 1
         _last_appended[produced[0]] = max(_last_appended.get(produced[0], -1), produced[1])
-        return message
+        remember(key, message)
+        return message, True
+
+
+def remember(key: str, message: Message) -> None:
+    """Ids of messages on their way to the view (the view keeps them once applied)."""
+    recent = _recent_ids.setdefault(key, {})
+    recent[message.message_id] = message.seq
+    while len(recent) > RECENT_IDS:
+        del recent[next(iter(recent))]
+
+
+async def message_at(ctx: BusContext, key: str, seq: int) -> Message:
+    view = await view_of(ctx, key)
+    [found] = await read_messages(ctx, view, seq, seq, None, 1)
+    return found
 
 
 async def current_view(ctx: BusContext, key: str) -> ConversationView:
@@ -183,6 +206,8 @@ async def produce_message(ctx: BusContext, key: str, message: Message) -> tuple[
 def forget(partitions: set[int]) -> None:
     for key in [k for k in _next_seq if owner_partition(k) in partitions]:
         del _next_seq[key]
+    for key in [k for k in _recent_ids if owner_partition(k) in partitions]:
+        del _recent_ids[key]
     for partition in partitions:
         _last_appended.pop(partition, None)
 

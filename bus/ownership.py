@@ -27,6 +27,7 @@ from bus.settings import get_settings
 log = logging.getLogger(__name__)
 
 FORWARDED = "X-Agentbus-Forwarded"  # set on a forwarded request: the receiver never forwards again
+WORKER_HEADER = "X-Agentbus-Worker"  # on an answer: the worker that owns the key and answered
 _PASSED_HEADERS = ("Authorization", "Content-Type", "Accept", "Last-Event-ID")
 
 owners_topic = app.topic(
@@ -108,13 +109,15 @@ class Forwarder:
         body = await request.read()
         try:
             async with self.session.request(request.method, url, data=body, headers=headers) as answer:
+                passed = {h: answer.headers[h] for h in (WORKER_HEADER, "Retry-After") if h in answer.headers}
                 return web.Response(
-                    body=await answer.read(), status=answer.status, content_type=answer.content_type
+                    body=await answer.read(),
+                    status=answer.status,
+                    content_type=answer.content_type,
+                    headers=passed,
                 )
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise OwnerMoved(
-                "The worker running this subscription did not answer; retry", {"key": key}
-            ) from exc
+            raise OwnerMoved("The worker owning this key did not answer; retry", {"key": key}) from exc
 
     async def stream(self, request: web.Request, key: str, topic: faust.TopicT) -> web.StreamResponse:
         """Relay a streaming answer (SSE) of key's owner, chunk by chunk, until either side ends."""

@@ -14,7 +14,7 @@ import faust
 from bus.conversations import forget
 from bus.faust_app import app
 from bus.keyed import KeyedState, on_revoked, run_processor
-from bus.models.conversations import ConversationRecord, ConversationView, Message
+from bus.models.conversations import RECENT_IDS, ConversationRecord, ConversationView, Message
 from tables.conversations import conversations
 
 INDEX_EVERY = 64  # sequence numbers between two index entries
@@ -51,6 +51,10 @@ def with_message(view: ConversationView, message: Message, offset: int) -> Conve
     index = dict(view.index)
     if message.seq == 1 or message.seq % INDEX_EVERY == 0:
         index[message.seq] = offset
+    recent = dict(view.recent_ids)  # in sequence order, so the oldest comes first
+    recent[message.message_id] = message.seq
+    while len(recent) > RECENT_IDS:
+        del recent[next(iter(recent))]
     return view.model_copy(
         update={
             "next_seq": max(view.next_seq, message.seq + 1),
@@ -58,6 +62,7 @@ def with_message(view: ConversationView, message: Message, offset: int) -> Conve
             "last_activity_at": max(view.last_activity_at, at(message.sent_at)),
             "state": "active" if view.state == "open" else view.state,
             "index": index,
+            "recent_ids": recent,
         }
     )
 

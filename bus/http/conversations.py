@@ -27,7 +27,15 @@ from bus.models.conversations import (
     conversation_key,
 )
 from bus.models.keys import Action
-from bus.ownership import FORWARDER, is_forwarded, is_owner, owner_partition, self_url, worker_urls
+from bus.ownership import (
+    FORWARDER,
+    WORKER_HEADER,
+    is_forwarded,
+    is_owner,
+    owner_partition,
+    self_url,
+    worker_urls,
+)
 from bus.subscribe import sse_event
 from tables.conversations import conversations
 
@@ -44,7 +52,9 @@ async def at_owner(
     request: web.Request, key: str, call: Callable[[], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     if is_forwarded(request) or is_owner(key, conversations.topic):
-        return await call()
+        response = await call()
+        response.headers[WORKER_HEADER] = self_url()
+        return response
     return await FORWARDER.forward(request, key, conversations.topic)
 
 
@@ -213,7 +223,8 @@ async def append(request: web.Request) -> web.StreamResponse:
     key, body = path_key(request), await read_model(request, MessageSpec)
 
     async def call() -> web.StreamResponse:
-        return json_response(await ops.append_message(context(request), key, body), status=201)
+        message, appended = await ops.append_message(context(request), key, body)
+        return json_response(message, status=201 if appended else 200)
 
     return await at_owner(request, key, call)
 

@@ -21,6 +21,7 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "archived": (),
 }
 ACCEPTS_MESSAGES = ("open", "active")
+RECENT_IDS = 1000
 Metadata = Annotated[dict[Annotated[str, Field(max_length=128)], JsonValue], Field(max_length=64)]
 
 
@@ -67,9 +68,13 @@ class ConversationView(Conversation):
     next_seq: int = 1
     first_offset: int = 0
     index: dict[int, int] = Field(default_factory=dict)
+    # The last RECENT_IDS caller-given message ids and their sequence numbers: a retried
+    # append with the same message_id gets the first one back instead of a second message.
+    recent_ids: dict[str, int] = Field(default_factory=dict)
 
     def public(self) -> Conversation:
-        return Conversation.model_validate(self.model_dump(exclude={"next_seq", "first_offset", "index"}))
+        internal = {"next_seq", "first_offset", "index", "recent_ids"}
+        return Conversation.model_validate(self.model_dump(exclude=internal))
 
 
 class ConversationList(BaseModel):
@@ -90,7 +95,9 @@ class MessageSpec(StrictModel):
     payload: JsonValue
     content_type: str = Field("application/json", max_length=128)
     metadata: Metadata = Field(default_factory=dict)
-    message_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    message_id: Annotated[str, Field(min_length=1, max_length=128)] | None = Field(
+        None, description="Makes retries safe: an append with a recent message_id returns the first one (200)"
+    )
 
 
 class Message(BaseModel):
