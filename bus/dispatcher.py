@@ -143,6 +143,7 @@ class Dispatcher:
         self.redrive_lock = asyncio.Lock()  # redrives run one at a time (see bus.deadletters)
         self.tasks: list[asyncio.Task[None]] = []
         self.stopped = False
+        self.last_used = time.monotonic()
         # What the log says about records not fetched yet (filled once, at start).
         self.recovered_acks: set[Position] = set()
         self.recovered_counts: dict[Position, tuple[int, int, int]] = {}
@@ -306,7 +307,14 @@ class Dispatcher:
                 pass
         return await self._lease(taken, session)
 
+    def idle_for(self) -> float:
+        """Seconds since a client last used this subscription; 0 while any delivery is leased."""
+        if any(e.state is State.LEASED for w in self.window.values() for e in w.values()):
+            return 0.0
+        return time.monotonic() - self.last_used
+
     def _check_running(self) -> None:
+        self.last_used = time.monotonic()
         if self.stopped:
             raise OwnerMoved("This subscription moved to another worker; retry", {"key": self.sub.key})
 

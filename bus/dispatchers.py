@@ -25,6 +25,7 @@ from tables.subscriptions import get_subscription
 
 log = logging.getLogger(__name__)
 RECONCILE_S = 1.0
+IDLE_STOP_S = 300.0  # a subscription nobody used this long stops (its consumer and producer close)
 
 
 class Dispatchers:
@@ -79,13 +80,15 @@ class Dispatchers:
         await asyncio.gather(*(self._stop(k) for k in keys))
 
     async def reconcile(self) -> None:
-        """Stop what is no longer ours: deleted subscriptions, partitions moved elsewhere."""
+        """Stop what is no longer ours (deleted subscriptions, partitions moved elsewhere) and
+        what nobody uses: the next request starts it again where it left off."""
         while True:
             await asyncio.sleep(RECONCILE_S)
             for key, dispatcher in list(self.running.items()):
                 current = get_subscription(key)
                 stale = current is None or current.consumer_group != dispatcher.sub.consumer_group
-                if stale or not is_owner(key) or dispatcher.stopped:
+                idle = dispatcher.idle_for() > IDLE_STOP_S
+                if stale or idle or not is_owner(key) or dispatcher.stopped:
                     await self._stop(key)
 
 

@@ -1,0 +1,82 @@
+"""Pure parts of subscriptions and conversations: delivery ids, commit metadata, the
+conversation view's bookkeeping and its transition table."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from bus.dispatcher import DeliveryRef, format_delivery_id, parse_delivery_id, parse_metadata
+from bus.models.conversations import TRANSITIONS, ConversationView, Message
+from workers.conversations import INDEX_EVERY, with_message
+
+
+def test_delivery_ids_round_trip() -> None:
+    ref = DeliveryRef("3f9c1a2b", 4, 2, 1234, 3)
+    assert format_delivery_id(ref) == "3f9c1a2b.4.2.1234.3"
+    assert parse_delivery_id(format_delivery_id(ref)) == ref
+
+
+@pytest.mark.parametrize("text", ["", "x", "a.b.c.d.e", "t.1.2.3", "t.1.2.3.4.5", "t.-1.2.3.4", "t.1.2.3.x"])
+def test_malformed_delivery_ids_are_not_parsed(text: str) -> None:
+    assert parse_delivery_id(text) is None
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        ('{"log": 17, "epoch": 2}', (17, 2)),
+        ("", (0, 0)),
+        (None, (0, 0)),
+        ("not json", (0, 0)),
+        ("[1]", (0, 0)),
+    ],
+)
+def test_commit_metadata_falls_back_to_the_log_start(metadata: str | None, expected: tuple[int, int]) -> None:
+    assert parse_metadata(metadata) == expected
+
+
+def view() -> ConversationView:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    return ConversationView(
+        namespace="n", tenant="t", id="c", participants=[], state="open",
+        created_at=now, last_activity_at=now, message_count=0,
+    )  # fmt: skip
+
+
+def message(seq: int, message_id: str | None = None) -> Message:
+    return Message(
+        conversation="n/t/c", seq=seq, message_id=message_id or f"m{seq}", sender="a",
+        payload=seq, content_type="application/json", sent_at=1_800_000_000_000 + seq,
+    )  # fmt: skip
+
+
+def test_applying_messages_counts_indexes_and_is_idempotent() -> None:
+    v = view()
+    for seq in range(1, 2 * INDEX_EVERY + 2):
+        v = with_message(v, message(seq), offset=1000 + seq)
+    assert (v.state, v.next_seq, v.message_count) == ("active", 2 * INDEX_EVERY + 2, 2 * INDEX_EVERY + 1)
+    assert v.index == {1: 1001, INDEX_EVERY: 1000 + INDEX_EVERY, 2 * INDEX_EVERY: 1000 + 2 * INDEX_EVERY}
+    again = with_message(v, message(5), offset=1005)  # a record applied twice after a crash
+    assert (again.next_seq, again.message_count) == (v.next_seq, v.message_count)
+    assert v.public().model_dump().keys().isdisjoint({"index", "next_seq", "recent_ids"})
+
+
+def test_recent_message_ids_keep_the_newest() -> None:
+    from bus.models.conversations import RECENT_IDS
+
+    v = view()
+    for seq in range(1, RECENT_IDS + 11):
+        v = with_message(v, message(seq), offset=seq)
+    assert len(v.recent_ids) == RECENT_IDS
+    assert "m1" not in v.recent_ids and v.recent_ids[f"m{RECENT_IDS + 10}"] == RECENT_IDS + 10
+
+
+def test_every_state_can_end_and_archived_is_final() -> None:
+    assert set(TRANSITIONS) == {"open", "active", "paused", "closed", "archived"}
+    assert all(
+        "closed" in targets for state, targets in TRANSITIONS.items() if state not in ("closed", "archived")
+    )
+    assert TRANSITIONS["archived"] == ()
+    assert all(set(targets) <= set(TRANSITIONS) for targets in TRANSITIONS.values())
