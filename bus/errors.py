@@ -19,7 +19,8 @@
     │   ├── SubscriptionNotFound   subscription_not_found 404
     │   ├── DeliveryNotFound       delivery_not_found 404
     │   ├── DeadLetterNotFound     dead_letter_not_found 404
-    │   └── ConversationNotFound   conversation_not_found 404
+    │   ├── ConversationNotFound   conversation_not_found 404
+    │   └── AgentNotFound          agent_not_found    404
     ├── Unauthenticated            unauthenticated    401
     │   └── InvalidKey             invalid_key        401
     ├── Forbidden                  forbidden          403
@@ -40,7 +41,9 @@
     │   ├── AlreadyRedriven        already_redriven   409
     │   ├── ConversationExists     conversation_exists 409
     │   ├── IllegalTransition      illegal_transition 409
-    │   └── ConversationNotOpen    conversation_not_open 409
+    │   ├── ConversationNotOpen    conversation_not_open 409
+    │   ├── AgentExists            agent_exists       409
+    │   └── AgentDisabled          agent_disabled     409
     ├── TooLarge                   too_large          413
     │   ├── PayloadTooLarge        payload_too_large  413
     │   ├── BatchTooLarge          batch_too_large    413
@@ -217,6 +220,10 @@ class ConversationNotFound(NotFound):
     code = "conversation_not_found"
 
 
+class AgentNotFound(NotFound):
+    code = "agent_not_found"
+
+
 class MethodNotAllowed(BusError):
     code = "method_not_allowed"
     status = 405
@@ -264,7 +271,7 @@ class ConversationExists(Conflict):
 
 
 class IllegalTransition(Conflict):
-    """details.allowed lists the states the conversation may move to."""
+    """details.allowed lists the states the conversation (or agent) may move to."""
 
     code = "illegal_transition"
 
@@ -273,6 +280,16 @@ class ConversationNotOpen(Conflict):
     """Paused, closed and archived conversations take no messages."""
 
     code = "conversation_not_open"
+
+
+class AgentExists(Conflict):
+    code = "agent_exists"
+
+
+class AgentDisabled(Conflict):
+    """An operator disabled the agent: it takes no messages until it is enabled again."""
+
+    code = "agent_disabled"
 
 
 class TooLarge(BusError):

@@ -11,6 +11,11 @@ CONTENT_TYPE = "bus.content_type"
 SCHEMA_SUBJECT = "bus.schema_subject"  # set on records of a topic bound to a schema
 SCHEMA_VERSION = "bus.schema_version"
 SCHEMA_ID = "bus.schema_id"
+KIND = "bus.kind"  # what a record the bus writes itself is: message, agent.liveness, ...
+FROM = "bus.from"  # an agent message: the sending agent's key, if any
+TO = "bus.to"  # an agent message: the receiving agent's key
+CORRELATION_ID = "bus.correlation_id"
+REPLY_TO = "bus.reply_to"  # an agent message: where the answer should go (an agent key)
 
 
 def is_reserved(name: str) -> bool:

@@ -15,9 +15,11 @@ from bus.context import BusContext
 from bus.dispatchers import DISPATCHERS, inbox_kafka_topic
 from bus.faust_app import app
 from bus.http import (
+    agents,
     audit,
     conversations,
     deliveries,
+    inbox,
     keys,
     publish,
     rules,
@@ -32,6 +34,7 @@ from bus.kafka import KafkaGateway, declare_topics
 from bus.quotas import LEDGER, ensure_usage_topic, follow_usage, report_usage
 from bus.settings import get_settings
 from bus.sublog import ensure_log_topic
+from workers import agents as agent_records
 from workers import conversations as conversation_records
 from workers import keys as key_commands
 from workers import rules as rule_commands
@@ -48,6 +51,8 @@ HTTP_MODULES = (
     subscriptions,
     deliveries,
     conversations,
+    agents,
+    inbox,
     schemas,
     keys,
     audit,
@@ -62,6 +67,7 @@ WORKER_MODULES = (
     subscription_commands,
     ownership,
     conversation_records,
+    agent_records,
 )
 
 log = logging.getLogger(__name__)

@@ -50,11 +50,13 @@ async def require_subscription(ctx: BusContext, key: str) -> Subscription:
 def list_subscriptions(
     namespace: str | None = None, tenant: str | None = None, topic: str | None = None
 ) -> list[Subscription]:
-    """This worker's copy: eventually consistent with creates through other workers."""
+    """This worker's copy: eventually consistent with creates through other workers.
+    Agents' inboxes are left out (they are listed as agents)."""
     return [
         s
         for s in all_subscriptions()
-        if (namespace is None or s.namespace == namespace)
+        if s.inbox_of is None
+        and (namespace is None or s.namespace == namespace)
         and (tenant is None or s.tenant == tenant)
         and (topic is None or s.topic == topic)
     ]

@@ -58,10 +58,13 @@ SSE_WAIT_MS = 1_000
 OwnerCall = Callable[[Dispatcher], Awaitable[web.StreamResponse]]
 
 
-async def on_owner(request: web.Request, action: Action, call: OwnerCall) -> web.StreamResponse:
-    """Run call on the subscription's dispatcher here, or hand the request to its owner."""
+async def on_owner(
+    request: web.Request, action: Action, call: OwnerCall, key: str | None = None
+) -> web.StreamResponse:
+    """Run call on the dispatcher of subscription key (default: the one in the path) here,
+    or hand the request to its owner. Agents' inboxes pass their own key."""
     ctx = context(request)
-    sub = await require_subscription(ctx, path_subscription_key(request))
+    sub = await require_subscription(ctx, key or path_subscription_key(request))
     authorize(principal(request), sub, action)
     if is_forwarded(request) or is_owner(sub.key):
         return await call(await DISPATCHERS.get(ctx, sub))
@@ -267,8 +270,16 @@ async def redrive(request: web.Request) -> web.StreamResponse:
     errors=(404, 503),
 )
 async def events(request: web.Request) -> web.StreamResponse:
+    m = request.match_info
+    base = f"/v1/subscriptions/{m['namespace']}/{m['tenant']}/{m['id']}"
+    return await serve_events(request, path_subscription_key(request), base)
+
+
+async def serve_events(request: web.Request, key: str, base: str) -> web.StreamResponse:
+    """Stream subscription key's deliveries as SSE; base is the path whose /pull and
+    /release the stream calls on the owner when that is another worker."""
     ctx = context(request)
-    sub = await require_subscription(ctx, path_subscription_key(request))
+    sub = await require_subscription(ctx, key)
     who = principal(request)
     authorize(who, sub, Action.READ)
     if ctx.sse_clients >= ctx.settings.limits.max_sse_clients:
@@ -286,23 +297,23 @@ async def events(request: web.Request) -> web.StreamResponse:
         )
         await response.prepare(request)
         await response.write(f": session {session}\n\n".encode())
-        await stream_deliveries(request, response, sub, session)
+        await stream_deliveries(request, response, sub, session, base)
         return response
     finally:
         ctx.sse_clients -= 1
         metrics.SSE_CLIENTS.dec()
-        await release_anywhere(request, sub, session)
+        await release_anywhere(request, sub, session, base)
 
 
 async def stream_deliveries(
-    request: web.Request, response: web.StreamResponse, sub: Subscription, session: str
+    request: web.Request, response: web.StreamResponse, sub: Subscription, session: str, base: str
 ) -> None:
     """Pull and write until the client goes away; ride out an owner moving (a rebalance)."""
     ctx, last_write = context(request), time.monotonic()
     try:
         while request.transport is not None and not request.transport.is_closing():
             try:
-                deliveries = await pull_anywhere(request, sub, session)
+                deliveries = await pull_anywhere(request, sub, session, base)
             except Unavailable as exc:
                 log.debug("SSE pull for %s: %s; retrying", sub.key, exc.message)
                 await asyncio.sleep(0.5)
@@ -322,27 +333,26 @@ async def stream_deliveries(
         log.debug("SSE client of %s went away", sub.key)
 
 
-async def pull_anywhere(request: web.Request, sub: Subscription, session: str) -> list[Delivery]:
+async def pull_anywhere(request: web.Request, sub: Subscription, session: str, base: str) -> list[Delivery]:
     body = PullRequest(max_records=SSE_BATCH, wait_ms=SSE_WAIT_MS, session=session)
     if is_owner(sub.key):
         return await pull_here(await DISPATCHERS.get(context(request), sub), principal(request), body)
-    answer = await owner_call(request, sub, "/pull", body)
+    answer = await owner_call(request, sub, base + "/pull", body)
     return PullResponse.model_validate(answer).deliveries
 
 
-async def release_anywhere(request: web.Request, sub: Subscription, session: str) -> None:
+async def release_anywhere(request: web.Request, sub: Subscription, session: str, base: str) -> None:
     """Best effort: if it fails, the session's leases end at their ack deadline instead."""
     try:
         if is_owner(sub.key):
             await (await DISPATCHERS.get(context(request), sub)).release(session)
         else:
-            await owner_call(request, sub, "/release", ReleaseRequest(session=session))
+            await owner_call(request, sub, base + "/release", ReleaseRequest(session=session))
     except (BusError, OSError) as exc:
         log.info("could not release SSE session of %s: %s", sub.key, exc)
 
 
-async def owner_call(request: web.Request, sub: Subscription, suffix: str, body: BaseModel) -> object:
-    path = f"/v1/subscriptions/{sub.namespace}/{sub.tenant}/{sub.id}{suffix}"
+async def owner_call(request: web.Request, sub: Subscription, path: str, body: BaseModel) -> object:
     status, answer = await FORWARDER.call(
         sub.key, "POST", path, request.headers.get("Authorization", ""), body.model_dump(mode="json")
     )

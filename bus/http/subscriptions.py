@@ -6,6 +6,7 @@ from aiohttp import web
 
 from bus import subscriptions
 from bus.auth import Access, can_see, require
+from bus.errors import SubscriptionNotFound
 from bus.http.routes import AUDIT_TARGET, Param, context, json_response, principal, read_model, route
 from bus.models.keys import Action
 from bus.models.subscriptions import Subscription, SubscriptionList, SubscriptionSpec, subscription_key
@@ -14,8 +15,13 @@ SUBSCRIPTION_PATH = "/v1/subscriptions/{namespace}/{tenant}/{id}"
 
 
 def path_subscription_key(request: web.Request) -> str:
+    """The subscription in the path. Agents' inboxes ('inbox.{agent}': '.' is never in a
+    subscription id) are not reachable here: they live and die with their agent."""
     m = request.match_info
-    return subscription_key(m["namespace"], m["tenant"], m["id"])
+    key = subscription_key(m["namespace"], m["tenant"], m["id"])
+    if "." in m["id"]:
+        raise SubscriptionNotFound(f"Subscription {key} does not exist", {"subscription": key})
+    return key
 
 
 @route(

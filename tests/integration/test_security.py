@@ -86,6 +86,7 @@ def examples() -> dict[tuple[str, str], Factory]:
     t = "/v1/topics/{namespace}/{tenant}/{name}"
     s = "/v1/schemas/{namespace}/{tenant}/{subject}"
     sp = "/v1/subscriptions/{namespace}/{tenant}/{id}"
+    ag = "/v1/agents/{namespace}/{tenant}/{agent_id}"
     cp = "/v1/conversations/{namespace}/{tenant}/{id}"
 
     async def topic_create(http: aiohttp.ClientSession, url: str) -> Example:
@@ -155,6 +156,20 @@ def examples() -> dict[tuple[str, str], Factory]:
         ),
         ("GET", cp + "/messages"): lambda h, u: on_conversation(h, u, "/messages"),
         ("GET", cp + "/stream"): lambda h, u: on_conversation(h, u, "/stream"),
+        ("POST", "/v1/agents"): lambda h, u: fixed(
+            "/v1/agents", {"namespace": "it", "tenant": "acme", "id": unique("ag")}, 201
+        ),
+        ("GET", "/v1/agents"): lambda h, u: fixed("/v1/agents"),
+        ("GET", ag): lambda h, u: on_agent(h, u),
+        ("DELETE", ag): lambda h, u: on_agent(h, u),
+        ("PUT", ag + "/state"): lambda h, u: on_agent(h, u, "/state", {"state": "draining"}),
+        ("POST", ag + "/heartbeat"): lambda h, u: on_agent(h, u, "/heartbeat", {}, 202),
+        ("POST", ag + "/messages"): lambda h, u: on_agent(h, u, "/messages", {"payload": 1}),
+        ("GET", ag + "/inbox"): lambda h, u: on_agent(h, u, "/inbox"),
+        ("POST", ag + "/inbox/pull"): lambda h, u: on_agent(h, u, "/inbox/pull", {"wait_ms": 0}),
+        ("POST", ag + "/inbox/ack"): lambda h, u: with_inbox_delivery(h, u, "/ack"),
+        ("POST", ag + "/inbox/nack"): lambda h, u: with_inbox_delivery(h, u, "/nack"),
+        ("POST", ag + "/inbox/release"): lambda h, u: on_agent(h, u, "/inbox/release", {"session": "s1"}),
         ("GET", "/v1/schemas"): lambda h, u: fixed("/v1/schemas"),
         ("POST", s + "/versions"): register,
         ("GET", s + "/versions"): lambda h, u: subject(h, u, "/versions"),
@@ -221,6 +236,23 @@ async def with_delivery(http: aiohttp.ClientSession, url: str, suffix: str) -> E
     pulled = await admin_post(http, url, path + "/pull", {"wait_ms": 5000})
     [delivery] = pulled["deliveries"]
     return Example(path + suffix, {"delivery_ids": [delivery["delivery_id"]]}, 200)
+
+
+async def on_agent(
+    http: aiohttp.ClientSession, url: str, suffix: str = "", body: Any = None, success: int = 200
+) -> Example:
+    agent_id = unique("ag")
+    await admin_post(http, url, "/v1/agents", {"namespace": "it", "tenant": "acme", "id": agent_id})
+    return Example(f"/v1/agents/it/acme/{agent_id}{suffix}", body, success)
+
+
+async def with_inbox_delivery(http: aiohttp.ClientSession, url: str, suffix: str) -> Example:
+    """An agent with one message delivered (to the admin): the example settles it."""
+    agent = await on_agent(http, url)
+    await admin_post(http, url, agent.path + "/messages", {"payload": 1})
+    pulled = await admin_post(http, url, agent.path + "/inbox/pull", {"wait_ms": 5000})
+    [delivery] = pulled["deliveries"]
+    return Example(agent.path + "/inbox" + suffix, {"delivery_ids": [delivery["delivery_id"]]}, 200)
 
 
 def test_every_route_has_a_matrix_example() -> None:
