@@ -75,13 +75,15 @@ async def drain_inbox(
 async def wait_for_liveness(
     http: aiohttp.ClientSession, url: str, agent: dict[str, Any], wanted: str, timeout: float = 30.0
 ) -> dict[str, Any]:
+    """The agent once its liveness is wanted; an agent registering meanwhile (404) is waited for."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         status, found = await call(http, "GET", f"{url}{agent_path(agent)}")
-        assert status == 200, found
-        if found["liveness"] == wanted:
+        assert status in (200, 404), found
+        if status == 200 and found["liveness"] == wanted:
             return dict(found)
-        assert asyncio.get_running_loop().time() < deadline, f"still {found['liveness']}, not {wanted}"
+        now = found["liveness"] if status == 200 else "not registered"
+        assert asyncio.get_running_loop().time() < deadline, f"still {now}, not {wanted}"
         await asyncio.sleep(0.2)
 
 
