@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import JsonValue
 
+from bus import headers as h
 from bus.context import BusContext
 from bus.errors import (
     ConversationExists,
@@ -25,7 +29,7 @@ from bus.errors import (
     IllegalTransition,
     NotAParticipant,
 )
-from bus.kafka import guarded
+from bus.kafka import OutgoingRecord, guarded, partition_for
 from bus.models.conversations import (
     ACCEPTS_MESSAGES,
     RECENT_IDS,
@@ -34,6 +38,7 @@ from bus.models.conversations import (
     ConversationRecord,
     ConversationSpec,
     ConversationView,
+    EnvelopeKind,
     Message,
     MessageSpec,
     TransitionRequest,
@@ -134,37 +139,80 @@ async def append_message(ctx: BusContext, key: str, spec: MessageSpec) -> tuple[
 
     A message_id seen recently is not appended again: the first message comes back."""
     async with conversations.deciding(ctx, key):
-        view = await current_view(ctx, key)
+        view = await open_view(ctx, key, spec.sender)
         if spec.message_id is not None:
             seen = _recent_ids.get(key, {}).get(spec.message_id) or view.recent_ids.get(spec.message_id)
             if seen is not None:
                 return await message_at(ctx, key, seen), False
-        if view.state not in ACCEPTS_MESSAGES:
-            raise ConversationNotOpen(
-                f"Conversation {key} is {view.state} and takes no messages",
-                {"state": view.state, "accepts_messages_when": list(ACCEPTS_MESSAGES)},
-            )
-        if view.participants and spec.sender not in view.participants:
-            raise NotAParticipant(
-                f"{spec.sender} is not a participant of {key}",
-                {"sender": spec.sender, "participants": view.participants},
-            )
-        seq = max(view.next_seq, _next_seq.get(key, 1))
-        message = Message(
-            conversation=key,
-            seq=seq,
-            message_id=spec.message_id or uuid.uuid4().hex,
-            sender=spec.sender,
-            payload=spec.payload,
-            content_type=spec.content_type,
-            metadata=spec.metadata,
-            sent_at=now_ms(),
+        envelope = Envelope(
+            "message", spec.sender, spec.payload, spec.content_type, spec.metadata, spec.message_id
         )
-        produced = await produce_message(ctx, key, message)
-        _next_seq[key] = seq + 1
-        _last_appended[produced[0]] = max(_last_appended.get(produced[0], -1), produced[1])
-        remember(key, message)
-        return message, True
+        return await append_envelope(ctx, key, view, envelope), True
+
+
+@dataclass(frozen=True)
+class Envelope:
+    kind: EnvelopeKind
+    sender: str
+    payload: JsonValue
+    content_type: str = "application/json"
+    metadata: dict[str, JsonValue] = field(default_factory=dict)
+    message_id: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+async def open_view(ctx: BusContext, key: str, sender: str) -> ConversationView:
+    """The view of a conversation that takes envelopes from sender: 404, 409 or 403 if not."""
+    view = await current_view(ctx, key)
+    if view.state not in ACCEPTS_MESSAGES:
+        raise ConversationNotOpen(
+            f"Conversation {key} is {view.state} and takes no messages",
+            {"state": view.state, "accepts_messages_when": list(ACCEPTS_MESSAGES)},
+        )
+    if view.participants and sender not in view.participants:
+        raise NotAParticipant(
+            f"{sender} is not a participant of {key}", {"sender": sender, "participants": view.participants}
+        )
+    return view
+
+
+async def append_envelope(
+    ctx: BusContext,
+    key: str,
+    view: ConversationView,
+    envelope: Envelope,
+    extra: Sequence[OutgoingRecord] = (),
+) -> Message:
+    """Give the envelope the next sequence number and append it (with extra records, e.g. an
+    inbox copy, sent in the same request). The caller holds the key's lock."""
+    seq = max(view.next_seq, _next_seq.get(key, 1))
+    message = Message(
+        conversation=key,
+        seq=seq,
+        kind=envelope.kind,
+        message_id=envelope.message_id or uuid.uuid4().hex,
+        sender=envelope.sender,
+        payload=envelope.payload,
+        content_type=envelope.content_type,
+        metadata=envelope.metadata,
+        sent_at=now_ms(),
+    )
+    record = ConversationRecord(kind="message", message=message, at=message.sent_at)
+    headers = {
+        **envelope.headers,
+        h.KIND: envelope.kind,
+        h.SEQ: str(seq),
+        h.MESSAGE_ID: message.message_id,
+        h.CONVERSATION: key,
+    }
+    outgoing = [conversations.outgoing(key, record, headers), *extra]
+    partition = owner_partition(key)
+    partitions = [partition] + [partition_for(r.key, ctx.settings.state_partitions, 0) for r in extra]
+    produced = await ctx.gateway.produce(outgoing, partitions)
+    _next_seq[key] = seq + 1
+    _last_appended[partition] = max(_last_appended.get(partition, -1), produced[0].offset)
+    remember(key, message)
+    return message
 
 
 def remember(key: str, message: Message) -> None:
@@ -192,15 +240,6 @@ async def current_view(ctx: BusContext, key: str) -> ConversationView:
     if view is None:
         raise ConversationNotFound(f"Conversation {key} does not exist", {"conversation": key})
     return view
-
-
-async def produce_message(ctx: BusContext, key: str, message: Message) -> tuple[int, int]:
-    record = ConversationRecord(kind="message", message=message, at=message.sent_at)
-    headers = {"bus.kind": "message", "bus.seq": str(message.seq), "bus.message_id": message.message_id}
-    [produced] = await ctx.gateway.produce(
-        [conversations.outgoing(key, record, headers)], [owner_partition(key)]
-    )
-    return produced.partition, produced.offset
 
 
 def forget(partitions: set[int]) -> None:

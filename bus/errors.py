@@ -224,6 +224,16 @@ class AgentNotFound(NotFound):
     code = "agent_not_found"
 
 
+class ToolNotFound(NotFound):
+    """The callee declares no tool of that name."""
+
+    code = "tool_not_found"
+
+
+class ToolCallNotFound(NotFound):
+    code = "tool_call_not_found"
+
+
 class MethodNotAllowed(BusError):
     code = "method_not_allowed"
     status = 405
@@ -290,6 +300,28 @@ class AgentDisabled(Conflict):
     """An operator disabled the agent: it takes no messages until it is enabled again."""
 
     code = "agent_disabled"
+
+
+class ToolCallExists(Conflict):
+    code = "tool_call_exists"
+
+
+class ToolCallFinished(Conflict):
+    """The call is settled already; details.status and details.result say how."""
+
+    code = "tool_call_finished"
+
+
+class ToolResultExists(ToolCallFinished):
+    code = "tool_result_exists"
+
+
+class ToolCallCancelled(ToolCallFinished):
+    code = "tool_call_cancelled"
+
+
+class ToolCallTimedOut(ToolCallFinished):
+    code = "tool_call_timed_out"
 
 
 class TooLarge(BusError):

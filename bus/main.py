@@ -27,6 +27,7 @@ from bus.http import (
     subscribe,
     subscriptions,
     system,
+    tools,
     topics,
 )
 from bus.http.routes import install
@@ -51,6 +52,7 @@ HTTP_MODULES = (
     subscriptions,
     deliveries,
     conversations,
+    tools,
     agents,
     inbox,
     schemas,

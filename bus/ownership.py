@@ -100,10 +100,15 @@ class Forwarder:
             await self._session.close()
 
     async def forward(
-        self, request: web.Request, key: str, topic: faust.TopicT = owners_topic, base: str | None = None
+        self,
+        request: web.Request,
+        key: str,
+        topic: faust.TopicT = owners_topic,
+        base: str | None = None,
+        path_qs: str | None = None,
     ) -> web.Response:
-        """Send the request to key's owner (or to base) and answer with what it answered."""
-        url = (base or owner_url(key, topic)) + request.rel_url.path_qs
+        """Send the request to key's owner (or to base, at path_qs) and answer with what it answered."""
+        url = (base or owner_url(key, topic)) + (path_qs or request.rel_url.path_qs)
         headers = {h: request.headers[h] for h in _PASSED_HEADERS if h in request.headers}
         headers[FORWARDED] = "1"
         body = await request.read()

@@ -11,3 +11,7 @@ from bus.keyed import KeyedState
 conversations = KeyedState(
     "conversations", help="Conversation state, counts and a sequence-to-offset index, by conversation key."
 )
+
+# Which conversation a tool call belongs to, by call key: GET /v1/tool-calls/... names
+# only the call, and the call's state lives with its conversation.
+locator = KeyedState("call-locator", help="The conversation of each tool call, by call view key.")

@@ -11,20 +11,44 @@ from typing import Any
 
 import faust
 
+from bus import tools
 from bus.conversations import forget
 from bus.faust_app import app
 from bus.keyed import KeyedState, on_revoked, run_processor
 from bus.models.conversations import RECENT_IDS, ConversationRecord, ConversationView, Message
-from tables.conversations import conversations
+from bus.models.tools import FINAL_STATUS, CallLocation, ToolCallView, ToolResult, call_view_key
+from tables.conversations import conversations, locator
 
 INDEX_EVERY = 64  # sequence numbers between two index entries
 
 app.on_partitions_revoked.connect(on_revoked([conversations]))
 
 
+app.on_partitions_revoked.connect(on_revoked([locator]))
+
+
 @app.on_partitions_revoked.connect  # type: ignore[untyped-decorator]
 async def forget_sequences(sender: Any, revoked: set[Any], **_: Any) -> None:
-    forget({tp.partition for tp in revoked})
+    lost = {tp.partition for tp in revoked}
+    forget(lost)
+    tools.forget(lost)
+
+
+@app.agent(locator.topic)  # type: ignore[untyped-decorator]
+async def apply_call_locations(stream: faust.StreamT[bytes]) -> None:
+    await run_processor(locator, stream, locate)
+
+
+def locate(state: KeyedState, key: str, value: bytes, headers: dict[str, str], offset: int) -> None:
+    state.put(key, CallLocation.model_validate_json(value))
+
+
+@app.timer(interval=0.5)  # type: ignore[untyped-decorator]
+async def time_out_calls() -> None:
+    from bus.main import ctx  # late: bus.main imports this module
+
+    if ctx.ready():
+        await tools.expire_due(ctx)
 
 
 @app.agent(conversations.topic)  # type: ignore[untyped-decorator]
@@ -45,6 +69,43 @@ def apply(state: KeyedState, key: str, value: bytes, headers: dict[str, str], of
         state.put(key, view.model_copy(update={"state": record.state, "last_activity_at": at(record.at)}))
     elif record.kind == "message" and record.message is not None:
         state.put(key, with_message(view, record.message, offset))
+        if record.message.kind != "message":
+            apply_to_call(state, key, record.message)
+
+
+def apply_to_call(state: KeyedState, conv_key: str, envelope: Message) -> None:
+    """A tool call, its result or its cancellation: update the call's view (and its parent's
+    list of children, and the conversation's usage), then wake whoever waits on the call."""
+    ns, tenant, _ = conv_key.split("/")
+    if envelope.kind == "tool_call":
+        call = ToolCallView.model_validate(envelope.payload).model_copy(update={"seq": envelope.seq})
+        vkey = call_view_key(ns, tenant, call.call_id)
+        if state.get(vkey, ToolCallView) is None:
+            state.put(vkey, call)
+            add_child(state, ns, tenant, call)
+        tools.changed(vkey, call)
+        return
+    result = ToolResult.model_validate(envelope.payload)
+    vkey = call_view_key(ns, tenant, result.call_id)
+    pending = state.get(vkey, ToolCallView)
+    if pending is None or pending.status != "pending":
+        return  # applied before (a replay after a crash)
+    settled = pending.model_copy(update={"status": FINAL_STATUS[result.status], "result": result})
+    state.put(vkey, settled)
+    if result.usage is not None:
+        view = state.get(conv_key, ConversationView)
+        if view is not None:
+            state.put(conv_key, view.model_copy(update={"usage": view.usage.plus(result.usage)}))
+    tools.changed(vkey, settled)
+
+
+def add_child(state: KeyedState, ns: str, tenant: str, call: ToolCallView) -> None:
+    if call.parent_call_id is None:
+        return
+    pkey = call_view_key(ns, tenant, call.parent_call_id)
+    parent = state.get(pkey, ToolCallView)
+    if parent is not None and call.call_id not in parent.children:
+        state.put(pkey, parent.model_copy(update={"children": [*parent.children, call.call_id]}))
 
 
 def with_message(view: ConversationView, message: Message, offset: int) -> ConversationView:

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, JsonValue
 
 from bus.models.common import Labels, Name, StrictModel
+from bus.models.tools import UsageTotals
 
 ConversationState = Literal["open", "active", "paused", "closed", "archived"]
 
@@ -52,7 +53,10 @@ class Conversation(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     created_at: datetime
     last_activity_at: datetime
-    message_count: int = Field(description="Messages so far; also the sequence number of the last one")
+    message_count: int = Field(description="Envelopes so far; also the sequence number of the last one")
+    usage: UsageTotals = Field(
+        default_factory=UsageTotals, description="Reported by tool results and streams"
+    )
 
     @property
     def key(self) -> str:
@@ -100,11 +104,15 @@ class MessageSpec(StrictModel):
     )
 
 
+EnvelopeKind = Literal["message", "tool_call", "tool_result", "tool_cancel"]
+
+
 class Message(BaseModel):
-    """One message of a conversation, as appended and as replayed."""
+    """One envelope of a conversation (a message, a tool call, its result...), as appended and replayed."""
 
     conversation: str
     seq: int = Field(description="1, 2, 3, ... per conversation, without gaps")
+    kind: EnvelopeKind = "message"
     message_id: str
     sender: str
     payload: JsonValue

@@ -170,6 +170,12 @@ def examples() -> dict[tuple[str, str], Factory]:
         ("POST", ag + "/inbox/ack"): lambda h, u: with_inbox_delivery(h, u, "/ack"),
         ("POST", ag + "/inbox/nack"): lambda h, u: with_inbox_delivery(h, u, "/nack"),
         ("POST", ag + "/inbox/release"): lambda h, u: on_agent(h, u, "/inbox/release", {"session": "s1"}),
+        ("POST", cp + "/tool-calls"): lambda h, u: with_tool_call(h, u, "place"),
+        ("POST", cp + "/tool-results"): lambda h, u: with_tool_call(h, u, "result"),
+        ("GET", "/v1/tool-calls/{namespace}/{tenant}/{call_id}"): lambda h, u: with_tool_call(h, u, "get"),
+        ("POST", "/v1/tool-calls/{namespace}/{tenant}/{call_id}/cancel"): lambda h, u: with_tool_call(
+            h, u, "cancel"
+        ),
         ("GET", "/v1/schemas"): lambda h, u: fixed("/v1/schemas"),
         ("POST", s + "/versions"): register,
         ("GET", s + "/versions"): lambda h, u: subject(h, u, "/versions"),
@@ -225,6 +231,31 @@ async def on_conversation(
 ) -> Example:
     created = await admin_post(http, url, "/v1/conversations", {"namespace": "it", "tenant": "acme"})
     return Example(f"/v1/conversations/it/acme/{created['id']}{suffix}", body, success)
+
+
+TOOL = {"name": "echo", "input_schema": {"type": "object"}}
+
+
+async def with_tool_call(http: aiohttp.ClientSession, url: str, what: str) -> Example:
+    """A conversation with an agent offering a tool, and (but for 'place') a pending call to it."""
+    agent = unique("ag")
+    await admin_post(
+        http, url, "/v1/agents", {"namespace": "it", "tenant": "acme", "id": agent, "capabilities": [TOOL]}
+    )
+    created = await admin_post(http, url, "/v1/conversations", {"namespace": "it", "tenant": "acme"})
+    conv = f"/v1/conversations/it/acme/{created['id']}"
+    spec = {"tool": "echo", "caller": agent, "callee": agent}
+    if what == "place":
+        return Example(conv + "/tool-calls", spec, 201)
+    placed = await admin_post(http, url, conv + "/tool-calls", spec)
+    call_path = f"/v1/tool-calls/it/acme/{placed['call_id']}"
+    if what == "result":
+        return Example(
+            conv + "/tool-results", {"call_id": placed["call_id"], "status": "ok", "result": 1}, 200
+        )
+    if what == "cancel":
+        return Example(call_path + "/cancel", {}, 200)
+    return Example(call_path, None, 200)
 
 
 async def with_delivery(http: aiohttp.ClientSession, url: str, suffix: str) -> Example:

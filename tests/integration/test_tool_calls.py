@@ -1,0 +1,216 @@
+"""Tool calls on conversations: placed, delivered to the callee's inbox, answered once,
+timed out by the bus, cancelled down the tree, and fenced after that."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.agent_calls import agent_path, pull_inbox, register
+from tests.fleet import Fleet
+from tests.helpers import unique
+from tests.subs import call, ok
+
+pytestmark = pytest.mark.integration
+
+ADD = {
+    "name": "add",
+    "input_schema": {
+        "type": "object",
+        "properties": {"numbers": {"type": "array", "items": {"type": "number"}}},
+        "required": ["numbers"],
+    },
+    "output_schema": {"type": "number"},
+}
+
+
+async def setup(http: aiohttp.ClientSession, url: str) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """A caller, a callee with the add tool, and a conversation between them."""
+    caller = await register(http, url)
+    callee = await register(http, url, capabilities=[ADD])
+    conv_id = unique("tc")
+    body = {"namespace": "it", "tenant": "acme", "id": conv_id, "participants": [caller["id"], callee["id"]]}
+    await ok(http, "POST", f"{url}/v1/conversations", body, 201)
+    return caller, callee, f"/v1/conversations/it/acme/{conv_id}"
+
+
+async def place(
+    http: aiohttp.ClientSession,
+    url: str,
+    conv: str,
+    caller: dict[str, Any],
+    callee: dict[str, Any],
+    **extra: Any,
+) -> dict[str, Any]:
+    body = {
+        "tool": "add",
+        "arguments": {"numbers": [1, 2]},
+        "caller": caller["id"],
+        "callee": callee["id"],
+        **extra,
+    }
+    placed: dict[str, Any] = await ok(http, "POST", f"{url}{conv}/tool-calls", body, 201)
+    return placed
+
+
+async def inbox_of(
+    http: aiohttp.ClientSession, url: str, agent: dict[str, Any], count: int
+) -> list[dict[str, Any]]:
+    got: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 20
+    while len(got) < count and time.monotonic() < deadline:
+        batch = await pull_inbox(http, url, agent, wait_ms=500)
+        if batch:
+            await ok(
+                http,
+                "POST",
+                f"{url}{agent_path(agent)}/inbox/ack",
+                {"delivery_ids": [d["delivery_id"] for d in batch]},
+            )
+        got += batch
+    return got
+
+
+async def test_a_call_reaches_the_callee_and_its_result_the_caller_once(
+    fleet: Fleet, http: aiohttp.ClientSession
+) -> None:
+    url0, url1 = fleet.urls
+    caller, callee, conv = await setup(http, url0)
+    placed = await place(http, url0, conv, caller, callee, call_id=unique("call"), correlation_id="corr-1")
+    assert (placed["status"], placed["reply_to"]) == ("pending", caller["id"]) and placed["seq"] == 1
+
+    [delivered] = await inbox_of(http, url1, callee, 1)
+    headers = delivered["headers"]
+    assert (headers["bus.kind"], headers["bus.call_id"], headers["bus.correlation_id"]) == (
+        "tool_call",
+        placed["call_id"],
+        "corr-1",
+    )
+    assert delivered["payload"]["arguments"] == {"numbers": [1, 2]}
+
+    path = f"/v1/tool-calls/it/acme/{placed['call_id']}"
+    waiting = asyncio.create_task(ok(http, "GET", f"{url1}{path}?wait_ms=10000"))
+    await asyncio.sleep(0.3)
+    assert not waiting.done(), "the GET waits while the call is pending"
+    result = {
+        "call_id": placed["call_id"],
+        "status": "ok",
+        "result": 3,
+        "usage": {"input_tokens": 5, "cost": 0.5},
+    }
+    began = time.monotonic()
+    settled = await ok(http, "POST", f"{url1}{conv}/tool-results", result)
+    assert settled["status"] == "done" and settled["result"]["result"] == 3
+    done = await waiting
+    assert done["status"] == "done" and time.monotonic() - began < 5
+
+    status, body = await call(http, "POST", f"{url0}{conv}/tool-results", result)
+    assert status == 409 and body["error"]["code"] == "tool_result_exists"
+    assert body["error"]["details"]["result"]["result"] == 3
+
+    [answer] = await inbox_of(http, url0, caller, 1)
+    assert answer["headers"]["bus.kind"] == "tool_result" and answer["payload"]["result"] == 3
+    thread = await ok(http, "GET", f"{url1}{conv}/messages")
+    assert [(m["seq"], m["kind"]) for m in thread["messages"]] == [(1, "tool_call"), (2, "tool_result")]
+    conversation = await ok(http, "GET", f"{url0}{conv}")
+    assert conversation["usage"]["input_tokens"] == 5 and conversation["usage"]["cost"] == 0.5
+
+
+async def test_calls_and_results_are_checked_before_anything_is_written(
+    fleet: Fleet, http: aiohttp.ClientSession
+) -> None:
+    url = fleet.urls[1]
+    caller, callee, conv = await setup(http, url)
+    base: dict[str, Any] = {
+        "tool": "add",
+        "arguments": {"numbers": [1]},
+        "caller": caller["id"],
+        "callee": callee["id"],
+    }
+    changes: list[tuple[dict[str, Any], int, str]] = [
+        ({"tool": "multiply"}, 404, "tool_not_found"),
+        ({"arguments": {"numbers": ["one"]}}, 422, "schema_violation"),
+        ({"arguments": {}}, 422, "schema_violation"),
+        ({"callee": "nobody-here"}, 404, "agent_not_found"),
+        ({"caller": "stranger"}, 403, "not_a_participant"),
+        ({"parent_call_id": "no-such-call"}, 404, "tool_call_not_found"),
+        ({"timeout_ms": 5}, 422, "invalid_request"),
+    ]
+    for change, status, code in changes:
+        got, body = await call(http, "POST", f"{url}{conv}/tool-calls", {**base, **change})
+        assert (got, body["error"]["code"]) == (status, code), change
+    assert (await ok(http, "GET", f"{url}{conv}"))["message_count"] == 0, "nothing was written"
+
+    placed = await place(http, url, conv, caller, callee)
+    results: list[tuple[dict[str, Any], int, str]] = [
+        ({"status": "ok", "result": "three"}, 422, "schema_violation"),
+        ({"status": "error"}, 422, "invalid_request"),
+        ({"status": "ok", "call_id": "unknown-call", "result": 1}, 404, "tool_call_not_found"),
+    ]
+    for result, status, code in results:
+        body = {"call_id": placed["call_id"], **result}
+        got, answer = await call(http, "POST", f"{url}{conv}/tool-results", body)
+        assert (got, answer["error"]["code"]) == (status, code), result
+    got, answer = await call(http, "POST", f"{url}{conv}/tool-calls", {**base, "call_id": placed["call_id"]})
+    assert (got, answer["error"]["code"]) == (409, "tool_call_exists")
+    got, answer = await call(http, "GET", f"{url}/v1/tool-calls/it/acme/{unique('none')}")
+    assert (got, answer["error"]["code"]) == (404, "tool_call_not_found")
+
+    await ok(http, "PUT", f"{url}{agent_path(callee)}/state", {"state": "disabled"})
+    got, answer = await call(http, "POST", f"{url}{conv}/tool-calls", base)
+    assert (got, answer["error"]["code"]) == (409, "agent_disabled")
+
+
+async def test_the_bus_times_a_call_out_once_and_fences_late_results(
+    fleet: Fleet, http: aiohttp.ClientSession
+) -> None:
+    url0, url1 = fleet.urls
+    caller, callee, conv = await setup(http, url0)
+    placed = await place(http, url0, conv, caller, callee, timeout_ms=500)
+    path = f"/v1/tool-calls/it/acme/{placed['call_id']}"
+    settled = await ok(http, "GET", f"{url1}{path}?wait_ms=10000")
+    assert settled["status"] == "timed_out" and settled["result"]["by"] == "bus"
+    late = {"call_id": placed["call_id"], "status": "ok", "result": 3}
+    got, body = await call(http, "POST", f"{url1}{conv}/tool-results", late)
+    assert (got, body["error"]["code"]) == (409, "tool_call_timed_out")
+    await asyncio.sleep(1.0)  # more timer ticks: still one timeout
+    kinds = [m["kind"] for m in (await ok(http, "GET", f"{url0}{conv}/messages"))["messages"]]
+    assert kinds == ["tool_call", "tool_result"]
+    [_, timeout] = await inbox_of(http, url0, callee, 1) + await inbox_of(http, url0, caller, 1)
+    assert timeout["headers"]["bus.kind"] == "tool_result" and timeout["payload"]["status"] == "timed_out"
+
+
+async def test_cancelling_a_call_cancels_every_pending_call_below_it(
+    fleet: Fleet, http: aiohttp.ClientSession
+) -> None:
+    url0, url1 = fleet.urls
+    caller, callee, conv = await setup(http, url0)
+    root = await place(http, url0, conv, caller, callee)
+    child = await place(http, url1, conv, caller, callee, parent_call_id=root["call_id"])
+    grandchild = await place(http, url0, conv, caller, callee, parent_call_id=child["call_id"])
+    other = await place(http, url1, conv, caller, callee, parent_call_id=root["call_id"])
+    done = {"call_id": other["call_id"], "status": "ok", "result": 3}
+    await ok(http, "POST", f"{url0}{conv}/tool-results", done)
+
+    cancelled = await ok(
+        http, "POST", f"{url1}/v1/tool-calls/it/acme/{root['call_id']}/cancel", {"reason": "user"}
+    )
+    assert cancelled["cancelled"] == [root["call_id"], child["call_id"], grandchild["call_id"]]
+    for placed in (root, child, grandchild):
+        found = await ok(http, "GET", f"{url0}/v1/tool-calls/it/acme/{placed['call_id']}")
+        assert found["status"] == "cancelled" and found["result"]["error"]["message"] == "user"
+    assert (await ok(http, "GET", f"{url0}/v1/tool-calls/it/acme/{other['call_id']}"))["status"] == "done"
+
+    late = {"call_id": grandchild["call_id"], "status": "ok", "result": 3}
+    got, body = await call(http, "POST", f"{url0}{conv}/tool-results", late)
+    assert (got, body["error"]["code"]) == (409, "tool_call_cancelled")
+    got, body = await call(http, "POST", f"{url0}/v1/tool-calls/it/acme/{root['call_id']}/cancel", {})
+    assert (got, body["error"]["code"]) == (409, "tool_call_cancelled")
+    cancels = [d for d in await inbox_of(http, url1, callee, 7) if d["headers"]["bus.kind"] == "tool_cancel"]
+    assert sorted(d["headers"]["bus.call_id"] for d in cancels) == sorted(
+        [root["call_id"], child["call_id"], grandchild["call_id"]]
+    )
