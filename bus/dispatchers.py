@@ -14,7 +14,7 @@ from typing import Any
 
 from bus.context import BusContext
 from bus.dispatcher import Dispatcher
-from bus.errors import OwnerMoved
+from bus.errors import OwnerMoved, SubscriptionNotFound
 from bus.faust_app import app
 from bus.models.subscriptions import Subscription
 from bus.models.topics import Topic, topic_id
@@ -42,6 +42,10 @@ class Dispatchers:
             raise OwnerMoved(
                 "This worker does not run this subscription now; retry", {"subscription": sub.key}
             )
+        current = get_subscription(sub.key)
+        if current is None or current.consumer_group != sub.consumer_group:
+            # A client (an open SSE stream) still holds a subscription deleted since.
+            raise SubscriptionNotFound(f"Subscription {sub.key} was deleted", {"subscription": sub.key})
         found = self.running.get(sub.key)
         if found is not None and found.sub.consumer_group == sub.consumer_group and not found.stopped:
             return found

@@ -321,6 +321,9 @@ async def stream_deliveries(
             except OwnerRefused as exc:  # e.g. the subscription was deleted: end the stream
                 await response.write(sse_event("error", json.dumps(exc.body)))
                 return
+            except BusError as exc:  # the same, decided here
+                await response.write(sse_event("error", json.dumps(exc.to_body())))
+                return
             if deliveries:
                 await response.write(
                     b"".join(sse_event("delivery", d.model_dump_json(), d.delivery_id) for d in deliveries)

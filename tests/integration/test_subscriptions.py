@@ -296,3 +296,19 @@ async def test_bad_input_is_refused_with_clear_codes(fleet: Fleet, http: aiohttp
     assert status == 400 and body["error"]["code"] == "invalid_parameter"
     status, body = await call(http, "GET", f"{url}{sub}/dead-letters?limit=0")
     assert status == 400 and body["error"]["code"] == "invalid_parameter"
+
+
+async def test_deleting_a_subscription_ends_its_open_streams(
+    fleet: Fleet, http: aiohttp.ClientSession
+) -> None:
+    url0, url1 = fleet.urls
+    topic = await new_topic(http, url0)
+    sub = await new_subscription(http, url0, topic)
+    streams = [await open_sse(http, f"{url}{sub}/events") for url in (url0, url1)]
+    await ok(http, "DELETE", f"{url0}{sub}")
+    for stream in streams:
+        event = await stream.next_event(timeout=15)
+        assert event.event == "error" and event.json["error"]["code"] == "subscription_not_found"
+        stream.close()
+    status, body = await call(http, "GET", f"{url1}{sub}/lag")
+    assert status == 404 and body["error"]["code"] == "subscription_not_found"
