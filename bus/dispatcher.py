@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 Position = tuple[int, int]  # (partition, offset)
 FETCH_MS = 200
 TICK_S = 0.05
+RELEASED_KEPT_S = 60.0  # longer than the longest pull wait (30 s)
 
 
 class State(Enum):
@@ -141,6 +142,7 @@ class Dispatcher:
         self.room = asyncio.Event()
         self.lock = asyncio.Lock()  # held while the window is rebuilt (start, seek)
         self.redrive_lock = asyncio.Lock()  # redrives run one at a time (see bus.deadletters)
+        self.released: dict[str, float] = {}  # session -> when it was released (monotonic)
         self.tasks: list[asyncio.Task[None]] = []
         self.stopped = False
         self.last_used = time.monotonic()
@@ -290,10 +292,17 @@ class Dispatcher:
     # -- delivering -------------------------------------------------------------------
 
     async def pull(self, max_records: int, wait_ms: int, session: str | None) -> list[Delivery]:
-        """Lease up to max_records ready records, waiting up to wait_ms for the first one."""
-        deadline = time.monotonic() + wait_ms / 1000
+        """Lease up to max_records ready records, waiting up to wait_ms for the first one.
+
+        A pull whose session is released while it waits leases nothing: its client has gone
+        (it stopped, or an HTTP request was abandoned mid-wait), and records leased to it
+        would otherwise wait for their ack deadline."""
+        started = time.monotonic()
+        deadline = started + wait_ms / 1000
         while True:
             self._check_running()
+            if session is not None and self.released.get(session, -1.0) >= started:
+                return []
             taken = self._take(max_records)
             if taken:
                 break
@@ -442,6 +451,9 @@ class Dispatcher:
         return len(found), len(doomed)
 
     async def release(self, session: str) -> int:
+        now = time.monotonic()  # remembered for as long as a pull may wait (pull above)
+        self.released = {s: at for s, at in self.released.items() if now - at < RELEASED_KEPT_S}
+        self.released[session] = now
         held = [
             e
             for w in self.window.values()

@@ -1,142 +1,153 @@
 """A two-agent example on Agentbus: a planner hands out tasks, a solver answers them.
 
-The planner publishes tasks through worker A; the solver follows the tasks topic over
-SSE on worker B, works each one out and publishes the answer; the planner follows the
-results topic and matches answers to its tasks by key. Everything crosses real Kafka.
+Both are agents of the bus written with bus.agent_sdk's decorator, run by one Faust app:
+when it starts they register (with their capabilities) and heartbeat while it runs. The
+planner sends each task to the solver's inbox through worker A; the solver's inbox is
+served through worker B, and what its handler returns goes back to the planner's inbox
+as the answer. The planner matches answers to tasks by correlation id and stops the app
+once every task is answered. Every message crosses real Kafka (the shared inbox topic).
 
-    python examples/planner_solver.py [--a URL] [--b URL] [--tasks N]
+    python examples/planner_solver.py [--a URL] [--b URL] [--tasks N] [--bootstrap HOST:PORT]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
+import signal
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import aiohttp
+import faust
+from pydantic import BaseModel, JsonValue
+
+from bus.agent_sdk import bus_agent
+from bus.models.agents import InboxMessage
 
 NAMESPACE, TENANT = "demo", "acme"
-TASKS, RESULTS = f"{NAMESPACE}/{TENANT}/tasks", f"{NAMESPACE}/{TENANT}/results"
+REPO = Path(__file__).resolve().parent.parent
+ADD = {
+    "name": "add",
+    "description": "Adds up a list of numbers",
+    "input_schema": {
+        "type": "object",
+        "properties": {"numbers": {"type": "array", "items": {"type": "number"}}},
+        "required": ["numbers"],
+    },
+    "output_schema": {"type": "object", "properties": {"sum": {"type": "number"}}, "required": ["sum"]},
+}
 
 
-async def ensure_topic(http: aiohttp.ClientSession, url: str, name: str) -> None:
-    body = {"namespace": NAMESPACE, "tenant": TENANT, "name": name, "partitions": 3}
-    async with http.post(f"{url}/v1/topics", json=body) as r:
-        if r.status not in (201, 409):
-            raise SystemExit(f"could not create {name}: {r.status} {await r.text()}")
+class Task(BaseModel):
+    numbers: list[int]
 
 
-async def publish(http: aiohttp.ClientSession, url: str, envelope: dict[str, Any]) -> dict[str, Any]:
-    async with http.post(f"{url}/v1/publish", json=envelope) as r:
-        body: dict[str, Any] = await r.json()
-        if r.status != 200:
-            raise SystemExit(f"publish failed: {body}")
-        return body
+class Answer(BaseModel):
+    sum: int
 
 
-async def follow(http: aiohttp.ClientSession, url: str, topic: str) -> AsyncIterator[dict[str, Any]]:
-    """Yield the records of a topic from now on, as the SSE endpoint delivers them."""
-    timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
-    async with http.get(f"{url}/v1/subscribe/{topic}?from=latest", timeout=timeout) as r:
-        async for line in r.content:
-            if line.startswith(b"data: "):
-                yield json.loads(line[6:])
-
-
-async def solver(http: aiohttp.ClientSession, url: str, ready: asyncio.Event) -> None:
-    ready.set()
-    async for record in follow(http, url, TASKS):
-        task = record["payload"]
-        answer = sum(task["numbers"])
-        await publish(
-            http,
-            url,
-            {
-                "topic": RESULTS,
-                "key": record["key"],
-                "payload": {"task": task["id"], "sum": answer},
-                "headers": {"agent": "solver"},
-            },
-        )
-        print(f"  solver   <- task {task['id']} via {url}, answered {answer}")
-
-
-async def planner(http: aiohttp.ClientSession, url: str, count: int) -> float:
-    pending: dict[str, float] = {}
-    results = follow(http, url, RESULTS)
-    first = asyncio.ensure_future(anext(results))  # subscribe before publishing
-    await asyncio.sleep(0.5)
-    for _ in range(count):
-        task_id = uuid.uuid4().hex[:8]
-        numbers = [random.randint(1, 100) for _ in range(3)]
-        pending[task_id] = time.monotonic()
-        receipt = await publish(
-            http,
-            url,
-            {
-                "topic": TASKS,
-                "key": task_id,
-                "payload": {"id": task_id, "numbers": numbers},
-                "headers": {"agent": "planner"},
-            },
-        )
-        print(
-            f"  planner  -> task {task_id} {numbers} (partition {receipt['partition']}, "
-            f"offset {receipt['offset']})"
-        )
-    latencies = []
-    record = await first
-    while True:
-        task_id = record["payload"]["task"]
-        if task_id in pending:
-            latency = time.monotonic() - pending.pop(task_id)
-            latencies.append(latency)
-            print(
-                f"  planner  <- result {task_id} = {record['payload']['sum']} "
-                f"({latency * 1000:.0f} ms round trip)"
-            )
-        if not pending:
-            break
-        record = await anext(results)
-    return sum(latencies) / len(latencies)
-
-
-def auth_headers() -> dict[str, str]:
+def api_key() -> str:
     """The key to send: AGENTBUS_KEY, else the admin key scripts/fleet keeps in .data/admin-key."""
     key = os.environ.get("AGENTBUS_KEY")
     if not key:
-        path = Path(__file__).resolve().parent.parent / ".data" / "admin-key"
+        path = REPO / ".data" / "admin-key"
         key = path.read_text().strip() if path.exists() else ""
-    return {"Authorization": f"Bearer {key}"} if key else {}
+    return key
 
 
-async def main() -> None:
+def build(args: argparse.Namespace) -> faust.App:
+    app = faust.App(
+        "agentbus-example-planner-solver",
+        broker=f"kafka://{args.bootstrap}",
+        datadir=str(REPO / ".data" / "example"),
+        store="memory://",
+        web_enabled=False,  # the bus's workers use the usual Faust web ports
+    )
+    key = api_key()
+    sent: dict[str, tuple[list[int], float]] = {}  # task id -> (numbers, when sent)
+    latencies: list[float] = []
+    all_answered = asyncio.Event()
+
+    @bus_agent(
+        app,
+        url=args.b,
+        key=key,
+        namespace=NAMESPACE,
+        tenant=TENANT,
+        agent_id="solver",
+        description="Answers arithmetic tasks",
+        capabilities=[ADD],
+        heartbeat_interval_ms=2_000,
+    )
+    async def solver(message: InboxMessage) -> JsonValue:
+        answer = Answer(sum=sum(Task.model_validate(message.payload).numbers))
+        print(f"  solver   <- task {message.correlation_id} from {message.from_}, answered {answer.sum}")
+        return answer.model_dump()
+
+    @bus_agent(
+        app,
+        url=args.a,
+        key=key,
+        namespace=NAMESPACE,
+        tenant=TENANT,
+        agent_id="planner",
+        description="Hands out arithmetic tasks",
+        heartbeat_interval_ms=2_000,
+    )
+    async def planner(message: InboxMessage) -> None:
+        task = sent.pop(message.correlation_id or "", None)
+        if task is None:  # an answer to an earlier run's task: acked and ignored
+            print(f"  planner  <- an old answer ({message.correlation_id}), ignored")
+            return None
+        numbers, at = task
+        latencies.append(time.monotonic() - at)
+        answer = Answer.model_validate(message.payload)
+        print(f"  planner  <- {numbers} sum to {answer.sum} ({latencies[-1] * 1000:.0f} ms round trip)")
+        if not sent:
+            all_answered.set()
+        return None
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def plan() -> None:
+        await planner.registered.wait()
+        await solver.registered.wait()
+        for _ in range(args.tasks):
+            task_id = uuid.uuid4().hex[:8]
+            numbers = [random.randint(1, 100) for _ in range(3)]
+            sent[task_id] = (numbers, time.monotonic())
+            receipt = await planner.send("solver", Task(numbers=numbers).model_dump(), correlation_id=task_id)
+            print(
+                f"  planner  -> solver: task {task_id} {numbers} "
+                f"(inbox partition {receipt['partition']}, offset {receipt['offset']})"
+            )
+        await asyncio.wait_for(all_answered.wait(), timeout=60)
+        mean = sum(latencies) / len(latencies)
+        print(
+            f"\n{args.tasks} tasks answered through the agents' inboxes; mean round trip {mean * 1000:.0f} ms"
+        )
+        os.kill(os.getpid(), signal.SIGTERM)  # stop the app as Ctrl-C would (agents release their inboxes)
+
+    return app
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--a", default="http://127.0.0.1:6066", help="worker the planner uses")
     parser.add_argument("--b", default="http://127.0.0.1:6067", help="worker the solver uses")
     parser.add_argument("--tasks", type=int, default=5)
+    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
     args = parser.parse_args()
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30), headers=auth_headers()) as http:
-        for name in ("tasks", "results"):
-            await ensure_topic(http, args.a, name)
-        ready = asyncio.Event()
-        solving = asyncio.create_task(solver(http, args.b, ready))
-        await ready.wait()
-        try:
-            mean = await asyncio.wait_for(planner(http, args.a, args.tasks), timeout=60)
-        finally:
-            solving.cancel()
-    print(f"\n{args.tasks} tasks solved across two workers; mean round trip {mean * 1000:.0f} ms")
+    (REPO / ".data").mkdir(exist_ok=True)
+    log = REPO / ".data" / "planner_solver.log"
+    print(f"running the planner and the solver in one Faust app (its log: {log.relative_to(REPO)})")
+    worker = faust.Worker(build(args), loglevel="info", logfile=str(log), redirect_stdouts=False)
+    worker.execute_from_commandline()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -431,3 +431,25 @@ async def test_bad_messages_and_heartbeats_are_refused(fleet: Fleet, http: aioht
         assert asyncio.get_running_loop().time() < deadline
         await asyncio.sleep(0.1)
     assert await pull_inbox(http, url0, agent, wait_ms=300) == [], "refused messages wrote nothing"
+
+
+async def test_a_pull_abandoned_mid_wait_takes_nothing_once_its_session_is_released(
+    fleet: Fleet, http: aiohttp.ClientSession
+) -> None:
+    """An agent that stops mid-pull releases its session; the pull still waiting on the bus
+    must not lease the next message to nobody (it would wait for its ack deadline)."""
+    url0, url1 = fleet.urls
+    agent = await register(http, url0, inbox={"ack_deadline_ms": 60_000})
+    path = f"{url1}{agent_path(agent)}/inbox"
+
+    async def abandoned_pull() -> None:
+        async with http.post(f"{path}/pull", json={"wait_ms": 15_000, "session": "gone"}) as r:
+            await r.read()
+
+    task = asyncio.create_task(abandoned_pull())
+    await asyncio.sleep(1.0)
+    task.cancel()
+    assert (await ok(http, "POST", f"{path}/release", {"session": "gone"}))["released"] == 0
+    await send(http, url0, agent, "not lost")
+    [got] = await pull_inbox(http, url0, agent, wait_ms=5000)
+    assert (got["payload"], got["delivery_count"]) == ("not lost", 1)
