@@ -324,6 +324,16 @@ class ToolCallTimedOut(ToolCallFinished):
     code = "tool_call_timed_out"
 
 
+class StreamEnded(Conflict):
+    code = "stream_ended"
+
+
+class StreamCancelled(Conflict):
+    """A consumer cancelled the stream: the producer should stop."""
+
+    code = "stream_cancelled"
+
+
 class TooLarge(BusError):
     code = "too_large"
     status = 413

@@ -36,6 +36,7 @@ class Timing(BaseModel):
     command_timeout: float = Field(15.0, gt=0)  # wait for a state change to apply
     sse_keepalive: float = Field(15.0, gt=0)  # comment line sent to idle SSE clients
     kafka_request_timeout: float = Field(30.0, gt=0)
+    stream_coalesce: float = Field(0.0, ge=0, le=1)  # extra wait to gather a stream's chunks into one record
     commit_interval: float = Field(0.2, gt=0)  # how often a subscription commits its acked offsets
     session_timeout: float = Field(10.0, ge=6)  # a worker silent this long loses its partitions
 

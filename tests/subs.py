@@ -21,7 +21,8 @@ async def call(
         try:
             async with http.request(method, url, json=body) as r:
                 data = await r.json(content_type=None)
-                code = data.get("error", {}).get("code") if isinstance(data, dict) else None
+                error = data.get("error") if isinstance(data, dict) else None
+                code = error.get("code") if isinstance(error, dict) else None
                 if r.status < 503 or code not in RETRIABLE:
                     return r.status, data
         except aiohttp.ClientConnectionError:  # a worker killed or restarting

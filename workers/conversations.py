@@ -11,12 +11,13 @@ from typing import Any
 
 import faust
 
-from bus import tools
+from bus import streams, tools
 from bus.conversations import forget
 from bus.faust_app import app
 from bus.keyed import KeyedState, on_revoked, run_processor
 from bus.models.conversations import RECENT_IDS, ConversationRecord, ConversationView, Message
-from bus.models.tools import FINAL_STATUS, CallLocation, ToolCallView, ToolResult, call_view_key
+from bus.models.streams import ChunkRecord, StreamEnd, StreamView, stream_view_key
+from bus.models.tools import FINAL_STATUS, CallLocation, ToolCallView, ToolResult, Usage, call_view_key
 from tables.conversations import conversations, locator
 
 INDEX_EVERY = 64  # sequence numbers between two index entries
@@ -32,6 +33,7 @@ async def forget_sequences(sender: Any, revoked: set[Any], **_: Any) -> None:
     lost = {tp.partition for tp in revoked}
     forget(lost)
     tools.forget(lost)
+    streams.forget(lost)
 
 
 @app.agent(locator.topic)  # type: ignore[untyped-decorator]
@@ -67,10 +69,42 @@ def apply(state: KeyedState, key: str, value: bytes, headers: dict[str, str], of
         state.remove(key)
     elif record.kind == "transition" and record.state is not None:
         state.put(key, view.model_copy(update={"state": record.state, "last_activity_at": at(record.at)}))
+    elif record.kind == "chunks" and record.chunks is not None:
+        apply_chunks(state, key, record.chunks, offset)
     elif record.kind == "message" and record.message is not None:
         state.put(key, with_message(view, record.message, offset))
-        if record.message.kind != "message":
+        if record.message.kind == "stream_end":
+            apply_stream_end(state, key, record.message, offset)
+        elif record.message.kind != "message":
             apply_to_call(state, key, record.message)
+
+
+def apply_chunks(state: KeyedState, conv_key: str, chunks: ChunkRecord, offset: int) -> None:
+    skey = stream_view_key(conv_key, chunks.stream_id)
+    found = state.get(skey, StreamView)
+    if found is None:
+        found = StreamView(conversation=conv_key, stream_id=chunks.stream_id, first_offset=offset)
+    state.put(skey, found.model_copy(update={"chunks": found.chunks + len(chunks.chunks)}))
+
+
+def apply_stream_end(state: KeyedState, conv_key: str, envelope: Message, offset: int) -> None:
+    end = StreamEnd.model_validate(envelope.payload)
+    skey = stream_view_key(conv_key, end.stream_id)
+    found = state.get(skey, StreamView) or StreamView(
+        conversation=conv_key, stream_id=end.stream_id, first_offset=offset
+    )
+    if found.end is not None:
+        return  # applied before
+    state.put(skey, found.model_copy(update={"end": end}))
+    add_usage(state, conv_key, end.usage)
+
+
+def add_usage(state: KeyedState, conv_key: str, usage: Usage | None) -> None:
+    if usage is None:
+        return
+    view = state.get(conv_key, ConversationView)
+    if view is not None:
+        state.put(conv_key, view.model_copy(update={"usage": view.usage.plus(usage)}))
 
 
 def apply_to_call(state: KeyedState, conv_key: str, envelope: Message) -> None:
@@ -92,10 +126,7 @@ def apply_to_call(state: KeyedState, conv_key: str, envelope: Message) -> None:
         return  # applied before (a replay after a crash)
     settled = pending.model_copy(update={"status": FINAL_STATUS[result.status], "result": result})
     state.put(vkey, settled)
-    if result.usage is not None:
-        view = state.get(conv_key, ConversationView)
-        if view is not None:
-            state.put(conv_key, view.model_copy(update={"usage": view.usage.plus(result.usage)}))
+    add_usage(state, conv_key, result.usage)
     tools.changed(vkey, settled)
 
 

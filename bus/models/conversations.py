@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, JsonValue
 
 from bus.models.common import Labels, Name, StrictModel
+from bus.models.streams import ChunkRecord
 from bus.models.tools import UsageTotals
 
 ConversationState = Literal["open", "active", "paused", "closed", "archived"]
@@ -104,7 +105,7 @@ class MessageSpec(StrictModel):
     )
 
 
-EnvelopeKind = Literal["message", "tool_call", "tool_result", "tool_cancel"]
+EnvelopeKind = Literal["message", "tool_call", "tool_result", "tool_cancel", "stream_end"]
 
 
 class Message(BaseModel):
@@ -129,11 +130,12 @@ class MessagePage(BaseModel):
 class ConversationRecord(BaseModel):
     """A record on the conversations log (keyed by conversation): every change, in order."""
 
-    kind: Literal["created", "transition", "message", "deleted"]
+    kind: Literal["created", "transition", "message", "chunks", "deleted"]
     conversation: ConversationView | None = None  # created
     state: ConversationState | None = None  # transition: the new state
     reason: str = ""
     message: Message | None = None
+    chunks: ChunkRecord | None = None  # chunks of a token stream (no sequence number of their own)
     at: int  # unix ms
 
 

@@ -176,6 +176,16 @@ def examples() -> dict[tuple[str, str], Factory]:
         ("POST", "/v1/tool-calls/{namespace}/{tenant}/{call_id}/cancel"): lambda h, u: with_tool_call(
             h, u, "cancel"
         ),
+        ("POST", cp + "/stream-chunks"): lambda h, u: on_conversation(
+            h, u, "/stream-chunks", {"stream_id": "s", "chunk_seq": 0, "data": "x"}
+        ),
+        ("POST", cp + "/stream-end"): lambda h, u: on_conversation(h, u, "/stream-end", {"stream_id": "s"}),
+        ("GET", "/v1/streams/{namespace}/{tenant}/{conversation_id}/{stream_id}"): lambda h, u: on_stream(
+            h, u, ""
+        ),
+        ("POST", "/v1/streams/{namespace}/{tenant}/{conversation_id}/{stream_id}/cancel"): lambda h, u: (
+            on_stream(h, u, "/cancel", {})
+        ),
         ("GET", "/v1/schemas"): lambda h, u: fixed("/v1/schemas"),
         ("POST", s + "/versions"): register,
         ("GET", s + "/versions"): lambda h, u: subject(h, u, "/versions"),
@@ -231,6 +241,11 @@ async def on_conversation(
 ) -> Example:
     created = await admin_post(http, url, "/v1/conversations", {"namespace": "it", "tenant": "acme"})
     return Example(f"/v1/conversations/it/acme/{created['id']}{suffix}", body, success)
+
+
+async def on_stream(http: aiohttp.ClientSession, url: str, suffix: str, body: Any = None) -> Example:
+    created = await admin_post(http, url, "/v1/conversations", {"namespace": "it", "tenant": "acme"})
+    return Example(f"/v1/streams/it/acme/{created['id']}/s{suffix}", body, 200)
 
 
 TOOL = {"name": "echo", "input_schema": {"type": "object"}}

@@ -1,0 +1,97 @@
+"""Token streams: chunks of a reply as they are produced, one Kafka record per write."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, JsonValue, model_validator
+
+from bus.models.common import Name, StrictModel
+from bus.models.tools import Usage
+
+StreamId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
+EndStatus = Literal["complete", "error", "cancelled"]
+
+
+class Chunk(StrictModel):
+    chunk_seq: int = Field(ge=0, le=10_000_000, description="0, 1, 2, ... within the stream")
+    data: JsonValue
+
+
+class ChunksSpec(StrictModel):
+    """The body of POST .../stream-chunks: one chunk (chunk_seq, data) or several (chunks)."""
+
+    stream_id: StreamId
+    sender: Name | None = Field(
+        None, description="The producing agent (a participant, if the conversation names any)"
+    )
+    chunk_seq: int | None = Field(None, ge=0, le=10_000_000)
+    data: JsonValue = None
+    chunks: list[Chunk] | None = Field(None, min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def one_form(self) -> ChunksSpec:
+        if (self.chunks is None) == (self.chunk_seq is None):
+            raise ValueError("give chunk_seq and data, or chunks")
+        return self
+
+    def all_chunks(self) -> list[Chunk]:
+        if self.chunks is not None:
+            return self.chunks
+        assert self.chunk_seq is not None
+        return [Chunk(chunk_seq=self.chunk_seq, data=self.data)]
+
+
+class ChunksReceipt(BaseModel):
+    stream_id: str
+    accepted: int
+    cancelled: bool = Field(False, description="A consumer cancelled the stream: stop producing")
+
+
+class StreamEndSpec(StrictModel):
+    """The body of POST .../stream-end."""
+
+    stream_id: StreamId
+    sender: Name | None = None
+    status: EndStatus = "complete"
+    last_chunk_seq: int | None = Field(None, ge=-1, description="The stream's last chunk_seq (-1: no chunks)")
+    error: str = Field("", max_length=4096)
+    usage: Usage | None = None
+
+
+class StreamEnd(BaseModel):
+    """The terminal envelope of a stream (also what a consumer's cancel writes)."""
+
+    stream_id: str
+    status: EndStatus
+    last_chunk_seq: int | None = None
+    error: str = ""
+    usage: Usage | None = None
+    by: Literal["producer", "consumer"] = "producer"
+    at: int
+
+
+class ChunkRecord(BaseModel):
+    """Chunks written together as one Kafka record (coalesced when they came close together)."""
+
+    stream_id: str
+    chunks: list[Chunk]
+    at: int
+
+
+class StreamView(BaseModel):
+    """What the conversation's owner keeps about a stream: where it starts and how it ended."""
+
+    conversation: str
+    stream_id: str
+    first_offset: int
+    chunks: int = 0
+    end: StreamEnd | None = None
+
+
+class CancelStream(StrictModel):
+    reason: str = Field("", max_length=1024)
+
+
+def stream_view_key(conversation: str, stream_id: str) -> str:
+    return f"stream:{conversation}/{stream_id}"
