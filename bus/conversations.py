@@ -185,6 +185,18 @@ async def append_envelope(
 ) -> Message:
     """Give the envelope the next sequence number and append it (with extra records, e.g. an
     inbox copy, sent in the same request). The caller holds the key's lock."""
+    message, record = envelope_record(key, view, envelope)
+    partitions = [owner_partition(key)] + [
+        partition_for(r.key, ctx.settings.state_partitions, 0) for r in extra
+    ]
+    produced = await ctx.gateway.produce([record, *extra], partitions)
+    note_appended(key, message, produced[0].partition, produced[0].offset)
+    return message
+
+
+def envelope_record(key: str, view: ConversationView, envelope: Envelope) -> tuple[Message, OutgoingRecord]:
+    """The envelope with the next sequence number, and its record (not written yet: the
+    caller writes it, then calls note_appended)."""
     seq = max(view.next_seq, _next_seq.get(key, 1))
     message = Message(
         conversation=key,
@@ -205,14 +217,13 @@ async def append_envelope(
         h.MESSAGE_ID: message.message_id,
         h.CONVERSATION: key,
     }
-    outgoing = [conversations.outgoing(key, record, headers), *extra]
-    partition = owner_partition(key)
-    partitions = [partition] + [partition_for(r.key, ctx.settings.state_partitions, 0) for r in extra]
-    produced = await ctx.gateway.produce(outgoing, partitions)
-    _next_seq[key] = seq + 1
-    _last_appended[partition] = max(_last_appended.get(partition, -1), produced[0].offset)
+    return message, conversations.outgoing(key, record, headers)
+
+
+def note_appended(key: str, message: Message, partition: int, offset: int) -> None:
+    _next_seq[key] = message.seq + 1
+    _last_appended[partition] = max(_last_appended.get(partition, -1), offset)
     remember(key, message)
-    return message
 
 
 def remember(key: str, message: Message) -> None:

@@ -234,6 +234,10 @@ class ToolCallNotFound(NotFound):
     code = "tool_call_not_found"
 
 
+class ApprovalNotFound(NotFound):
+    code = "approval_not_found"
+
+
 class MethodNotAllowed(BusError):
     code = "method_not_allowed"
     status = 405
@@ -332,6 +336,18 @@ class StreamCancelled(Conflict):
     """A consumer cancelled the stream: the producer should stop."""
 
     code = "stream_cancelled"
+
+
+class AlreadyDecided(Conflict):
+    """details.decision shows the first decision."""
+
+    code = "already_decided"
+
+
+class DigestMismatch(Conflict):
+    """The approver quoted another payload's digest: what they saw is not what would be published."""
+
+    code = "digest_mismatch"
 
 
 class TooLarge(BusError):

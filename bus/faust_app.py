@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import faust
 
@@ -32,8 +33,33 @@ class BusApp(faust.App):  # type: ignore[misc]
         await declare_topics(get_settings(), specs)
 
 
+def read_committed_only() -> None:
+    """Make Faust's worker consumer read committed records only.
+
+    Faust reads uncommitted records unless its own exactly-once mode is on, and so would
+    apply records of a Kafka transaction that was later aborted (a worker killed in the
+    middle of one). The bus writes approval decisions in transactions (bus.approvals), so
+    every processor must see a transaction's records only once it committed. aiokafka
+    takes the level when the consumer starts, after Faust built it here.
+    """
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    build = AIOKafkaConsumerThread._create_worker_consumer
+    if getattr(build, "read_committed", False):
+        return
+
+    def build_read_committed(self: Any, transport: Any) -> Any:
+        consumer = build(self, transport)
+        consumer._isolation_level = "read_committed"
+        return consumer
+
+    build_read_committed.read_committed = True  # type: ignore[attr-defined]
+    AIOKafkaConsumerThread._create_worker_consumer = build_read_committed
+
+
 def create_app() -> faust.App:
     s = get_settings()
+    read_committed_only()
     # Imported here so the error middleware is in place before Faust builds its aiohttp app.
     from bus.http.middleware import middlewares
 

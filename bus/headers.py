@@ -15,6 +15,7 @@ KIND = "bus.kind"  # what a record the bus writes itself is: message, agent.live
 FROM = "bus.from"  # an agent message: the sending agent's key, if any
 TO = "bus.to"  # an agent message: the receiving agent's key
 CORRELATION_ID = "bus.correlation_id"
+APPROVAL_ID = "bus.approval_id"  # on an envelope published by an approval
 CALL_ID = "bus.call_id"  # a tool call, its result or its cancellation
 CONVERSATION = "bus.conversation"  # the conversation key of an envelope
 SEQ = "bus.seq"  # the envelope's sequence number in its conversation

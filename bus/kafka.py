@@ -145,7 +145,7 @@ class KafkaGateway:
         """
         producer = self._require_producer()
         if partitions is None or len(records) == 1 or None in partitions:
-            return await self._produce_each(producer, records)
+            return await self._produce_each(producer, records, partitions)
         by_partition: dict[tuple[str, int], list[int]] = {}
         for i, (record, partition) in enumerate(zip(records, partitions, strict=True)):
             assert partition is not None
@@ -163,11 +163,19 @@ class KafkaGateway:
         return [r for r in results if r is not None]
 
     async def _produce_each(
-        self, producer: AIOKafkaProducer, records: Sequence[OutgoingRecord]
+        self,
+        producer: AIOKafkaProducer,
+        records: Sequence[OutgoingRecord],
+        partitions: Sequence[int | None] | None = None,
     ) -> list[Produced]:
         futures = []
-        for r in records:
-            futures.append(await guarded(producer.send(r.topic, value=r.value, key=r.key, headers=r.headers)))
+        for i, r in enumerate(records):
+            partition = partitions[i] if partitions is not None else None
+            futures.append(
+                await guarded(
+                    producer.send(r.topic, value=r.value, key=r.key, headers=r.headers, partition=partition)
+                )
+            )
         metas = await guarded(asyncio.gather(*futures))
         return [Produced(m.partition, m.offset, m.timestamp) for m in metas]
 

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 Apply = Callable[["KeyedState", str, bytes, dict[str, str], int], None]
 APPLIED = "\x00applied:"  # + partition: the last log offset the view reflects (never an entity key)
+BARRIER = "\x00barrier"  # key of the records catch_up() waits for; the processors skip them
+KIND_HEADER, BARRIER_KIND = "bus.kind", b"barrier"
 
 
 class KeyedState:
@@ -97,11 +99,17 @@ class KeyedState:
             yield
 
     async def catch_up(self, ctx: BusContext, partition: int) -> None:
+        """Wait until the view reflects every record of the partition so far.
+
+        A barrier record is appended and waited for: the processor applies records in order,
+        so once it passed the barrier it applied everything before. (The log's end offset
+        would not do: transaction markers take offsets that no record ever reaches.)"""
         if partition in self.caught_up:
             return
-        end = await ctx.gateway.end_offset(self.kafka_topic, partition)
+        barrier = OutgoingRecord(self.kafka_topic, b"{}", BARRIER.encode(), [(KIND_HEADER, BARRIER_KIND)])
+        [produced] = await ctx.gateway.produce([barrier], [partition])
         await wait_until(
-            lambda: self.applied_offset(partition) >= end - 1,
+            lambda: self.applied_offset(partition) >= produced.offset,
             ctx.settings.timing.command_timeout,
             f"{self.name} partition {partition} to catch up",
         )
@@ -139,7 +147,8 @@ async def run_processor(state: KeyedState, stream: faust.StreamT[bytes], apply: 
         message = event.message
         headers = {k: v.decode("utf-8", "replace") for k, v in (message.headers or [])}
         try:
-            apply(state, str(event.key), event.value, headers, message.offset)
+            if headers.get(KIND_HEADER) != BARRIER_KIND.decode():
+                apply(state, str(event.key), event.value, headers, message.offset)
         except Exception:  # one unreadable record must not stop the log behind it
             log.exception("skipping %s record at %d/%d", state.name, message.partition, message.offset)
         state.table[f"{APPLIED}{message.partition}"] = str(message.offset).encode()

@@ -16,6 +16,7 @@ from bus.dispatchers import DISPATCHERS, inbox_kafka_topic
 from bus.faust_app import app
 from bus.http import (
     agents,
+    approvals,
     audit,
     conversations,
     deliveries,
@@ -36,6 +37,7 @@ from bus.kafka import KafkaGateway, declare_topics
 from bus.quotas import LEDGER, ensure_usage_topic, follow_usage, report_usage
 from bus.settings import get_settings
 from bus.sublog import ensure_log_topic
+from bus.transactions import TRANSACTIONS
 from workers import agents as agent_records
 from workers import conversations as conversation_records
 from workers import keys as key_commands
@@ -55,6 +57,7 @@ HTTP_MODULES = (
     conversations,
     tools,
     streams,
+    approvals,
     agents,
     inbox,
     schemas,
@@ -120,6 +123,7 @@ class GatewayService(mode.Service):  # type: ignore[misc]
 
     async def on_stop(self) -> None:
         await DISPATCHERS.stop_partitions(None)
+        await TRANSACTIONS.forget(None)
         await ownership.FORWARDER.close()
         await gateway.stop()
 

@@ -39,7 +39,7 @@ from bus.errors import (
     ToolResultExists,
 )
 from bus.kafka import OutgoingRecord
-from bus.models.agents import Agent
+from bus.models.agents import Agent, Capability
 from bus.models.conversations import ConversationView, EnvelopeKind
 from bus.models.tools import (
     CallLocation,
@@ -90,8 +90,8 @@ def raise_from_answer(status: int, body: Any) -> None:
     raise OwnerMoved(f"Could not look the callee up ({status} {code}); retry", {"status": status})
 
 
-def check_arguments(agent: Agent, spec: ToolCallSpec) -> dict[str, Any] | None:
-    """The tool's output schema; ToolNotFound (404) or SchemaViolation (422) first."""
+def check_arguments(agent: Agent, spec: ToolCallSpec) -> Capability:
+    """The tool; ToolNotFound (404) or SchemaViolation (422) first."""
     found = next((c for c in agent.capabilities if c.name == spec.tool), None)
     if found is None:
         raise ToolNotFound(
@@ -104,7 +104,7 @@ def check_arguments(agent: Agent, spec: ToolCallSpec) -> dict[str, Any] | None:
             f"The arguments do not match the input schema of {spec.tool}",
             {"violations": [p.model_dump() for p in problems]},
         )
-    return found.output_schema
+    return found
 
 
 async def place(ctx: BusContext, conv_key: str, spec: ToolCallSpec, auth: str) -> ToolCall:
@@ -112,7 +112,7 @@ async def place(ctx: BusContext, conv_key: str, spec: ToolCallSpec, auth: str) -
     callee = await fetch_agent(ctx, f"{ns}/{tenant}/{spec.callee}", auth)
     if callee.state == "disabled":
         raise AgentDisabled(f"Agent {spec.callee} is disabled", {"agent": spec.callee, "state": callee.state})
-    output_schema = check_arguments(callee, spec)
+    tool = check_arguments(callee, spec)
     call_id = spec.call_id or uuid.uuid4().hex
     vkey = call_view_key(ns, tenant, call_id)
     async with conversations.deciding(ctx, conv_key):
@@ -134,8 +134,13 @@ async def place(ctx: BusContext, conv_key: str, spec: ToolCallSpec, auth: str) -
             deadline=now_ms() + spec.timeout_ms,
             parent_call_id=parent,
             created_at=now_ms(),
-            output_schema=output_schema,
+            output_schema=tool.output_schema,
+            timeout_ms=spec.timeout_ms,
         )
+        if tool.requires_approval:  # parked: nothing reaches the conversation or the callee yet
+            from bus.approvals import park
+
+            return (await park(ctx, call, spec.approval_ttl_ms)).public()
         message = await append_envelope(
             ctx,
             conv_key,

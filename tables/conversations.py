@@ -15,3 +15,7 @@ conversations = KeyedState(
 # Which conversation a tool call belongs to, by call key: GET /v1/tool-calls/... names
 # only the call, and the call's state lives with its conversation.
 locator = KeyedState("call-locator", help="The conversation of each tool call, by call view key.")
+
+# Tool calls waiting for a human decision, by approval key (whose id is chosen to hash to
+# its conversation's partition, so the conversation's owner decides it).
+approvals = KeyedState("approvals", help="Parked tool calls and their decisions, by approval key.")

@@ -11,21 +11,24 @@ from typing import Any
 
 import faust
 
+from bus import approvals as approval_ops
 from bus import streams, tools
 from bus.conversations import forget
 from bus.faust_app import app
 from bus.keyed import KeyedState, on_revoked, run_processor
+from bus.models.approvals import ApprovalRecord, ApprovalView
 from bus.models.conversations import RECENT_IDS, ConversationRecord, ConversationView, Message
 from bus.models.streams import ChunkRecord, StreamEnd, StreamView, stream_view_key
 from bus.models.tools import FINAL_STATUS, CallLocation, ToolCallView, ToolResult, Usage, call_view_key
-from tables.conversations import conversations, locator
+from bus.transactions import TRANSACTIONS
+from tables.conversations import approvals, conversations, locator
 
 INDEX_EVERY = 64  # sequence numbers between two index entries
 
 app.on_partitions_revoked.connect(on_revoked([conversations]))
 
 
-app.on_partitions_revoked.connect(on_revoked([locator]))
+app.on_partitions_revoked.connect(on_revoked([locator, approvals]))
 
 
 @app.on_partitions_revoked.connect  # type: ignore[untyped-decorator]
@@ -34,6 +37,38 @@ async def forget_sequences(sender: Any, revoked: set[Any], **_: Any) -> None:
     forget(lost)
     tools.forget(lost)
     streams.forget(lost)
+    approval_ops.forget(lost)
+    await TRANSACTIONS.forget(lost)
+
+
+@app.agent(approvals.topic)  # type: ignore[untyped-decorator]
+async def apply_approval_records(stream: faust.StreamT[bytes]) -> None:
+    await run_processor(approvals, stream, apply_approval)
+
+
+def apply_approval(state: KeyedState, key: str, value: bytes, headers: dict[str, str], offset: int) -> None:
+    record = ApprovalRecord.model_validate_json(value)
+    found = state.get(key, ApprovalView)
+    if record.kind == "requested" and record.approval is not None and found is None:
+        state.put(key, record.approval)
+        approval_ops.changed(key, record.approval)
+    elif (
+        record.kind == "decided"
+        and found is not None
+        and found.state == "pending"
+        and record.state is not None
+    ):
+        decided = found.model_copy(
+            update={
+                "state": record.state,
+                "decided_by": record.by,
+                "decided_at": record.at,
+                "reason": record.reason,
+                "published_seq": record.published_seq,
+            }
+        )
+        state.put(key, decided)
+        approval_ops.changed(key, decided)
 
 
 @app.agent(locator.topic)  # type: ignore[untyped-decorator]
@@ -51,6 +86,7 @@ async def time_out_calls() -> None:
 
     if ctx.ready():
         await tools.expire_due(ctx)
+        await approval_ops.expire_due(ctx)
 
 
 @app.agent(conversations.topic)  # type: ignore[untyped-decorator]

@@ -41,6 +41,9 @@ class Capability(StrictModel):
     description: str = Field("", max_length=4096)
     input_schema: JsonSchemaObject = Field(default_factory=lambda: {"type": "object"})
     output_schema: JsonSchemaObject | None = None
+    requires_approval: bool = Field(
+        False, description="Calls wait for a human decision (see docs/approvals.md)"
+    )
 
 
 class AgentSkill(BaseModel):

@@ -10,7 +10,7 @@ from bus.models.common import Name, StrictModel
 
 CallId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
 ToolName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,128}$")]
-CallStatus = Literal["pending", "done", "failed", "timed_out", "cancelled"]
+CallStatus = Literal["awaiting_approval", "pending", "done", "failed", "timed_out", "cancelled"]
 ResultStatus = Literal["ok", "error", "timed_out", "cancelled", "rejected"]
 FINAL_STATUS: dict[str, CallStatus] = {
     "ok": "done",
@@ -59,6 +59,12 @@ class ToolCallSpec(StrictModel):
         60_000, ge=100, le=86_400_000, description="The call times out this long after now"
     )
     parent_call_id: CallId | None = Field(None, description="A call of this conversation this one serves")
+    approval_ttl_ms: int = Field(
+        3_600_000,
+        ge=1_000,
+        le=30 * 86_400_000,
+        description="A tool that needs approval: undecided by then, rejected",
+    )
 
 
 class ToolError(StrictModel):
@@ -112,15 +118,20 @@ class ToolCall(BaseModel):
     result: ToolResult | None = None
     created_at: int
     seq: int = Field(0, description="The call's sequence number in its conversation")
+    approval_id: str | None = Field(
+        None, description="Set when the call waits (or waited) for a human decision"
+    )
+    approval_digest: str | None = Field(None, description="What an approver must quote (sha256 of the call)")
 
 
 class ToolCallView(ToolCall):
     """What the conversation's owner keeps: the call plus the schema its result must match."""
 
     output_schema: dict[str, JsonValue] | None = None
+    timeout_ms: int = 60_000  # the deadline restarts from the approval, if the call needed one
 
     def public(self) -> ToolCall:
-        return ToolCall.model_validate(self.model_dump(exclude={"output_schema"}))
+        return ToolCall.model_validate(self.model_dump(exclude={"output_schema", "timeout_ms"}))
 
 
 class CallLocation(BaseModel):

@@ -186,6 +186,16 @@ def examples() -> dict[tuple[str, str], Factory]:
         ("POST", "/v1/streams/{namespace}/{tenant}/{conversation_id}/{stream_id}/cancel"): lambda h, u: (
             on_stream(h, u, "/cancel", {})
         ),
+        ("GET", "/v1/approvals/{namespace}/{tenant}"): lambda h, u: fixed(
+            "/v1/approvals/it/acme?state=approved"
+        ),
+        ("GET", "/v1/approvals/{namespace}/{tenant}/{approval_id}"): lambda h, u: with_approval(h, u, ""),
+        ("POST", "/v1/approvals/{namespace}/{tenant}/{approval_id}/approve"): lambda h, u: with_approval(
+            h, u, "/approve"
+        ),
+        ("POST", "/v1/approvals/{namespace}/{tenant}/{approval_id}/reject"): lambda h, u: with_approval(
+            h, u, "/reject"
+        ),
         ("GET", "/v1/schemas"): lambda h, u: fixed("/v1/schemas"),
         ("POST", s + "/versions"): register,
         ("GET", s + "/versions"): lambda h, u: subject(h, u, "/versions"),
@@ -246,6 +256,20 @@ async def on_conversation(
 async def on_stream(http: aiohttp.ClientSession, url: str, suffix: str, body: Any = None) -> Example:
     created = await admin_post(http, url, "/v1/conversations", {"namespace": "it", "tenant": "acme"})
     return Example(f"/v1/streams/it/acme/{created['id']}/s{suffix}", body, 200)
+
+
+async def with_approval(http: aiohttp.ClientSession, url: str, suffix: str) -> Example:
+    """A parked call to a tool that needs approval; the example looks at it or decides it."""
+    agent = unique("ag")
+    tool = {"name": "pay", "requires_approval": True}
+    await admin_post(
+        http, url, "/v1/agents", {"namespace": "it", "tenant": "acme", "id": agent, "capabilities": [tool]}
+    )
+    created = await admin_post(http, url, "/v1/conversations", {"namespace": "it", "tenant": "acme"})
+    spec = {"tool": "pay", "caller": agent, "callee": agent}
+    parked = await admin_post(http, url, f"/v1/conversations/it/acme/{created['id']}/tool-calls", spec)
+    body = {"digest": parked["approval_digest"]} if suffix else None
+    return Example(f"/v1/approvals/it/acme/{parked['approval_id']}{suffix}", body, 200)
 
 
 TOOL = {"name": "echo", "input_schema": {"type": "object"}}

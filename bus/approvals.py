@@ -1,0 +1,240 @@
+"""Approvals: a tool call parked until a human decides, then published exactly once.
+
+A call to a tool that requires approval is not written to its conversation nor to the
+callee's inbox: it is parked in the approvals view (its own log, keyed by approval). The
+approval id is chosen so that it hashes to the same partition as the conversation, so one
+worker owns both and decides under the conversation's lock on views that caught up.
+
+Approving writes, in ONE Kafka transaction, the decision (approvals log), the call's
+envelope (conversation log, with its sequence number) and the callee's inbox copy;
+rejecting writes the decision and the caller's `rejected` result. Either all of a
+transaction is visible to the bus's read-committed processors and readers, or none of it:
+a worker killed in the middle leaves nothing, and the next owner decides afresh on a view
+that says pending. A decision already taken is refused with the first one shown, and the
+transactional id of the partition fences a former owner that did not notice it lost it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+
+from bus import headers as h
+from bus.context import BusContext
+from bus.conversations import envelope_record, note_appended, open_view
+from bus.errors import AlreadyDecided, ApprovalNotFound, DigestMismatch
+from bus.kafka import OutgoingRecord, partition_for
+from bus.models.approvals import Approval, ApprovalRecord, ApprovalView, Decision
+from bus.models.tools import CallLocation, ToolCallView, ToolResult, call_view_key
+from bus.ownership import owner_partition
+from bus.tools import call_envelope, inbox_copy
+from bus.transactions import TRANSACTIONS
+from bus.waits import wait_until
+from tables.conversations import approvals, conversations, locator
+
+log = logging.getLogger(__name__)
+_expiries: dict[str, int] = {}  # approval key -> expires_at, pending approvals this worker owns
+_scanned: set[int] = set()
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def approval_key(namespace: str, tenant: str, approval_id: str) -> str:
+    return f"{namespace}/{tenant}/{approval_id}"
+
+
+def new_approval_id(namespace: str, tenant: str, conv_key: str) -> str:
+    """A random id whose key hashes to the conversation's partition (about 12 tries)."""
+    wanted = owner_partition(conv_key)
+    while True:
+        candidate = f"ap-{uuid.uuid4().hex[:24]}"
+        if owner_partition(approval_key(namespace, tenant, candidate)) == wanted:
+            return candidate
+
+
+def digest_of(envelope: dict[str, object]) -> str:
+    canonical = json.dumps(envelope, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def park(ctx: BusContext, call: ToolCallView, ttl_ms: int) -> ToolCallView:
+    """Park the call (the caller holds the conversation's lock). Returns the call as parked."""
+    approval_id = new_approval_id(call.namespace, call.tenant, call.conversation)
+    envelope = call.public().model_dump(
+        mode="json", exclude={"approval_id", "approval_digest", "status", "seq"}
+    )
+    digest = digest_of(envelope)
+    parked = call.model_copy(
+        update={"status": "awaiting_approval", "approval_id": approval_id, "approval_digest": digest}
+    )
+    view = ApprovalView(
+        namespace=call.namespace,
+        tenant=call.tenant,
+        approval_id=approval_id,
+        conversation=call.conversation,
+        call_id=call.call_id,
+        tool=call.tool,
+        caller=call.caller,
+        callee=call.callee,
+        envelope=envelope,
+        digest=digest,
+        requested_at=now_ms(),
+        expires_at=now_ms() + ttl_ms,
+        parked=parked,
+    )
+    akey = approval_key(call.namespace, call.tenant, approval_id)
+    await approvals.append(ctx, akey, ApprovalRecord(kind="requested", approval=view, at=now_ms()))
+    _expiries[akey] = view.expires_at
+    return parked
+
+
+async def find(ctx: BusContext, akey: str) -> ApprovalView:
+    await approvals.catch_up(ctx, owner_partition(akey))
+    found = approvals.get(akey, ApprovalView)
+    if found is None:
+        raise ApprovalNotFound(f"No approval {akey.rsplit('/', 1)[-1]}", {"approval": akey})
+    return found
+
+
+async def decide(ctx: BusContext, akey: str, decision: Decision | None, approve: bool, who: str) -> Approval:
+    """Approve or reject (decision None: the bus expires it). Exactly once, see the module doc."""
+    first = await find(ctx, akey)
+    async with conversations.deciding(ctx, first.conversation):
+        current = await find(ctx, akey)
+        if current.state != "pending":
+            raise AlreadyDecided(
+                f"Approval {current.approval_id} was {current.state} already",
+                {
+                    "decision": current.public().model_dump(
+                        mode="json", include={"state", "decided_by", "decided_at", "reason"}
+                    )
+                },
+            )
+        if decision is not None and decision.digest != current.digest:
+            raise DigestMismatch(
+                "The digest is not the one of this approval's payload: look at it again",
+                {"approval": current.approval_id},
+            )
+        reason = decision.reason if decision is not None else "expired"
+        if approve:
+            offset = await publish(ctx, akey, current, who, reason)
+        else:
+            offset = await refuse(
+                ctx, akey, current, who, reason, "expired" if decision is None else "rejected"
+            )
+        _expiries.pop(akey, None)
+        partition = owner_partition(akey)
+        await wait_until(
+            lambda: approvals.applied_offset(partition) >= offset,
+            ctx.settings.timing.command_timeout,
+            "the approval decision to apply",
+        )
+    return (await find(ctx, akey)).public()
+
+
+async def publish(ctx: BusContext, akey: str, approval: ApprovalView, who: str, reason: str) -> int:
+    """The decision, the call's envelope and the callee's inbox copy, in one transaction.
+    Returns the decision's offset."""
+    conv_key = approval.conversation
+    view = await open_view(ctx, conv_key, approval.caller)
+    call = approval.parked.model_copy(
+        update={"status": "pending", "deadline": now_ms() + approval.parked.timeout_ms}
+    )
+    message, envelope = envelope_record(conv_key, view, call_envelope(call))
+    envelope.headers.append((h.APPROVAL_ID, approval.approval_id.encode()))
+    decided = ApprovalRecord(
+        kind="decided", state="approved", by=who, reason=reason, published_seq=message.seq, at=now_ms()
+    )
+    copy = inbox_copy(ctx, call, "tool_call", call.public().model_dump_json())
+    partition = owner_partition(conv_key)
+    records = [
+        (approvals.outgoing(akey, decided), partition),
+        (envelope, partition),
+        (copy, inbox_partition(ctx, copy)),
+    ]
+    produced = await TRANSACTIONS.commit(ctx.settings, partition, records)
+    note_appended(conv_key, message, produced[1].partition, produced[1].offset)
+    vkey = call_view_key(call.namespace, call.tenant, call.call_id)
+    await ctx.gateway.produce(
+        [locator.outgoing(vkey, CallLocation(conversation=conv_key))], [owner_partition(vkey)]
+    )
+    return produced[0].offset
+
+
+async def refuse(
+    ctx: BusContext, akey: str, approval: ApprovalView, who: str, reason: str, state: str
+) -> int:
+    """The decision and the caller's `rejected` result, in one transaction; nothing to the target."""
+    call = approval.parked
+    decided = ApprovalRecord.model_validate(
+        {"kind": "decided", "state": state, "by": who, "reason": reason, "at": now_ms()}
+    )
+    error = {"code": state, "message": reason or f"the approval was {state}"}
+    result = ToolResult.model_validate(
+        {"call_id": call.call_id, "status": "rejected", "error": error, "by": "bus", "at": now_ms()}
+    )
+    copy = inbox_copy(ctx, call, "tool_result", result.model_dump_json(), to=call.reply_to)
+    partition = owner_partition(approval.conversation)
+    records = [(approvals.outgoing(akey, decided), partition), (copy, inbox_partition(ctx, copy))]
+    produced = await TRANSACTIONS.commit(ctx.settings, partition, records)
+    return produced[0].offset
+
+
+def inbox_partition(ctx: BusContext, record: OutgoingRecord) -> int:
+    return partition_for(record.key, ctx.settings.state_partitions, 0)
+
+
+def owned(state: str | None, tool: str | None, agent: str | None) -> list[Approval]:
+    """The approvals of this worker's partitions, filtered."""
+    found = [a.public() for a in approvals.owned_values(ApprovalView)]
+    return [
+        a
+        for a in found
+        if (state is None or a.state == state)
+        and (tool is None or a.tool == tool)
+        and (agent is None or agent in (a.caller, a.callee))
+    ]
+
+
+def changed(akey: str, approval: ApprovalView) -> None:
+    """The processor applied a change: track the expiry of pending approvals this worker owns."""
+    if approval.state == "pending":
+        _expiries[akey] = approval.expires_at
+    else:
+        _expiries.pop(akey, None)
+
+
+async def expire_due(ctx: BusContext) -> None:
+    scan_new_partitions()
+    now = now_ms()
+    for akey, expires_at in list(_expiries.items()):
+        if expires_at > now:
+            continue
+        try:
+            await decide(ctx, akey, None, approve=False, who="bus")
+        except AlreadyDecided:
+            _expiries.pop(akey, None)
+        except Exception as exc:  # the next tick tries again
+            log.warning("expiring approval %s failed: %s", akey, exc)
+
+
+def scan_new_partitions() -> None:
+    fresh = approvals.caught_up - _scanned
+    if not fresh:
+        return
+    _scanned.update(fresh)
+    for approval in approvals.owned_values(ApprovalView):
+        akey = approval_key(approval.namespace, approval.tenant, approval.approval_id)
+        if approval.state == "pending" and owner_partition(akey) in fresh:
+            _expiries[akey] = approval.expires_at
+
+
+def forget(partitions: set[int]) -> None:
+    _scanned.difference_update(partitions)
+    for akey in [k for k in _expiries if owner_partition(k) in partitions]:
+        del _expiries[akey]

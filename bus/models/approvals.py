@@ -1,0 +1,62 @@
+"""Approvals: a tool call parked until a human approves or rejects exactly what it would publish."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from bus.models.common import StrictModel
+from bus.models.tools import ToolCallView
+
+ApprovalState = Literal["pending", "approved", "rejected", "expired"]
+
+
+class Approval(BaseModel):
+    namespace: str
+    tenant: str
+    approval_id: str
+    conversation: str
+    call_id: str
+    tool: str
+    caller: str
+    callee: str
+    envelope: dict[str, object] = Field(description="The tool call it would publish, exactly")
+    digest: str = Field(description="sha256 of the envelope's canonical JSON: quote it to decide")
+    state: ApprovalState = "pending"
+    requested_at: int
+    expires_at: int = Field(description="Unix ms: still pending then, it expires as rejected")
+    decided_by: str | None = None
+    decided_at: int | None = None
+    reason: str = ""
+    published_seq: int | None = Field(
+        None, description="Approved: the call's sequence number in the conversation"
+    )
+
+
+class ApprovalView(Approval):
+    parked: ToolCallView
+
+    def public(self) -> Approval:
+        return Approval.model_validate(self.model_dump(exclude={"parked"}))
+
+
+class ApprovalList(BaseModel):
+    approvals: list[Approval]
+
+
+class Decision(StrictModel):
+    digest: str = Field(pattern=r"^[0-9a-f]{64}$", description="The digest shown on the approval")
+    reason: str = Field("", max_length=1024)
+
+
+class ApprovalRecord(BaseModel):
+    """A record on the approvals log (keyed by approval): parked, then decided once."""
+
+    kind: Literal["requested", "decided"]
+    approval: ApprovalView | None = None  # requested
+    state: ApprovalState | None = None  # decided
+    by: str = ""
+    reason: str = ""
+    published_seq: int | None = None
+    at: int

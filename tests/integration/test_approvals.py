@@ -1,0 +1,140 @@
+"""Human approval of tool calls: parked, decided once on the exact digest, published once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.agent_calls import register
+from tests.fleet import Fleet
+from tests.helpers import unique
+from tests.integration.test_tool_calls import inbox_of
+from tests.subs import call, ok
+
+pytestmark = pytest.mark.integration
+
+PAY = {
+    "name": "pay",
+    "input_schema": {"type": "object", "properties": {"amount": {"type": "number"}}, "required": ["amount"]},
+    "requires_approval": True,
+}
+
+
+async def setup(http: aiohttp.ClientSession, url: str) -> tuple[dict[str, Any], dict[str, Any], str]:
+    caller = await register(http, url)
+    callee = await register(http, url, capabilities=[PAY])
+    conv_id = unique("ap")
+    await ok(
+        http, "POST", f"{url}/v1/conversations", {"namespace": "it", "tenant": "acme", "id": conv_id}, 201
+    )
+    return caller, callee, f"/v1/conversations/it/acme/{conv_id}"
+
+
+async def park(
+    http: aiohttp.ClientSession,
+    url: str,
+    conv: str,
+    caller: dict[str, Any],
+    callee: dict[str, Any],
+    **extra: Any,
+) -> dict[str, Any]:
+    body = {
+        "tool": "pay",
+        "arguments": {"amount": 10},
+        "caller": caller["id"],
+        "callee": callee["id"],
+        **extra,
+    }
+    parked: dict[str, Any] = await ok(http, "POST", f"{url}{conv}/tool-calls", body, 201)
+    assert (
+        parked["status"] == "awaiting_approval"
+        and parked["approval_id"]
+        and len(parked["approval_digest"]) == 64
+    )
+    return parked
+
+
+async def test_approve_publishes_the_parked_call_once(fleet: Fleet, http: aiohttp.ClientSession) -> None:
+    url0, url1 = fleet.urls
+    caller, callee, conv = await setup(http, url0)
+    parked = await park(http, url0, conv, caller, callee)
+    path = f"/v1/approvals/it/acme/{parked['approval_id']}"
+    assert (await ok(http, "GET", f"{url0}{conv}"))["message_count"] == 0, "parked: not in the conversation"
+    assert await inbox_of(http, url1, callee, 1) == [], "parked: not in the callee's inbox"
+
+    shown = await ok(http, "GET", f"{url1}{path}")
+    assert shown["state"] == "pending" and shown["envelope"]["arguments"] == {"amount": 10}
+    listed = await ok(http, "GET", f"{url0}/v1/approvals/it/acme?state=pending&tool=pay&agent={callee['id']}")
+    assert parked["approval_id"] in [a["approval_id"] for a in listed["approvals"]]
+
+    status, body = await call(http, "POST", f"{url0}{path}/approve", {"digest": "0" * 64})
+    assert (status, body["error"]["code"]) == (409, "digest_mismatch")
+    decided = await ok(
+        http, "POST", f"{url1}{path}/approve", {"digest": shown["digest"], "reason": "looks right"}
+    )
+    assert (decided["state"], decided["decided_by"], decided["reason"]) == (
+        "approved",
+        "bootstrap",
+        "looks right",
+    )
+    assert decided["published_seq"] == 1
+    status, body = await call(http, "POST", f"{url0}{path}/reject", {"digest": shown["digest"]})
+    assert (status, body["error"]["code"]) == (409, "already_decided")
+    assert body["error"]["details"]["decision"]["state"] == "approved"
+
+    [delivered] = await inbox_of(http, url0, callee, 1)
+    assert delivered["headers"]["bus.kind"] == "tool_call" and delivered["payload"]["arguments"] == {
+        "amount": 10
+    }
+    thread = await ok(http, "GET", f"{url0}{conv}/messages")
+    assert [(m["seq"], m["kind"]) for m in thread["messages"]] == [(1, "tool_call")]
+    the_call = await ok(http, "GET", f"{url1}/v1/tool-calls/it/acme/{parked['call_id']}")
+    assert the_call["status"] == "pending" and the_call["approval_id"] == parked["approval_id"]
+
+
+async def test_reject_and_expiry_publish_nothing_and_tell_the_caller(
+    fleet: Fleet, http: aiohttp.ClientSession
+) -> None:
+    url0, url1 = fleet.urls
+    caller, callee, conv = await setup(http, url1)
+    rejected = await park(http, url1, conv, caller, callee)
+    expiring = await park(http, url0, conv, caller, callee, approval_ttl_ms=1000)
+    digest = rejected["approval_digest"]
+    decided = await ok(
+        http, "POST", f"{url0}/v1/approvals/it/acme/{rejected['approval_id']}/reject", {"digest": digest}
+    )
+    assert decided["state"] == "rejected"
+
+    deadline = time.monotonic() + 15
+    while (await ok(http, "GET", f"{url1}/v1/approvals/it/acme/{expiring['approval_id']}"))[
+        "state"
+    ] == "pending":
+        assert time.monotonic() < deadline, "the approval did not expire"
+        await asyncio.sleep(0.2)
+    expired = await ok(http, "GET", f"{url1}/v1/approvals/it/acme/{expiring['approval_id']}")
+    assert (expired["state"], expired["decided_by"]) == ("expired", "bus")
+
+    results = await inbox_of(http, url0, caller, 2)
+    assert sorted(r["payload"]["error"]["code"] for r in results) == ["expired", "rejected"]
+    assert all(r["payload"]["status"] == "rejected" for r in results)
+    assert (await ok(http, "GET", f"{url0}{conv}"))["message_count"] == 0
+    assert await inbox_of(http, url0, callee, 1) == []
+
+
+async def test_parallel_calls_get_their_own_approvals(fleet: Fleet, http: aiohttp.ClientSession) -> None:
+    url0, url1 = fleet.urls
+    caller, callee, conv = await setup(http, url0)
+    parked = await asyncio.gather(*(park(http, fleet.urls[i % 2], conv, caller, callee) for i in range(6)))
+    assert len({p["approval_id"] for p in parked}) == 6
+    for i, p in enumerate(parked):
+        verb = "approve" if i % 2 == 0 else "reject"
+        path = f"{fleet.urls[i % 2]}/v1/approvals/it/acme/{p['approval_id']}/{verb}"
+        await ok(http, "POST", path, {"digest": p["approval_digest"]})
+    thread = await ok(http, "GET", f"{url1}{conv}/messages")
+    published = sorted(m["payload"]["call_id"] for m in thread["messages"])
+    assert published == sorted(p["call_id"] for i, p in enumerate(parked) if i % 2 == 0)
+    assert [m["seq"] for m in thread["messages"]] == [1, 2, 3]
