@@ -45,7 +45,7 @@ from bus.models.subscriptions import Delivery, LagReport, PartitionLag, Subscrip
 from bus.models.topics import Topic, kafka_topic_name
 from bus.settings import Settings
 from bus.sublog import LogEvent, LogWriter, read_log
-from bus.subscribe import delivered
+from bus.subscribe import delivered_fields
 
 log = logging.getLogger(__name__)
 
@@ -361,9 +361,11 @@ class Dispatcher:
                 heapq.heappush(self.leases, Due(deadline, position, entry.count))
                 items.append([position[0], position[1], entry.count, entry.first_at, stamp])
             ref = DeliveryRef(self.tag, self.epoch, position[0], position[1], entry.count)
-            record = delivered(self.topic, entry.record)
+            fields = delivered_fields(self.topic, entry.record)
             out.append(
-                Delivery(**record.__dict__, delivery_id=format_delivery_id(ref), delivery_count=entry.count)
+                Delivery.model_construct(
+                    **fields, delivery_id=format_delivery_id(ref), delivery_count=entry.count
+                )
             )
         if self.sub.ack_mode == "auto":
             await self._commit()  # at most once: the offsets move before the client has the records
