@@ -27,7 +27,7 @@ from bus.context import BusContext
 from bus.conversations import envelope_record, note_appended, open_view
 from bus.errors import AlreadyDecided, ApprovalNotFound, DigestMismatch
 from bus.kafka import OutgoingRecord, partition_for
-from bus.models.approvals import Approval, ApprovalRecord, ApprovalView, Decision
+from bus.models.approvals import Approval, ApprovalRecord, ApprovalView, Decision, ParkedRecord
 from bus.models.tools import CallLocation, ToolCallView, ToolResult, call_view_key
 from bus.ownership import owner_partition
 from bus.tools import call_envelope, inbox_copy
@@ -104,7 +104,14 @@ async def find(ctx: BusContext, akey: str) -> ApprovalView:
 async def decide(ctx: BusContext, akey: str, decision: Decision | None, approve: bool, who: str) -> Approval:
     """Approve or reject (decision None: the bus expires it). Exactly once, see the module doc."""
     first = await find(ctx, akey)
-    async with conversations.deciding(ctx, first.conversation):
+    # A tool call's approval is decided under its conversation's lock (the envelope takes a
+    # sequence number); a parked publish under its own.
+    lock = (
+        conversations.deciding(ctx, first.conversation)
+        if first.kind == "tool_call"
+        else approvals.deciding(ctx, akey)
+    )
+    async with lock:
         current = await find(ctx, akey)
         if current.state != "pending":
             raise AlreadyDecided(
@@ -121,7 +128,9 @@ async def decide(ctx: BusContext, akey: str, decision: Decision | None, approve:
                 {"approval": current.approval_id},
             )
         reason = decision.reason if decision is not None else "expired"
-        if approve:
+        if current.record is not None:
+            offset = await settle_record(ctx, akey, current, who, reason, approve, decision is None)
+        elif approve:
             offset = await publish(ctx, akey, current, who, reason)
         else:
             offset = await refuse(
@@ -137,11 +146,75 @@ async def decide(ctx: BusContext, akey: str, decision: Decision | None, approve:
     return (await find(ctx, akey)).public()
 
 
+async def park_record(
+    ctx: BusContext,
+    envelope: dict[str, object],
+    record: OutgoingRecord,
+    partition: int,
+    ttl_ms: int,
+    who: str,
+) -> tuple[str, str]:
+    """Park a publish a rule gated: (approval id, digest). Not waited for: any worker may
+    park, and the owner catches up with the approvals log before it shows or decides it."""
+    namespace, tenant, _ = str(envelope["topic"]).split("/")
+    approval_id = f"ap-{uuid.uuid4().hex[:24]}"
+    akey = approval_key(namespace, tenant, approval_id)
+    parked = ParkedRecord(
+        topic=str(envelope["topic"]),
+        kafka_topic=record.topic,
+        partition=partition,
+        key=record.key.decode() if record.key is not None else None,
+        value=record.value.decode("utf-8", "replace"),
+        headers=[(k, v.decode("utf-8", "replace")) for k, v in record.headers],
+    )
+    view = ApprovalView(
+        namespace=namespace,
+        tenant=tenant,
+        approval_id=approval_id,
+        kind="publish",
+        caller=who,
+        topic=parked.topic,
+        envelope=envelope,
+        digest=digest_of(envelope),
+        requested_at=now_ms(),
+        expires_at=now_ms() + ttl_ms,
+        record=parked,
+    )
+    requested = ApprovalRecord(kind="requested", approval=view, at=now_ms())
+    await ctx.gateway.produce([approvals.outgoing(akey, requested)], [owner_partition(akey)])
+    return approval_id, view.digest
+
+
+async def settle_record(
+    ctx: BusContext, akey: str, approval: ApprovalView, who: str, reason: str, approve: bool, expired: bool
+) -> int:
+    """A parked publish: approve writes the decision and the record in one transaction."""
+    assert approval.record is not None
+    state = "approved" if approve else ("expired" if expired else "rejected")
+    decided = ApprovalRecord.model_validate(
+        {"kind": "decided", "state": state, "by": who, "reason": reason, "at": now_ms()}
+    )
+    partition = owner_partition(akey)
+    records = [(approvals.outgoing(akey, decided), partition)]
+    if approve:
+        parked = approval.record
+        headers = [(k, v.encode()) for k, v in parked.headers] + [
+            (h.APPROVAL_ID, approval.approval_id.encode())
+        ]
+        key = parked.key.encode() if parked.key is not None else None
+        records.append(
+            (OutgoingRecord(parked.kafka_topic, parked.value.encode(), key, headers), parked.partition)
+        )
+    produced = await TRANSACTIONS.commit(ctx.settings, partition, records)
+    return produced[0].offset
+
+
 async def publish(ctx: BusContext, akey: str, approval: ApprovalView, who: str, reason: str) -> int:
     """The decision, the call's envelope and the callee's inbox copy, in one transaction.
     Returns the decision's offset."""
     conv_key = approval.conversation
     view = await open_view(ctx, conv_key, approval.caller)
+    assert approval.parked is not None
     call = approval.parked.model_copy(
         update={"status": "pending", "deadline": now_ms() + approval.parked.timeout_ms}
     )
@@ -171,6 +244,7 @@ async def refuse(
 ) -> int:
     """The decision and the caller's `rejected` result, in one transaction; nothing to the target."""
     call = approval.parked
+    assert call is not None
     decided = ApprovalRecord.model_validate(
         {"kind": "decided", "state": state, "by": who, "reason": reason, "at": now_ms()}
     )

@@ -20,6 +20,7 @@ from pydantic_core import to_json
 
 from bus import headers as h
 from bus import metrics
+from bus.approvals import park_record
 from bus.context import BusContext
 from bus.errors import (
     BatchTooLarge,
@@ -31,9 +32,10 @@ from bus.errors import (
 )
 from bus.kafka import OutgoingRecord, partition_for
 from bus.models.publish import JSON_CONTENT_TYPE, Envelope, PublishResult
+from bus.models.rules import RequireApprovalAction
 from bus.models.schemas import Violation
 from bus.models.topics import Topic
-from bus.rules import apply_rules
+from bus.rules import apply_rules, approval_gates
 from bus.topics import require_topic
 from bus.types import TopicId
 from bus.validation import BoundSchema, bound_schema, violations
@@ -138,13 +140,17 @@ async def resolve_topics(ctx: BusContext, envelopes: Sequence[Envelope]) -> dict
     return found
 
 
-async def publish(ctx: BusContext, envelopes: Sequence[Envelope], kind: str) -> list[PublishResult]:
-    """Publish envelopes in order; returns one receipt per envelope."""
+async def publish(
+    ctx: BusContext, envelopes: Sequence[Envelope], kind: str, who: str = ""
+) -> list[PublishResult]:
+    """Publish envelopes in order; returns one receipt per envelope. A record a
+    require_approval rule gates is parked instead (bus.approvals), not produced."""
     limit = ctx.settings.limits.max_batch_records
     if len(envelopes) > limit:
         raise BatchTooLarge("Too many records in one batch", {"size": len(envelopes), "limit": limit})
     started = time.perf_counter()
     single = kind == "single"
+    gates = approval_gates(envelopes)
     envelopes = await apply_rules(ctx, envelopes, single)  # may deny, tag or reroute records
     topics = await resolve_topics(ctx, envelopes)
     bindings = {topic_id: await bound_schema(ctx, topic) for topic_id, topic in topics.items()}
@@ -159,12 +165,56 @@ async def publish(ctx: BusContext, envelopes: Sequence[Envelope], kind: str) -> 
         partition_for(record.key, topics[e.topic].partitions, spread)
         for e, (record, _) in zip(envelopes, prepared, strict=True)
     ]
-    produced = await ctx.gateway.produce([record for record, _ in prepared], partitions)
+    now = [i for i, gate in enumerate(gates) if gate is None]
+    produced = (
+        await ctx.gateway.produce([prepared[i][0] for i in now], [partitions[i] for i in now]) if now else []
+    )
     metrics.PUBLISH_LATENCY.labels(kind).observe(time.perf_counter() - started)
     metrics.RECORDS_PUBLISHED.inc(len(produced))
-    return [
-        PublishResult(
-            topic=e.topic, partition=p.partition, offset=p.offset, message_id=mid, timestamp=p.timestamp
+    results: dict[int, PublishResult] = {
+        i: PublishResult(
+            topic=envelopes[i].topic,
+            partition=p.partition,
+            offset=p.offset,
+            message_id=prepared[i][1],
+            timestamp=p.timestamp,
         )
-        for e, (_, mid), p in zip(envelopes, prepared, produced, strict=True)
-    ]
+        for i, p in zip(now, produced, strict=True)
+    }
+    for i, gate in enumerate(gates):
+        if gate is not None:
+            results[i] = await park(ctx, envelopes[i], prepared[i], partitions[i], gate, who, published_at)
+    return [results[i] for i in range(len(envelopes))]
+
+
+async def park(
+    ctx: BusContext,
+    envelope: Envelope,
+    prepared: tuple[OutgoingRecord, str],
+    partition: int,
+    gate: RequireApprovalAction,
+    who: str,
+    published_at: str,
+) -> PublishResult:
+    """Park a gated record for approval; its receipt names the approval and its digest."""
+    record, message_id = prepared
+    shown: dict[str, object] = {
+        "topic": envelope.topic,
+        "key": envelope.key,
+        "payload": envelope.payload,
+        "headers": envelope.headers,
+        "content_type": envelope.content_type,
+        "message_id": message_id,
+        "reason": gate.reason,
+    }
+    approval_id, digest = await park_record(ctx, shown, record, partition, gate.ttl_ms, who)
+    return PublishResult(
+        topic=envelope.topic,
+        partition=None,
+        offset=None,
+        message_id=message_id,
+        timestamp=int(published_at),
+        status="awaiting_approval",
+        approval_id=approval_id,
+        approval_digest=digest,
+    )

@@ -10,6 +10,8 @@ rerouted record is checked against its target topic's schema binding.
   deny     the whole request is refused with 403 rule_denied; nothing is produced
   tag      the rule's headers are added; they overwrite caller headers of the same name
   reroute  the record goes to another topic of the tenant; its receipt names that topic
+  require_approval  the record is parked until a human approves it (bus.approvals); its
+           receipt says awaiting_approval and names the approval
 
 Everything here is pure except apply_rules(), the one call publish() makes.
 """
@@ -26,7 +28,7 @@ from pydantic import JsonValue
 from bus.context import BusContext
 from bus.errors import RuleDenied, TopicNotFound
 from bus.models.publish import Envelope
-from bus.models.rules import DenyAction, PayloadCondition, Rule, TagAction
+from bus.models.rules import DenyAction, PayloadCondition, RequireApprovalAction, Rule, TagAction
 from bus.models.topics import topic_id
 from bus.topics import require_topic
 from tables.rules import get_rule_set
@@ -140,6 +142,8 @@ def apply_rule(rule: Rule, envelope: Envelope, index: int | None = None) -> Enve
         )
     if isinstance(action, TagAction):
         return envelope.model_copy(update={"headers": {**envelope.headers, **action.headers}})
+    if isinstance(action, RequireApprovalAction):
+        return envelope  # unchanged: publish parks it (see approval_gates)
     namespace, tenant, _ = envelope.topic.split("/")
     return envelope.model_copy(update={"topic": topic_id(namespace, tenant, action.topic)})
 
@@ -152,6 +156,19 @@ def evaluate(envelopes: Sequence[Envelope], rules_of: RuleLookup, single: bool) 
         rule = first_match(rules_of(namespace, tenant), envelope)
         out.append(envelope if rule is None else apply_rule(rule, envelope, None if single else i))
     return out
+
+
+def approval_gates(envelopes: Sequence[Envelope]) -> list[RequireApprovalAction | None]:
+    """For each envelope, the require_approval action of the first rule that matches it."""
+    rules_of = stored_rules()
+    gates: list[RequireApprovalAction | None] = []
+    for envelope in envelopes:
+        namespace, tenant, _ = envelope.topic.split("/")
+        rule = first_match(rules_of(namespace, tenant), envelope)
+        gates.append(
+            rule.action if rule is not None and isinstance(rule.action, RequireApprovalAction) else None
+        )
+    return gates
 
 
 def stored_rules() -> RuleLookup:

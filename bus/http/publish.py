@@ -45,7 +45,7 @@ def require_write(request: web.Request, envelopes: list[Envelope]) -> None:
 async def publish_one(request: web.Request) -> web.StreamResponse:
     envelope = await read_model(request, Envelope)
     require_write(request, [envelope])
-    [result] = await publish.publish(context(request), [envelope], "single")
+    [result] = await publish.publish(context(request), [envelope], "single", principal(request).key_id)
     return json_response(result)
 
 
@@ -62,5 +62,5 @@ async def publish_one(request: web.Request) -> web.StreamResponse:
 async def publish_batch(request: web.Request) -> web.StreamResponse:
     batch = await read_model(request, Batch)
     require_write(request, batch.records)
-    results = await publish.publish(context(request), batch.records, "batch")
+    results = await publish.publish(context(request), batch.records, "batch", principal(request).key_id)
     return json_response(BatchResult(results=results))

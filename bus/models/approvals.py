@@ -12,15 +12,28 @@ from bus.models.tools import ToolCallView
 ApprovalState = Literal["pending", "approved", "rejected", "expired"]
 
 
+class ParkedRecord(BaseModel):
+    """A publish a rule parked: the Kafka record it would write, exactly."""
+
+    topic: str = Field(description="The bus topic (namespace/tenant/name)")
+    kafka_topic: str
+    partition: int
+    key: str | None = None
+    value: str = Field(description="The record's value (UTF-8 text)")
+    headers: list[tuple[str, str]]
+
+
 class Approval(BaseModel):
     namespace: str
     tenant: str
     approval_id: str
-    conversation: str
-    call_id: str
-    tool: str
-    caller: str
-    callee: str
+    kind: Literal["tool_call", "publish"] = "tool_call"
+    conversation: str = ""
+    call_id: str = ""
+    tool: str = ""
+    caller: str = Field("", description="The calling agent, or the key that published")
+    callee: str = ""
+    topic: str = Field("", description="A parked publish: its topic")
     envelope: dict[str, object] = Field(description="The tool call it would publish, exactly")
     digest: str = Field(description="sha256 of the envelope's canonical JSON: quote it to decide")
     state: ApprovalState = "pending"
@@ -35,10 +48,11 @@ class Approval(BaseModel):
 
 
 class ApprovalView(Approval):
-    parked: ToolCallView
+    parked: ToolCallView | None = None  # a tool call
+    record: ParkedRecord | None = None  # a publish
 
     def public(self) -> Approval:
-        return Approval.model_validate(self.model_dump(exclude={"parked"}))
+        return Approval.model_validate(self.model_dump(exclude={"parked", "record"}))
 
 
 class ApprovalList(BaseModel):

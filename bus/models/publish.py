@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field, JsonValue
 
 from bus.models.common import StrictModel
@@ -32,13 +34,16 @@ class Batch(StrictModel):
 
 
 class PublishResult(BaseModel):
-    """A record the broker has acknowledged (acks=all)."""
+    """A record the broker has acknowledged (acks=all), or one a rule parked for approval."""
 
     topic: str
-    partition: int
-    offset: int
+    partition: int | None = Field(description="null while awaiting approval")
+    offset: int | None = Field(description="null while awaiting approval")
     message_id: str
-    timestamp: int = Field(description="Record timestamp, unix milliseconds")
+    timestamp: int = Field(description="Record timestamp, unix milliseconds (when parked: the request time)")
+    status: Literal["published", "awaiting_approval"] = "published"
+    approval_id: str | None = Field(None, description="Set when a rule parked the record for approval")
+    approval_digest: str | None = None
 
 
 class BatchResult(BaseModel):

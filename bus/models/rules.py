@@ -107,7 +107,17 @@ class RerouteAction(StrictModel):
     topic: Name = Field(description="Name of the target topic, in the rule set's namespace and tenant")
 
 
-RuleAction = Annotated[DenyAction | TagAction | RerouteAction, Field(discriminator="type")]
+class RequireApprovalAction(StrictModel):
+    """Park the record until a human approves it (docs/approvals.md); nothing is produced before."""
+
+    type: Literal["require_approval"]
+    reason: str = Field("", max_length=512, description="Shown on the approval")
+    ttl_ms: int = Field(3_600_000, ge=1_000, le=30 * 86_400_000, description="Undecided by then: expired")
+
+
+RuleAction = Annotated[
+    DenyAction | TagAction | RerouteAction | RequireApprovalAction, Field(discriminator="type")
+]
 
 
 class Rule(StrictModel):

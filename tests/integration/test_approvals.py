@@ -8,10 +8,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tests.agent_calls import register
 from tests.fleet import Fleet
-from tests.helpers import unique
+from tests.helpers import end_offsets, unique
 from tests.integration.test_tool_calls import inbox_of
 from tests.subs import call, ok
 
@@ -138,3 +139,73 @@ async def test_parallel_calls_get_their_own_approvals(fleet: Fleet, http: aiohtt
     published = sorted(m["payload"]["call_id"] for m in thread["messages"])
     assert published == sorted(p["call_id"] for i, p in enumerate(parked) if i % 2 == 0)
     assert [m["seq"] for m in thread["messages"]] == [1, 2, 3]
+
+
+async def test_a_require_approval_rule_parks_publishes_until_decided(
+    fleet: Fleet, http: aiohttp.ClientSession
+) -> None:
+    url0, url1 = fleet.urls
+    tenant = unique("apr")  # a tenant of its own: a rule set replaces the tenant's rules
+    topic = await ok(
+        http, "POST", f"{url0}/v1/topics", {"namespace": "it", "tenant": tenant, "name": "payments"}, 201
+    )
+    rules = {
+        "rules": [
+            {
+                "id": "gate",
+                "match": {"topics": "pay*"},
+                "action": {"type": "require_approval", "reason": "money"},
+            }
+        ]
+    }
+    await ok(http, "PUT", f"{url0}/v1/rules/it/{tenant}", rules)
+    records = [{"topic": f"it/{tenant}/payments", "key": f"k{i}", "payload": {"amount": i}} for i in range(3)]
+    # Published through the worker that took the rules: the other has them milliseconds later.
+    receipts = (await ok(http, "POST", f"{url0}/v1/publish/batch", {"records": records}))["results"]
+    assert [r["status"] for r in receipts] == ["awaiting_approval"] * 3
+    assert all(r["partition"] is None and r["approval_id"] for r in receipts)
+    assert sum((await end_offsets(fleet.bootstrap, topic["kafka_topic"])).values()) == 0, (
+        "parked: nothing produced"
+    )
+
+    shown = await ok(http, "GET", f"{url0}/v1/approvals/it/{tenant}/{receipts[0]['approval_id']}")
+    assert (shown["kind"], shown["envelope"]["payload"], shown["envelope"]["reason"]) == (
+        "publish",
+        {"amount": 0},
+        "money",
+    )
+    for receipt, verb in zip(receipts, ["approve", "approve", "reject"], strict=True):
+        path = f"/v1/approvals/it/{tenant}/{receipt['approval_id']}/{verb}"
+        await ok(http, "POST", f"{fleet.urls[len(verb) % 2]}{path}", {"digest": receipt["approval_digest"]})
+    status, body = await call(
+        http,
+        "POST",
+        f"{url0}/v1/approvals/it/{tenant}/{receipts[0]['approval_id']}/approve",
+        {"digest": receipts[0]["approval_digest"]},
+    )
+    assert (status, body["error"]["code"]) == (409, "already_decided")
+    published = await read_topic(fleet.bootstrap, topic["kafka_topic"])
+    assert sorted(published) == sorted((r["approval_id"], r["message_id"]) for r in receipts[:2])
+
+
+async def read_topic(bootstrap: str, kafka_topic: str) -> list[tuple[str, str]]:
+    """(approval id, message id) of every committed record of the topic."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
+    await consumer.start()
+    try:
+        tps = [
+            TopicPartition(kafka_topic, p)
+            for p in sorted(consumer.partitions_for_topic(kafka_topic) or {0, 1, 2})
+        ]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        found = []
+        for tp in tps:
+            consumer.seek(tp, 0)
+            while await consumer.position(tp) < ends[tp]:
+                for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
+                    headers = {k: v.decode() for k, v in record.headers}
+                    found.append((headers["bus.approval_id"], headers["bus.message_id"]))
+        return found
+    finally:
+        await consumer.stop()
