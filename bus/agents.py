@@ -72,7 +72,7 @@ from bus.models.agents import (
 )
 from bus.models.subscriptions import Subscription, SubscriptionCommand, subscription_key
 from bus.models.topics import Topic, TopicSpec, topic_id
-from bus.ownership import is_owner, owner_partition
+from bus.ownership import is_owner, owned_partitions, owner_partition
 from bus.registry import check_schema
 from bus.subscriptions import find_topic, require_subscription, send_command
 from bus.topics import create_topic, require_topic
@@ -83,10 +83,18 @@ EVENTS_TOPIC = "agent-events"  # a bus topic per tenant: agent.registered, .stat
 DEAD_LETTERS_TOPIC = "inbox-dlq"  # a bus topic per tenant: inbox messages never acked
 INBOX_TOPIC = "inbox"  # the name an inbox subscription gives its source (the shared inbox topic)
 
-# Beats this owner produced, ahead of its view while they travel to the processor: the
-# liveness timer must not call an agent late because of a beat still in flight. Dropped
-# with the partition (the next owner's view has them).
+# What this owner wrote to the heartbeats log, ahead of its view while the records travel
+# to the processor: the beats (the timer must not call an agent late because of a beat in
+# flight) and the liveness it announced with its time (so it never announces one twice,
+# and never waits for the view to decide). Dropped with the partition: the next owner
+# catches its view up with the log before it decides anything.
 _last_beat: dict[str, int] = {}
+_announced: dict[str, tuple[Liveness, int]] = {}
+DECISIONS_AT_ONCE = 32  # liveness decisions in flight per worker
+# The view keeps a beat only if it is this fraction of an interval newer than the one it
+# has (or says something new): half the processor's writes for agents that beat often,
+# and a view at most a quarter interval behind (late takes two).
+COALESCE = 4
 
 
 def now_ms() -> int:
@@ -102,8 +110,15 @@ def as_datetime(unix_ms: int) -> datetime:
 
 
 def forget(partitions: set[int]) -> None:
-    for key in [k for k in _last_beat if owner_partition(k) in partitions]:
-        del _last_beat[key]
+    for memory in (_last_beat, _announced):
+        for key in [k for k in memory if owner_partition(k) in partitions]:
+            del memory[key]
+
+
+def drop(key: str) -> None:
+    """Forget an agent that is registered again or deleted."""
+    _last_beat.pop(key, None)
+    _announced.pop(key, None)
 
 
 # -- reading (owner only) ----------------------------------------------------------------
@@ -128,10 +143,11 @@ async def find(ctx: BusContext, key: str) -> Agent:
 
 def with_liveness(agent: Agent) -> Agent:
     beats = heartbeats.get(agent.key, HeartbeatView) or HeartbeatView()
+    liveness, since = announced(agent.key, beats)
     return agent.model_copy(
         update={
-            "liveness": beats.liveness,
-            "liveness_since": at(beats.since),
+            "liveness": liveness,
+            "liveness_since": at(since),
             "last_heartbeat_at": at(last_beat(agent.key, beats)),
             "status": beats.status,
         }
@@ -140,7 +156,56 @@ def with_liveness(agent: Agent) -> Agent:
 
 def owned_agents() -> list[Agent]:
     """Every agent this worker owns (eventually consistent while a partition recovers)."""
-    return [with_liveness(a) for a in agents.owned_values(Agent)]
+    return [with_liveness(a) for a in owned()]
+
+
+class Parsed:
+    """The agents view, parsed once per change: the liveness timer reads every owned agent
+    twice a second, and parsing (and hashing the key to its partition) dominated it."""
+
+    def __init__(self) -> None:
+        self.agents: dict[str, tuple[bytes, Agent, int]] = {}  # key -> (raw, agent, partition)
+        self.beats: dict[str, tuple[bytes, HeartbeatView]] = {}
+
+    def owned(self) -> list[Agent]:
+        mine, found, seen = owned_partitions(agents.topic), [], {}
+        for key, raw in list(agents.table.items()):
+            if key.startswith("\x00") or raw is None:  # the view's own bookkeeping
+                continue
+            hit = self.agents.get(key)
+            if hit is None or hit[0] != raw:
+                hit = (raw, Agent.model_validate_json(raw), owner_partition(key))
+            seen[key] = hit
+            if hit[2] in mine:
+                found.append(hit[1])
+        self.agents = seen
+        self.beats = {k: v for k, v in self.beats.items() if k in seen}
+        return found
+
+    def beats_of(self, key: str) -> HeartbeatView:
+        raw = heartbeats.table.get(key)
+        if raw is None:
+            return HeartbeatView()
+        hit = self.beats.get(key)
+        if hit is None or hit[0] != raw:
+            hit = (raw, HeartbeatView.model_validate_json(raw))
+            self.beats[key] = hit
+        return hit[1]
+
+
+PARSED = Parsed()
+
+
+def owned() -> list[Agent]:
+    return PARSED.owned()
+
+
+def announced(key: str, beats: HeartbeatView) -> tuple[Liveness, int | None]:
+    """The liveness last announced (and since when): this owner's, else the view's."""
+    mine = _announced.get(key)
+    if mine is not None and (beats.since is None or mine[1] >= beats.since):
+        return mine
+    return beats.liveness, beats.since
 
 
 def last_beat(key: str, beats: HeartbeatView) -> int | None:
@@ -179,7 +244,7 @@ async def register(ctx: BusContext, spec: AgentSpec) -> Agent:
             raise AgentExists(f"Agent {key} already exists", {"agent": key})
         await ensure_topic(ctx, spec.namespace, spec.tenant, EVENTS_TOPIC, "Agent lifecycle and liveness")
         await create_inbox(ctx, agent)
-        _last_beat.pop(key, None)
+        drop(key)
         await heartbeats.append(ctx, key, HeartbeatRecord(kind="reset", at=created))
         await agents.append(ctx, key, AgentRecord(kind="registered", agent=agent, at=created))
         await publish_event(
@@ -248,7 +313,7 @@ async def delete(ctx: BusContext, key: str) -> Agent:
         now = now_ms()
         await agents.append(ctx, key, AgentRecord(kind="deleted", at=now))
         await heartbeats.append(ctx, key, HeartbeatRecord(kind="reset", at=now))
-        _last_beat.pop(key, None)
+        drop(key)
         await publish_event(
             ctx, agent, AgentEvent(type="agent.deleted", agent=key, from_=agent.state, at=now)
         )
@@ -308,7 +373,10 @@ async def heartbeat(ctx: BusContext, key: str, body: HeartbeatRequest) -> Heartb
     """Append a beat to the heartbeats log; answered once Kafka has it, not once applied."""
     agent = await find(ctx, key)
     received = now_ms()
-    record = heartbeats.outgoing(key, HeartbeatRecord(kind="beat", at=received, status=body.status))
+    beat = HeartbeatRecord(
+        kind="beat", at=received, status=body.status, coalesce_ms=agent.heartbeat_interval_ms // COALESCE
+    )
+    record = heartbeats.outgoing(key, beat)
     await ctx.gateway.produce([record], [owner_partition(key)])
     _last_beat[key] = max(_last_beat.get(key, 0), received)
     return HeartbeatReceipt(
@@ -332,15 +400,30 @@ def liveness_of(agent: Agent, beat: int | None, now: int) -> Liveness:
 
 
 def is_due(agent: Agent, now: int) -> bool:
-    beats = heartbeats.get(agent.key, HeartbeatView) or HeartbeatView()
-    return liveness_of(agent, last_beat(agent.key, beats), now) != beats.liveness
+    beats = PARSED.beats_of(agent.key)
+    return liveness_of(agent, last_beat(agent.key, beats), now) != announced(agent.key, beats)[0]
 
 
 async def evaluate_liveness(ctx: BusContext) -> None:
-    """Record (and announce) every liveness change among the agents this worker owns."""
+    """Record (and announce) every liveness change among the agents this worker owns.
+
+    Partitions whose views are not caught up yet (just assigned) are caught up first, once
+    each, and their agents wait for the next tick: the first decisions after a rebalance
+    never rest on a view that lags the log."""
     now = now_ms()
-    due = [a.key for a in agents.owned_values(Agent) if is_due(a, now)]
-    outcomes = await asyncio.gather(*(decide_liveness(ctx, key) for key in due), return_exceptions=True)
+    owned_now = owned()
+    behind = {owner_partition(a.key) for a in owned_now} - (agents.caught_up & heartbeats.caught_up)
+    if behind:
+        await asyncio.gather(*(catch_up(ctx, p) for p in behind), return_exceptions=True)
+        return
+    due = [a.key for a in owned_now if is_due(a, now)]
+    room = asyncio.Semaphore(DECISIONS_AT_ONCE)
+
+    async def decide(key: str) -> None:
+        async with room:
+            await decide_liveness(ctx, key)
+
+    outcomes = await asyncio.gather(*(decide(key) for key in due), return_exceptions=True)
     for key, outcome in zip(due, outcomes, strict=True):
         if isinstance(outcome, OwnerMoved):
             log.debug("liveness of %s: the partition moved", key)
@@ -348,7 +431,14 @@ async def evaluate_liveness(ctx: BusContext) -> None:
             log.warning("liveness of %s not evaluated: %r", key, outcome)
 
 
+async def catch_up(ctx: BusContext, partition: int) -> None:
+    await agents.catch_up(ctx, partition)
+    await heartbeats.catch_up(ctx, partition)
+
+
 async def decide_liveness(ctx: BusContext, key: str) -> None:
+    """Announce the agent's new liveness, then record it (not waiting for the view: this
+    owner remembers what it announced)."""
     async with heartbeats.deciding(ctx, key):
         await agents.catch_up(ctx, owner_partition(key))
         agent = agents.get(key, Agent)
@@ -356,14 +446,16 @@ async def decide_liveness(ctx: BusContext, key: str) -> None:
             return  # deleted meanwhile
         beats = heartbeats.get(key, HeartbeatView) or HeartbeatView()
         beat, now = last_beat(key, beats), now_ms()
-        to = liveness_of(agent, beat, now)
-        if to == beats.liveness:
+        to, (previous, _) = liveness_of(agent, beat, now), announced(key, beats)
+        if to == previous:
             return
         event = AgentEvent(
-            type="agent.liveness", agent=key, from_=beats.liveness, to=to, at=now, last_heartbeat_at=beat
+            type="agent.liveness", agent=key, from_=previous, to=to, at=now, last_heartbeat_at=beat
         )
         await publish_event(ctx, agent, event)  # first: a crash before the record announces it again
-        await heartbeats.append(ctx, key, HeartbeatRecord(kind="transition", at=now, liveness=to))
+        record = heartbeats.outgoing(key, HeartbeatRecord(kind="transition", at=now, liveness=to))
+        await ctx.gateway.produce([record], [owner_partition(key)])
+        _announced[key] = (to, now)
 
 
 # -- messages ----------------------------------------------------------------------------

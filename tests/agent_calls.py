@@ -121,3 +121,28 @@ async def expect_events(
         if event.event == "record" and event.json["payload"]["agent"] == agent_key(agent):
             found.append(event.json["payload"])
     return found
+
+
+async def tenant_key(
+    http: aiohttp.ClientSession, urls: list[str], actions: list[str], tenant: str = "acme"
+) -> str:
+    """A new key of it/{tenant} with these actions on every topic, once every worker knows it
+    (keys reach the other workers within milliseconds: a test must not race that)."""
+    spec = {
+        "name": unique("k"),
+        "role": "tenant",
+        "namespace": "it",
+        "tenant": tenant,
+        "grants": [{"topics": "*", "actions": actions}],
+    }
+    secret: str = (await ok(http, "POST", f"{urls[0]}/v1/keys", spec, 201))["secret"]
+    deadline = asyncio.get_running_loop().time() + 15
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {secret}"}) as session:
+        for url in urls:
+            while True:
+                async with session.get(f"{url}/v1/agents?tenant=none") as r:
+                    if r.status == 200:
+                        break
+                assert asyncio.get_running_loop().time() < deadline, "the key did not reach every worker"
+                await asyncio.sleep(0.05)
+    return secret

@@ -61,8 +61,13 @@ def apply_heartbeat(state: KeyedState, key: str, value: bytes, headers: dict[str
         state.remove(key)
         return
     view = state.get(key, HeartbeatView) or HeartbeatView()
-    if record.kind == "beat" and (view.last_beat_at is None or record.at >= view.last_beat_at):
-        state.put(key, view.model_copy(update={"last_beat_at": record.at, "status": record.status}))
+    if record.kind == "beat" and (
+        view.last_beat_at is None
+        or record.status != view.status
+        or record.at - view.last_beat_at >= max(record.coalesce_ms, 0)
+    ):
+        if view.last_beat_at is None or record.at >= view.last_beat_at:
+            state.put(key, view.model_copy(update={"last_beat_at": record.at, "status": record.status}))
     elif record.kind == "transition" and record.liveness is not None and record.liveness != view.liveness:
         state.put(key, view.model_copy(update={"liveness": record.liveness, "since": record.at}))
 

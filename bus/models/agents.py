@@ -178,6 +178,7 @@ class HeartbeatRecord(BaseModel):
     kind: Literal["beat", "transition", "reset"]
     at: int  # unix ms
     status: str = ""  # beat
+    coalesce_ms: int = 0  # beat: the view may skip it if it has one this much older
     liveness: Liveness | None = None  # transition: the new liveness
 
 
