@@ -29,7 +29,7 @@ from bus.errors import AlreadyDecided, ApprovalNotFound, DigestMismatch
 from bus.kafka import OutgoingRecord, partition_for
 from bus.models.approvals import Approval, ApprovalRecord, ApprovalView, Decision, ParkedRecord
 from bus.models.tools import CallLocation, ToolCallView, ToolResult, call_view_key
-from bus.ownership import owner_partition
+from bus.ownership import owned_partitions, owner_partition
 from bus.tools import call_envelope, inbox_copy
 from bus.transactions import TRANSACTIONS
 from bus.waits import wait_until
@@ -38,6 +38,12 @@ from tables.conversations import approvals, conversations, locator
 log = logging.getLogger(__name__)
 _expiries: dict[str, int] = {}  # approval key -> expires_at, pending approvals this worker owns
 _scanned: set[int] = set()
+_parked_calls: set[str] = set()  # call view keys of tool calls awaiting a decision here
+
+
+def is_parked(vkey: str) -> bool:
+    """A call id taken by a call that waits for approval (the call has no view until then)."""
+    return vkey in _parked_calls
 
 
 def now_ms() -> int:
@@ -65,8 +71,10 @@ def digest_of(envelope: dict[str, object]) -> str:
 async def park(ctx: BusContext, call: ToolCallView, ttl_ms: int) -> ToolCallView:
     """Park the call (the caller holds the conversation's lock). Returns the call as parked."""
     approval_id = new_approval_id(call.namespace, call.tenant, call.conversation)
+    # What the approver sees and quotes: the call without what the bus sets at publish
+    # (status, sequence number, and the deadline, which restarts at the approval).
     envelope = call.public().model_dump(
-        mode="json", exclude={"approval_id", "approval_digest", "status", "seq"}
+        mode="json", exclude={"approval_id", "approval_digest", "status", "seq", "deadline", "created_at"}
     )
     digest = digest_of(envelope)
     parked = call.model_copy(
@@ -103,6 +111,12 @@ async def find(ctx: BusContext, akey: str) -> ApprovalView:
 
 async def decide(ctx: BusContext, akey: str, decision: Decision | None, approve: bool, who: str) -> Approval:
     """Approve or reject (decision None: the bus expires it). Exactly once, see the module doc."""
+    partition = owner_partition(akey)
+    if await TRANSACTIONS.open(ctx.settings, partition):
+        # Opening the producer fenced a former owner: anything it committed before is in the
+        # log now, so catch up again rather than trust an earlier catch-up.
+        approvals.caught_up.discard(partition)
+        conversations.caught_up.discard(partition)
     first = await find(ctx, akey)
     # A tool call's approval is decided under its conversation's lock (the envelope takes a
     # sequence number); a parked publish under its own.
@@ -225,17 +239,16 @@ async def publish(ctx: BusContext, akey: str, approval: ApprovalView, who: str, 
     )
     copy = inbox_copy(ctx, call, "tool_call", call.public().model_dump_json())
     partition = owner_partition(conv_key)
+    vkey = call_view_key(call.namespace, call.tenant, call.call_id)
+    located = locator.outgoing(vkey, CallLocation(conversation=conv_key))
     records = [
         (approvals.outgoing(akey, decided), partition),
         (envelope, partition),
         (copy, inbox_partition(ctx, copy)),
+        (located, owner_partition(vkey)),
     ]
     produced = await TRANSACTIONS.commit(ctx.settings, partition, records)
     note_appended(conv_key, message, produced[1].partition, produced[1].offset)
-    vkey = call_view_key(call.namespace, call.tenant, call.call_id)
-    await ctx.gateway.produce(
-        [locator.outgoing(vkey, CallLocation(conversation=conv_key))], [owner_partition(vkey)]
-    )
     return produced[0].offset
 
 
@@ -276,14 +289,24 @@ def owned(state: str | None, tool: str | None, agent: str | None) -> list[Approv
 
 
 def changed(akey: str, approval: ApprovalView) -> None:
-    """The processor applied a change: track the expiry of pending approvals this worker owns."""
+    """The processor applied a change: track pending approvals (expiry, parked call ids)."""
+    vkey = call_view_key(approval.namespace, approval.tenant, approval.call_id) if approval.call_id else None
     if approval.state == "pending":
         _expiries[akey] = approval.expires_at
+        if vkey is not None:
+            _parked_calls.add(vkey)
     else:
         _expiries.pop(akey, None)
+        if vkey is not None:
+            _parked_calls.discard(vkey)
 
 
 async def expire_due(ctx: BusContext) -> None:
+    for partition in owned_partitions(approvals.topic) - approvals.caught_up:
+        try:
+            await approvals.catch_up(ctx, partition)
+        except Exception as exc:  # the next tick tries again
+            log.info("catching up approvals partition %d failed: %s", partition, exc)
     scan_new_partitions()
     now = now_ms()
     for akey, expires_at in list(_expiries.items()):
@@ -305,7 +328,7 @@ def scan_new_partitions() -> None:
     for approval in approvals.owned_values(ApprovalView):
         akey = approval_key(approval.namespace, approval.tenant, approval.approval_id)
         if approval.state == "pending" and owner_partition(akey) in fresh:
-            _expiries[akey] = approval.expires_at
+            changed(akey, approval)
 
 
 def forget(partitions: set[int]) -> None:

@@ -74,11 +74,14 @@ class KeyedState:
     def remove(self, key: str) -> None:
         self.table.pop(key, None)
 
-    def owned_values(self, model: type[M]) -> list[M]:
-        """Every entity this worker owns (its active partitions), parsed."""
+    def owned_values(self, model: type[M], prefix: str = "") -> list[M]:
+        """Every entity this worker owns (its active partitions), parsed. A view may hold
+        other kinds under "kind:" keys (the conversations view holds calls and streams):
+        those are read with their prefix, plain entity keys have no ':'."""
         found = []
         for key, raw in list(self.table.items()):
-            if not key.startswith(APPLIED) and raw is not None and is_owner(key, self.topic):
+            wanted = key.startswith(prefix) if prefix else ":" not in key
+            if wanted and not key.startswith(APPLIED) and raw is not None and is_owner(key, self.topic):
                 found.append(model.model_validate_json(raw))
         return found
 

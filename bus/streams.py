@@ -27,7 +27,7 @@ from bus.context import BusContext
 from bus.conversations import Envelope, append_envelope, current_view, open_view, view_of
 from bus.errors import StreamCancelled, StreamEnded
 from bus.kafka import guarded
-from bus.models.conversations import ConversationRecord
+from bus.models.conversations import ConversationRecord, ConversationView
 from bus.models.streams import (
     Chunk,
     ChunkRecord,
@@ -39,6 +39,7 @@ from bus.models.streams import (
     stream_view_key,
 )
 from bus.ownership import owner_partition
+from bus.tools import require_open
 from tables.conversations import conversations
 
 
@@ -50,6 +51,8 @@ class LiveStream:
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
     writing: bool = False
     writer: asyncio.Task[None] | None = None  # kept: a task nobody references may be collected
+    first_offset: int | None = None  # of the stream's first record, before the view has it
+    ending: bool = False  # the end is being written: later chunks would land after it
     end: StreamEnd | None = None
 
 
@@ -83,10 +86,12 @@ async def add_chunks(ctx: BusContext, conv_key: str, spec: ChunksSpec) -> Chunks
     if spec.sender is not None:
         await open_view(ctx, conv_key, spec.sender)
     else:
-        await current_view(ctx, conv_key)
+        require_open(await current_view(ctx, conv_key))
     skey = stream_view_key(conv_key, spec.stream_id)
     live = live_stream(skey)
     refuse_if_over(skey, live.end)
+    if live.ending:
+        raise StreamEnded(f"Stream {spec.stream_id} is ending", {"status": "ending"})
     chunks = spec.all_chunks()
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     live.pending += chunks
@@ -105,8 +110,10 @@ async def write(ctx: BusContext, conv_key: str, stream_id: str, live: LiveStream
         while live.pending:
             if linger > 0:
                 await asyncio.sleep(linger)
-            chunks, waiters = live.pending, live.waiters
-            live.pending, live.waiters = [], []
+            chunks, rest = fitting(live.pending, ctx.settings.limits.max_payload_bytes)
+            waiters = live.waiters if not rest else []
+            live.pending = rest
+            live.waiters = [] if not rest else live.waiters
             record = ConversationRecord(
                 kind="chunks",
                 chunks=ChunkRecord(stream_id=stream_id, chunks=chunks, at=now_ms()),
@@ -114,19 +121,33 @@ async def write(ctx: BusContext, conv_key: str, stream_id: str, live: LiveStream
             )
             headers = {"bus.kind": "stream_chunks", "bus.stream_id": stream_id}
             try:
-                await ctx.gateway.produce(
+                produced = await ctx.gateway.produce(
                     [conversations.outgoing(conv_key, record, headers)], [owner_partition(conv_key)]
                 )
-            except Exception as exc:
-                for waiter in waiters:
+            except Exception as exc:  # every request with chunks in this or a later part fails
+                failed = waiters + live.waiters
+                live.pending, live.waiters = [], []
+                for waiter in failed:
                     if not waiter.done():
                         waiter.set_exception(exc)
                 continue
+            if live.first_offset is None:
+                live.first_offset = produced[0].offset
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
     finally:
         live.writing = False
+
+
+def fitting(chunks: list[Chunk], limit: int) -> tuple[list[Chunk], list[Chunk]]:
+    """As many chunks as fit one record (at least one), and the rest for the next."""
+    size = 0
+    for i, chunk in enumerate(chunks):
+        size += len(json.dumps(chunk.data)) + 32
+        if size > limit and i > 0:
+            return chunks[:i], chunks[i:]
+    return chunks, []
 
 
 async def flushed(live: LiveStream) -> None:
@@ -139,20 +160,32 @@ async def end_stream(ctx: BusContext, conv_key: str, spec: StreamEndSpec, by: st
     skey = stream_view_key(conv_key, spec.stream_id)
     async with conversations.deciding(ctx, conv_key):
         view = await (open_view(ctx, conv_key, spec.sender) if spec.sender else view_of(ctx, conv_key))
+        if by == "producer":
+            require_open(view)
         live = live_stream(skey)
         refuse_if_over(skey, live.end)
-        await flushed(live)
-        end = StreamEnd.model_validate({**spec.model_dump(exclude={"sender"}), "by": by, "at": now_ms()})
-        envelope = Envelope(
-            "stream_end",
-            spec.sender or by,
-            end.model_dump(mode="json"),
-            message_id=f"stream-end-{spec.stream_id}",
-            headers={"bus.stream_id": spec.stream_id},
-        )
-        await append_envelope(ctx, conv_key, view, envelope)
-        live.end = end
-        return end
+        live.ending = True
+        try:
+            await flushed(live)
+            return await write_end(ctx, conv_key, view, spec, live, by)
+        finally:
+            live.ending = False
+
+
+async def write_end(
+    ctx: BusContext, conv_key: str, view: ConversationView, spec: StreamEndSpec, live: LiveStream, by: str
+) -> StreamEnd:
+    end = StreamEnd.model_validate({**spec.model_dump(exclude={"sender"}), "by": by, "at": now_ms()})
+    envelope = Envelope(
+        "stream_end",
+        spec.sender or by,
+        end.model_dump(mode="json"),
+        message_id=f"stream-end-{spec.stream_id}",
+        headers={"bus.stream_id": spec.stream_id},
+    )
+    await append_envelope(ctx, conv_key, view, envelope)
+    live.end = end
+    return end
 
 
 def forget(partitions: set[int]) -> None:
@@ -229,7 +262,13 @@ async def follow(
         consumer.assign([tp])
         end_offset = (await guarded(consumer.end_offsets([tp])))[tp]
         view = conversations.get(skey, StreamView)
-        consumer.seek(tp, view.first_offset if view is not None else end_offset)
+        written = _live.get(skey)
+        if view is not None:
+            consumer.seek(tp, view.first_offset)
+        elif written is not None and written.first_offset is not None:  # written, not applied yet
+            consumer.seek(tp, written.first_offset)
+        else:  # not started: it will begin after the current end
+            consumer.seek(tp, end_offset)
         order = Reorder(from_chunk, gap_timeout)
         wanted, end, quiet_since = conv_key.encode(), None, time.monotonic()
         while True:

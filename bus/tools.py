@@ -24,10 +24,12 @@ from jsonschema import Draft202012Validator
 from bus import headers as h
 from bus.context import BusContext
 from bus.conversations import Envelope, append_envelope, open_view
+from bus.conversations import settle as settle_view
 from bus.dispatchers import inbox_kafka_topic
 from bus.errors import (
     AgentDisabled,
     AgentNotFound,
+    ConversationNotOpen,
     OwnerMoved,
     SchemaViolation,
     ToolCallCancelled,
@@ -40,7 +42,7 @@ from bus.errors import (
 )
 from bus.kafka import OutgoingRecord
 from bus.models.agents import Agent, Capability
-from bus.models.conversations import ConversationView, EnvelopeKind
+from bus.models.conversations import ACCEPTS_MESSAGES, ConversationView, EnvelopeKind
 from bus.models.tools import (
     CallLocation,
     ToolCall,
@@ -50,7 +52,7 @@ from bus.models.tools import (
     ToolResultSpec,
     call_view_key,
 )
-from bus.ownership import FORWARDER, is_owner, owner_partition
+from bus.ownership import FORWARDER, is_owner, owned_partitions, owner_partition
 from bus.validation import violations
 from tables.conversations import conversations, locator
 
@@ -117,8 +119,12 @@ async def place(ctx: BusContext, conv_key: str, spec: ToolCallSpec, auth: str) -
     vkey = call_view_key(ns, tenant, call_id)
     async with conversations.deciding(ctx, conv_key):
         view = await open_view(ctx, conv_key, spec.caller)
-        if conversations.get(vkey, ToolCallView) is not None or vkey in _deadlines:
+        from bus.approvals import is_parked
+
+        if conversations.get(vkey, ToolCallView) is not None or vkey in _deadlines or is_parked(vkey):
             raise ToolCallExists(f"Tool call {call_id} exists", {"call_id": call_id})
+        if spec.parent_call_id is not None:
+            await settle_view(ctx, conv_key)  # the parent may be on its way to the view
         parent = check_parent(conv_key, ns, tenant, spec.parent_call_id)
         call = ToolCallView(
             namespace=ns,
@@ -141,15 +147,10 @@ async def place(ctx: BusContext, conv_key: str, spec: ToolCallSpec, auth: str) -
             from bus.approvals import park
 
             return (await park(ctx, call, spec.approval_ttl_ms)).public()
-        message = await append_envelope(
-            ctx,
-            conv_key,
-            view,
-            call_envelope(call),
-            [inbox_copy(ctx, call, "tool_call", call.public().model_dump_json())],
-        )
+        located = locator.outgoing(vkey, CallLocation(conversation=conv_key))
+        copy = inbox_copy(ctx, call, "tool_call", call.public().model_dump_json())
+        message = await append_envelope(ctx, conv_key, view, call_envelope(call), [copy, located])
         _deadlines[vkey] = call.deadline
-    await locate(ctx, vkey, conv_key)
     return call.public().model_copy(update={"seq": message.seq})
 
 
@@ -225,11 +226,13 @@ async def find_conversation(ctx: BusContext, vkey: str) -> str:
 
 
 async def settle(ctx: BusContext, conv_key: str, spec: ToolResultSpec, sender: str | None = None) -> ToolCall:
-    """Record the callee's result. 404 unknown call; 409 when already settled, saying how."""
+    """Record the callee's result. 404 unknown call; 409 when already settled, saying how,
+    or when the conversation takes no envelopes any more."""
     ns, tenant, _ = conv_key.split("/")
     vkey = call_view_key(ns, tenant, spec.call_id)
     async with conversations.deciding(ctx, conv_key):
         call = await pending_call(ctx, conv_key, vkey)
+        require_open(await settled_view(ctx, conv_key))
         if spec.status == "ok" and call.output_schema is not None:
             problems = violations(Draft202012Validator(call.output_schema), spec.result)
             if problems:
@@ -269,6 +272,14 @@ def finished(call: ToolCallView) -> ToolCallFinished:
         f"Tool call {call.call_id} is {call.status}",
         {"call_id": call.call_id, "status": call.status, "result": result},
     )
+
+
+def require_open(view: ConversationView) -> None:
+    if view.state not in ACCEPTS_MESSAGES:
+        raise ConversationNotOpen(
+            f"Conversation {view.key} is {view.state} and takes no envelopes",
+            {"state": view.state, "accepts_messages_when": list(ACCEPTS_MESSAGES)},
+        )
 
 
 async def settled_view(ctx: BusContext, conv_key: str) -> ConversationView:
@@ -322,13 +333,15 @@ def pending_descendants(call: ToolCallView) -> list[ToolCallView]:
 
 async def expire_due(ctx: BusContext) -> None:
     """Write a timed_out result, once, for each pending call past its deadline that we own."""
+    await catch_up_owned(ctx)
     scan_new_partitions()
     now = now_ms()
     for vkey, deadline in list(_deadlines.items()):
         if deadline > now:
             continue
         call = conversations.get(vkey, ToolCallView)
-        if call is None:
+        if call is None or conversations.get(call.conversation, ConversationView) is None:
+            _deadlines.pop(vkey, None)  # gone with its conversation
             continue
         try:
             async with conversations.deciding(ctx, call.conversation):
@@ -379,6 +392,16 @@ def changed(vkey: str, call: ToolCallView) -> None:
     for waiter in _waiters.pop(vkey, []):
         if not waiter.done():
             waiter.set_result(None)
+
+
+async def catch_up_owned(ctx: BusContext) -> None:
+    """Catch the view up on every partition this worker owns, not only those a request
+    touched: calls and approvals of a partition taken over must still time out."""
+    for partition in owned_partitions(conversations.topic) - conversations.caught_up:
+        try:
+            await conversations.catch_up(ctx, partition)
+        except Exception as exc:  # the next tick tries again
+            log.info("catching up partition %d failed: %s", partition, exc)
 
 
 def scan_new_partitions() -> None:

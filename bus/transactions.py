@@ -49,6 +49,14 @@ class PartitionTransactions:
                 ) from exc
         return [Produced(m.partition, m.offset, m.timestamp) for m in metas]
 
+    async def open(self, settings: Settings, partition: int) -> bool:
+        """Make sure this worker holds the partition's transactional producer; True when it
+        was opened just now (which fenced any former owner: decide on a fresh catch-up)."""
+        async with self._locks.setdefault(partition, asyncio.Lock()):
+            fresh = partition not in self._producers
+            await self._producer(settings, partition)
+            return fresh
+
     async def _producer(self, settings: Settings, partition: int) -> AIOKafkaProducer:
         found = self._producers.get(partition)
         if found is None:
