@@ -39,7 +39,7 @@ from bus.models.streams import (
     stream_view_key,
 )
 from bus.ownership import owner_partition
-from bus.tools import require_open
+from bus.tools import agent_usage, require_open
 from tables.conversations import conversations
 
 
@@ -183,7 +183,9 @@ async def write_end(
         message_id=f"stream-end-{spec.stream_id}",
         headers={"bus.stream_id": spec.stream_id},
     )
-    await append_envelope(ctx, conv_key, view, envelope)
+    namespace, tenant, _ = conv_key.split("/")
+    spent = [agent_usage(namespace, tenant, spec.sender, spec.usage)] if spec.usage and spec.sender else []
+    await append_envelope(ctx, conv_key, view, envelope, spent)
     live.end = end
     return end
 

@@ -41,7 +41,7 @@ from bus.errors import (
     ToolResultExists,
 )
 from bus.kafka import OutgoingRecord
-from bus.models.agents import Agent, Capability
+from bus.models.agents import Agent, AgentRecord, Capability
 from bus.models.conversations import ACCEPTS_MESSAGES, ConversationView, EnvelopeKind
 from bus.models.tools import (
     CallLocation,
@@ -50,6 +50,7 @@ from bus.models.tools import (
     ToolCallView,
     ToolResult,
     ToolResultSpec,
+    Usage,
     call_view_key,
 )
 from bus.ownership import FORWARDER, is_owner, owned_partitions, owner_partition
@@ -248,7 +249,9 @@ async def settle(ctx: BusContext, conv_key: str, spec: ToolResultSpec, sender: s
             usage=spec.usage,
             at=now_ms(),
         )
-        await append_result(ctx, conv_key, call, result, sender or call.callee)
+        await append_result(
+            ctx, conv_key, call, result, sender or call.callee, usage_record(call, spec.usage)
+        )
     return await wait_call(ctx, conv_key, vkey, 0)
 
 
@@ -288,8 +291,27 @@ async def settled_view(ctx: BusContext, conv_key: str) -> ConversationView:
     return await view_of(ctx, conv_key)
 
 
+def usage_record(call: ToolCall, usage: Usage | None) -> list[OutgoingRecord]:
+    """The usage a result reports, for the callee's agent record (it is what the agent spent)."""
+    if usage is None:
+        return []
+    return [agent_usage(call.namespace, call.tenant, call.callee, usage)]
+
+
+def agent_usage(namespace: str, tenant: str, agent_id: str, usage: Usage) -> OutgoingRecord:
+    from tables.agents import agents
+
+    record = AgentRecord(kind="usage", usage=usage, at=now_ms())
+    return agents.outgoing(f"{namespace}/{tenant}/{agent_id}", record, {h.KIND: "usage"})
+
+
 async def append_result(
-    ctx: BusContext, conv_key: str, call: ToolCallView, result: ToolResult, sender: str
+    ctx: BusContext,
+    conv_key: str,
+    call: ToolCallView,
+    result: ToolResult,
+    sender: str,
+    extra: list[OutgoingRecord] | None = None,
 ) -> None:
     view = await settled_view(ctx, conv_key)
     kind: EnvelopeKind = "tool_cancel" if result.status == "cancelled" else "tool_result"
@@ -302,7 +324,7 @@ async def append_result(
     )
     to = call.callee if kind == "tool_cancel" else call.reply_to
     copy = inbox_copy(ctx, call, kind, result.model_dump_json(), to=to)
-    await append_envelope(ctx, conv_key, view, envelope, [copy])
+    await append_envelope(ctx, conv_key, view, envelope, [copy, *(extra or [])])
     _deadlines.pop(call_view_key(call.namespace, call.tenant, call.call_id), None)
 
 

@@ -53,6 +53,8 @@ def apply_agent(state: KeyedState, key: str, value: bytes, headers: dict[str, st
         )
     elif record.kind == "deleted":
         state.remove(key)
+    elif record.kind == "usage" and record.usage is not None:
+        state.put(key, current.model_copy(update={"usage": current.usage.plus(record.usage)}))
 
 
 def apply_heartbeat(state: KeyedState, key: str, value: bytes, headers: dict[str, str], offset: int) -> None:

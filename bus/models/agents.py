@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, m
 from bus.models.common import Labels, Name, StrictModel
 from bus.models.publish import JSON_CONTENT_TYPE
 from bus.models.subscriptions import Delivery
+from bus.models.tools import Usage, UsageTotals
 
 OperatorState = Literal["enabled", "draining", "disabled"]
 Liveness = Literal["unknown", "alive", "late", "dead"]
@@ -129,6 +130,9 @@ class Agent(BaseModel):
     liveness_since: datetime | None = None
     last_heartbeat_at: datetime | None = None
     status: str = Field("", description="What the agent said in its last heartbeat")
+    usage: UsageTotals = Field(
+        default_factory=UsageTotals, description="What its tool results and stream ends reported, added up"
+    )
 
     @property
     def key(self) -> str:
@@ -152,9 +156,10 @@ class StateChange(StrictModel):
 class AgentRecord(BaseModel):
     """A change to an agent, as a record on the agents log."""
 
-    kind: Literal["registered", "state", "deleted"]
+    kind: Literal["registered", "state", "deleted", "usage"]
     agent: Agent | None = None  # registered
     state: OperatorState | None = None  # state
+    usage: Usage | None = None  # usage: what one result or stream end reported
     at: int  # unix ms
 
 

@@ -118,6 +118,10 @@ async def test_a_call_reaches_the_callee_and_its_result_the_caller_once(
     assert [(m["seq"], m["kind"]) for m in thread["messages"]] == [(1, "tool_call"), (2, "tool_result")]
     conversation = await ok(http, "GET", f"{url0}{conv}")
     assert conversation["usage"]["input_tokens"] == 5 and conversation["usage"]["cost"] == 0.5
+    deadline = time.monotonic() + 10  # the callee spent it: its agent record adds it up
+    while (await ok(http, "GET", f"{url1}{agent_path(callee)}"))["usage"]["input_tokens"] != 5:
+        assert time.monotonic() < deadline, "the callee's usage did not add up"
+        await asyncio.sleep(0.2)
 
 
 async def test_calls_and_results_are_checked_before_anything_is_written(
