@@ -48,6 +48,7 @@ from bus.errors import (
     Unprocessable,
 )
 from bus.kafka import OutgoingRecord
+from bus.keyed import BARRIER, BARRIER_KIND, KIND_HEADER
 from bus.models.agents import (
     DEAD_AFTER,
     LATE_AFTER,
@@ -429,6 +430,12 @@ async def evaluate_liveness(ctx: BusContext) -> None:
             log.debug("liveness of %s: the partition moved", key)
         elif isinstance(outcome, BaseException):
             log.warning("liveness of %s not evaluated: %r", key, outcome)
+
+
+async def flush_heartbeats(ctx: BusContext, partition: int) -> None:
+    """A barrier record on the heartbeats log: its processor writes its batch of beats then."""
+    record = OutgoingRecord(heartbeats.kafka_topic, b"{}", BARRIER.encode(), [(KIND_HEADER, BARRIER_KIND)])
+    await ctx.gateway.produce([record], [partition])
 
 
 async def catch_up(ctx: BusContext, partition: int) -> None:

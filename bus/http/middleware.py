@@ -80,7 +80,9 @@ async def errors_and_metrics(request: web.Request, handler: Handler) -> web.Stre
 async def audit(request: web.Request, declared: Route, status: int, error: BusError | None) -> None:
     """Record admin actions that succeeded and requests that were denied."""
     denied = status in DENIED_STATUSES
-    admin_action = status < 400 and declared.method != "GET" and declared.tag != "publish"
+    admin_action = (
+        status < 400 and declared.method != "GET" and declared.tag != "publish" and declared.audited
+    )
     if not (denied or admin_action):
         return
     from bus.audit import now, record  # late: bus.audit needs the Faust app, which needs this module

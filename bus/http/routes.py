@@ -45,6 +45,7 @@ class Route:
     event_stream: bool = False  # answers text/event-stream instead of JSON
     params: tuple[Param, ...] = field(default_factory=tuple)
     errors: tuple[int, ...] = ()
+    audited: bool = True  # False on the data plane (heartbeats, agent messages, inboxes): not admin actions
 
 
 ROUTES: list[Route] = []

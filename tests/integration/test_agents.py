@@ -431,3 +431,17 @@ async def test_a_pull_abandoned_mid_wait_takes_nothing_once_its_session_is_relea
     await send(http, url0, agent, "not lost")
     [got] = await pull_inbox(http, url0, agent, wait_ms=5000)
     assert (got["payload"], got["delivery_count"]) == ("not lost", 1)
+
+
+async def test_registering_is_audited_and_the_data_plane_is_not(
+    fleet: Fleet, http: aiohttp.ClientSession
+) -> None:
+    url0, url1 = fleet.urls
+    tenant = unique("au")
+    agent = await register(http, url0, tenant=tenant)
+    await beat(http, url1, agent)
+    await send(http, url1, agent, "hello")
+    await drain_inbox(http, url0, agent, 1)
+    found = await ok(http, "GET", f"{url0}/v1/audit?namespace=it&tenant={tenant}")
+    # (a request forwarded to the owner is recorded by both workers)
+    assert {r["action"] for r in found["records"]} == {"agents.register"}
