@@ -7,9 +7,9 @@ arrive wait and go together in the next record, so a fast model is paced by Kafk
 acknowledgements, not by one durable write per token. chunk_seq ranges stay exact: a
 record lists the chunks it holds.
 
-A reader gets the chunks in chunk_seq order whatever order they were written in: it holds
-back what arrives early, drops what arrives twice, and reports a gap that does not fill
-within its gap timeout.
+Once Kafka has acknowledged a record, the owner hands its chunks to the stream's readers
+in memory (bus.stream_reader); Kafka is read only for what was written before a reader
+came, and after the owner changes.
 """
 
 from __future__ import annotations
@@ -17,16 +17,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Any
-
-from aiokafka import TopicPartition
 
 from bus.context import BusContext
 from bus.conversations import Envelope, append_envelope, current_view, open_view, view_of
 from bus.errors import StreamCancelled, StreamEnded
-from bus.kafka import guarded
 from bus.models.conversations import ConversationRecord, ConversationView
 from bus.models.streams import (
     Chunk,
@@ -44,19 +39,42 @@ from tables.conversations import conversations
 
 
 @dataclass
+class Pushed:
+    """What the owner hands its readers once Kafka has it: a record's chunks, the end, or
+    word that this worker no longer owns the stream (readers then read Kafka themselves)."""
+
+    offset: int | None = None
+    chunks: list[Chunk] | None = None
+    end: StreamEnd | None = None
+    moved: bool = False
+
+
+@dataclass
 class LiveStream:
-    """The owner's state of a stream being written."""
+    """The owner's state of a stream being written or read."""
 
     pending: list[Chunk] = field(default_factory=list)
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
     writing: bool = False
     writer: asyncio.Task[None] | None = None  # kept: a task nobody references may be collected
     first_offset: int | None = None  # of the stream's first record, before the view has it
+    last_offset: int | None = None  # of the last record this worker wrote
     ending: bool = False  # the end is being written: later chunks would land after it
     end: StreamEnd | None = None
+    readers: set[asyncio.Queue[Pushed]] = field(default_factory=set)
+    used_at: float = field(default_factory=time.monotonic)
+
+    def push(self, item: Pushed) -> None:
+        for feed in self.readers:
+            feed.put_nowait(item)
+
+    def idle(self) -> bool:
+        return not (self.readers or self.writing or self.pending or self.ending)
 
 
 _live: dict[str, LiveStream] = {}
+IDLE_FORGET_S = 600.0  # a stream nobody wrote or read for this long leaves memory (the view keeps it)
+ENDED_FORGET_S = 60.0  # an ended one sooner, once the view surely has its end
 
 
 def now_ms() -> int:
@@ -68,7 +86,25 @@ def live_stream(skey: str) -> LiveStream:
     if found is None:
         view = conversations.get(skey, StreamView)
         found = _live[skey] = LiveStream(end=view.end if view is not None else None)
+    found.used_at = time.monotonic()
     return found
+
+
+def first_offset(skey: str, live: LiveStream) -> int | None:
+    """Where the stream's first record is, if it has one yet."""
+    view = conversations.get(skey, StreamView)
+    return view.first_offset if view is not None else live.first_offset
+
+
+def sweep() -> None:
+    """Forget streams that ended, or went quiet, and that nobody reads or writes."""
+    now = time.monotonic()
+    for skey in [
+        k
+        for k, live in _live.items()
+        if live.idle() and now - live.used_at > (IDLE_FORGET_S if live.end is None else ENDED_FORGET_S)
+    ]:
+        del _live[skey]
 
 
 def refuse_if_over(skey: str, end: StreamEnd | None) -> None:
@@ -133,6 +169,8 @@ async def write(ctx: BusContext, conv_key: str, stream_id: str, live: LiveStream
                 continue
             if live.first_offset is None:
                 live.first_offset = produced[0].offset
+            live.last_offset = produced[0].offset
+            live.push(Pushed(offset=produced[0].offset, chunks=chunks))
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
@@ -187,118 +225,13 @@ async def write_end(
     spent = [agent_usage(namespace, tenant, spec.sender, spec.usage)] if spec.usage and spec.sender else []
     await append_envelope(ctx, conv_key, view, envelope, spent)
     live.end = end
+    live.push(Pushed(end=end))
     return end
 
 
 def forget(partitions: set[int]) -> None:
+    """Partitions this worker lost: their readers go on from Kafka."""
     for skey in [
         k for k in _live if owner_partition(k.removeprefix("stream:").rsplit("/", 1)[0]) in partitions
     ]:
-        del _live[skey]
-
-
-# -- reading ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Reorder:
-    """Puts chunks back in chunk_seq order, drops duplicates, and gives up on a gap after a timeout."""
-
-    next_seq: int
-    gap_timeout: float
-    held: dict[int, Any] = field(default_factory=dict)
-    gap_since: float | None = None  # a chunk is missing before held ones since then
-    tail_since: float | None = None  # the end arrived with chunks still missing since then
-
-    def add(self, chunk: Chunk) -> None:
-        if chunk.chunk_seq >= self.next_seq:
-            self.held.setdefault(chunk.chunk_seq, chunk.data)
-
-    def ready(self, now: float) -> list[tuple[str, dict[str, Any]]]:
-        """Events to send now: chunks in order, and a gap once it has waited long enough."""
-        out: list[tuple[str, dict[str, Any]]] = []
-        while True:
-            while self.next_seq in self.held:
-                out.append(("chunk", {"chunk_seq": self.next_seq, "data": self.held.pop(self.next_seq)}))
-                self.next_seq += 1
-            if not self.held:
-                self.gap_since = None
-                return out
-            self.gap_since = self.gap_since or now
-            if now - self.gap_since < self.gap_timeout:
-                return out
-            first = min(self.held)
-            out.append(("gap", {"from_chunk_seq": self.next_seq, "to_chunk_seq": first - 1}))
-            self.next_seq, self.gap_since = first, None
-
-    def finish(self, last: int | None, now: float) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
-        """At the stream's end: (events to send now, whether the stream is done). Chunks still
-        missing get the gap timeout to arrive, then are reported as a gap."""
-        out = self.ready(now)
-        missing = last is not None and self.next_seq <= last
-        if not missing and not self.held:
-            return out, True
-        self.tail_since = self.tail_since or now
-        if now - self.tail_since < self.gap_timeout:
-            return out, False
-        while self.held:  # give up on every gap before the held chunks
-            first = min(self.held)
-            out.append(("gap", {"from_chunk_seq": self.next_seq, "to_chunk_seq": first - 1}))
-            self.next_seq = first
-            out += self.ready(now)
-        if last is not None and self.next_seq <= last:
-            out.append(("gap", {"from_chunk_seq": self.next_seq, "to_chunk_seq": last}))
-        return out, True
-
-
-async def follow(
-    ctx: BusContext, conv_key: str, stream_id: str, from_chunk: int, gap_timeout: float
-) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
-    """The stream's events, from its first record on: chunk, gap, then end. (Check the
-    conversation exists first: this starts reading only when iterated.)"""
-    skey = stream_view_key(conv_key, stream_id)
-    tp = TopicPartition(conversations.kafka_topic, owner_partition(conv_key))
-    consumer = ctx.gateway.new_reader(isolation_level="read_committed")
-    await guarded(consumer.start())
-    try:
-        consumer.assign([tp])
-        end_offset = (await guarded(consumer.end_offsets([tp])))[tp]
-        view = conversations.get(skey, StreamView)
-        written = _live.get(skey)
-        if view is not None:
-            consumer.seek(tp, view.first_offset)
-        elif written is not None and written.first_offset is not None:  # written, not applied yet
-            consumer.seek(tp, written.first_offset)
-        else:  # not started: it will begin after the current end
-            consumer.seek(tp, end_offset)
-        order = Reorder(from_chunk, gap_timeout)
-        wanted, end, quiet_since = conv_key.encode(), None, time.monotonic()
-        while True:
-            if time.monotonic() - quiet_since >= ctx.settings.timing.sse_keepalive:
-                quiet_since = time.monotonic()
-                yield "keepalive", {}  # lets the server notice a reader that went away
-            batch = await guarded(consumer.getmany(tp, timeout_ms=50, max_records=1000))
-            for record in batch.get(tp, []):
-                if record.key != wanted:
-                    continue
-                parsed = ConversationRecord.model_validate_json(record.value or b"{}")
-                if parsed.chunks is not None and parsed.chunks.stream_id == stream_id:
-                    for chunk in parsed.chunks.chunks:
-                        order.add(chunk)
-                elif parsed.message is not None and parsed.message.kind == "stream_end":
-                    candidate = StreamEnd.model_validate(parsed.message.payload)
-                    end = candidate if candidate.stream_id == stream_id else end
-            now = time.monotonic()
-            if end is None:
-                for event in order.ready(now):
-                    quiet_since = now
-                    yield event
-                continue
-            events, done = order.finish(end.last_chunk_seq, now)
-            for event in events:
-                yield event
-            if done:
-                yield "end", json.loads(end.model_dump_json())
-                return
-    finally:
-        await consumer.stop()
+        _live.pop(skey).push(Pushed(moved=True))

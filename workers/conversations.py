@@ -18,7 +18,7 @@ from bus.faust_app import app
 from bus.keyed import KeyedState, on_revoked, run_processor
 from bus.models.approvals import ApprovalRecord, ApprovalView
 from bus.models.conversations import RECENT_IDS, ConversationRecord, ConversationView, Message
-from bus.models.streams import ChunkRecord, StreamEnd, StreamView, stream_view_key
+from bus.models.streams import StreamEnd, StreamView, stream_view_key
 from bus.models.tools import FINAL_STATUS, CallLocation, ToolCallView, ToolResult, Usage, call_view_key
 from bus.transactions import TRANSACTIONS
 from tables.conversations import approvals, conversations, locator
@@ -87,6 +87,7 @@ async def time_out_calls() -> None:
     if ctx.ready():
         await tools.expire_due(ctx)
         await approval_ops.expire_due(ctx)
+        streams.sweep()
 
 
 @app.agent(conversations.topic)  # type: ignore[untyped-decorator]
@@ -95,6 +96,9 @@ async def apply_conversation_records(stream: faust.StreamT[bytes]) -> None:
 
 
 def apply(state: KeyedState, key: str, value: bytes, headers: dict[str, str], offset: int) -> None:
+    if headers.get("bus.kind") == "stream_chunks":  # the most frequent record: no need to parse it
+        apply_chunks(state, key, headers.get("bus.stream_id", ""), offset)
+        return
     record = ConversationRecord.model_validate_json(value)
     view = state.get(key, ConversationView)
     if record.kind == "created" and record.conversation is not None and view is None:
@@ -105,8 +109,6 @@ def apply(state: KeyedState, key: str, value: bytes, headers: dict[str, str], of
         state.remove(key)
     elif record.kind == "transition" and record.state is not None:
         state.put(key, view.model_copy(update={"state": record.state, "last_activity_at": at(record.at)}))
-    elif record.kind == "chunks" and record.chunks is not None:
-        apply_chunks(state, key, record.chunks, offset)
     elif record.kind == "message" and record.message is not None:
         state.put(key, with_message(view, record.message, offset))
         if record.message.kind == "stream_end":
@@ -115,12 +117,11 @@ def apply(state: KeyedState, key: str, value: bytes, headers: dict[str, str], of
             apply_to_call(state, key, record.message)
 
 
-def apply_chunks(state: KeyedState, conv_key: str, chunks: ChunkRecord, offset: int) -> None:
-    skey = stream_view_key(conv_key, chunks.stream_id)
-    found = state.get(skey, StreamView)
-    if found is None:
-        found = StreamView(conversation=conv_key, stream_id=chunks.stream_id, first_offset=offset)
-    state.put(skey, found.model_copy(update={"chunks": found.chunks + len(chunks.chunks)}))
+def apply_chunks(state: KeyedState, conv_key: str, stream_id: str, offset: int) -> None:
+    """Only a stream's first record changes the view: readers start there."""
+    skey = stream_view_key(conv_key, stream_id)
+    if state.get(skey, StreamView) is None and state.get(conv_key, ConversationView) is not None:
+        state.put(skey, StreamView(conversation=conv_key, stream_id=stream_id, first_offset=offset))
 
 
 def apply_stream_end(state: KeyedState, conv_key: str, envelope: Message, offset: int) -> None:

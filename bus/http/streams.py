@@ -16,6 +16,7 @@ from bus.http.routes import Param, context, json_response, read_model, route
 from bus.models.conversations import conversation_key
 from bus.models.streams import CancelStream, ChunksReceipt, ChunksSpec, StreamEnd, StreamEndSpec
 from bus.ownership import FORWARDER, is_forwarded, is_owner
+from bus.stream_reader import follow
 from bus.subscribe import sse_event
 from tables.conversations import conversations
 
@@ -110,25 +111,23 @@ async def read(request: web.Request) -> web.StreamResponse:
     if not is_forwarded(request) and not is_owner(key, conversations.topic):
         return await FORWARDER.stream(request, key, conversations.topic)
     await view_of(context(request), key)  # 404 before the stream opens
-    events = streams.follow(context(request), key, request.match_info["stream_id"], from_chunk, gap_timeout)
+    batches = follow(context(request), key, request.match_info["stream_id"], from_chunk, gap_timeout)
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
     await response.prepare(request)
     await response.write(b": stream\n\n")
     try:
-        async for name, data in events:
-            await response.write(render(name, data))
+        async for events in batches:  # one write per batch: chunks come many at a time
+            await response.write(b"".join(render(name, data) for name, data in events) or b": keep-alive\n\n")
     except ConnectionResetError:
         pass
     finally:
-        await events.aclose()
+        await batches.aclose()
     return response
 
 
 def render(name: str, data: dict[str, object]) -> bytes:
-    if name == "keepalive":
-        return b": keep-alive\n\n"
     event_id = str(data["chunk_seq"]) if name == "chunk" else None
     return sse_event(name, json.dumps(data), event_id)
 

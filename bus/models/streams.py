@@ -85,7 +85,6 @@ class StreamView(BaseModel):
     conversation: str
     stream_id: str
     first_offset: int
-    chunks: int = 0
     end: StreamEnd | None = None
 
 

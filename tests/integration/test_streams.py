@@ -77,6 +77,26 @@ async def test_chunks_arrive_in_order_once_then_the_end(fleet: Fleet, http: aioh
     assert (await ok(http, "GET", f"{url1}{conv}"))["usage"]["cost"] == 0.25
 
 
+async def test_readers_joining_mid_stream_get_every_chunk_once(
+    fleet: Fleet, http: aiohttp.ClientSession
+) -> None:
+    """Readers that come while the stream is being written get what was written before them
+    (read from Kafka) and then what the owner hands over live, without a gap or a double."""
+    conv_id, conv = await new_conversation(http, fleet.urls[0])
+    sid = unique("s")
+    stream_url = f"/v1/streams/it/acme/{conv_id}/{sid}"
+    readers: list[asyncio.Task[list[SseEvent]]] = []
+    for seq in range(60):
+        if seq in (1, 17, 33, 52):  # readers on both workers, joining at different points
+            readers.append(asyncio.create_task(read_all(http, fleet.urls[len(readers) % 2] + stream_url)))
+        body = {"stream_id": sid, "chunk_seq": seq, "data": f"t{seq}"}
+        await ok(http, "POST", f"{fleet.urls[seq % 2]}{conv}/stream-chunks", body)
+    await ok(http, "POST", f"{fleet.urls[1]}{conv}/stream-end", {"stream_id": sid, "last_chunk_seq": 59})
+    for events in await asyncio.gather(*readers):
+        assert [e.json["chunk_seq"] for e in events if e.event == "chunk"] == list(range(60))
+        assert [e.event for e in events if e.event != "chunk"] == ["end"]
+
+
 async def test_a_chunk_that_never_comes_is_reported_as_a_gap(
     fleet: Fleet, http: aiohttp.ClientSession
 ) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bus.models.streams import Chunk
-from bus.streams import Reorder
+from bus.stream_reader import Reorder
 
 
 def seqs(events: list[tuple[str, dict[str, object]]]) -> list[tuple[str, object]]:
