@@ -20,6 +20,10 @@ answer was accepted; an exception nacks it (redelivered after the inbox's backof
 dead-lettered after max_deliveries). With concurrency=1 (the default) messages are
 handled one at a time, in inbox order. Only this module's own names are needed: it
 imports no part of the bus that runs in a bus worker.
+
+A BusAgent is a BusClient (bus.sdk_client) acting as its agent: solver.call_tool(...),
+solver.tool_result(...), `async with solver.stream(...)` and the approval helpers work
+from its handler. Without a Faust app, use BusClient itself.
 """
 
 from __future__ import annotations
@@ -37,29 +41,17 @@ from pydantic import JsonValue
 
 from bus.models.agents import Capability, InboxMessage, OperatorState
 from bus.models.subscriptions import PullResponse
+from bus.sdk_client import BusAgentError, BusClient
 
 log = logging.getLogger(__name__)
 Handler = Callable[[InboxMessage], Awaitable[JsonValue | None]]
-RETRIABLE_STATUSES = (502, 503, 504)
-RETRY_FOR_S = 60.0
 PULL_WAIT_MS = 5_000
+__all__ = ["BusAgent", "BusAgentError", "BusClient", "bus_agent"]
 
 
-class BusAgentError(Exception):
-    """The bus refused a request the agent made (a 4xx, or a 5xx that would not go away)."""
-
-    def __init__(self, status: int, body: Any) -> None:
-        super().__init__(f"{status}: {body}")
-        self.status = status
-        self.body = body
-
-    @property
-    def code(self) -> str | None:
-        return self.body.get("error", {}).get("code") if isinstance(self.body, dict) else None
-
-
-class BusAgent:
-    """One agent of the bus run by a Faust app (made by bus_agent)."""
+class BusAgent(BusClient):
+    """One agent of the bus run by a Faust app (made by bus_agent). As a BusClient acting as
+    this agent it also sends messages, calls tools, writes streams (bus.sdk_client)."""
 
     def __init__(
         self,
@@ -72,16 +64,14 @@ class BusAgent:
         concurrency: int,
         batch: int,
     ) -> None:
+        super().__init__(url, key, namespace=spec["namespace"], tenant=spec["tenant"], agent_id=spec["id"])
         self.app = app
         self.handler = handler
-        self.url = url.rstrip("/")
-        self.key = key
         self.spec = spec
         self.path = f"/v1/agents/{spec['namespace']}/{spec['tenant']}/{spec['id']}"
         self.batch = batch
         self.state: OperatorState | None = None  # as the last heartbeat answered
         self.registered = asyncio.Event()
-        self._http: aiohttp.ClientSession | None = None
         self.channel = app.channel(maxsize=batch)
         name = f"bus-agent-{spec['namespace']}-{spec['tenant']}-{spec['id']}"
         app.agent(self.channel, name=name, concurrency=concurrency)(self._consume)
@@ -91,55 +81,6 @@ class BusAgent:
     @property
     def agent_key(self) -> str:
         return f"{self.spec['namespace']}/{self.spec['tenant']}/{self.spec['id']}"
-
-    @property
-    def http(self) -> aiohttp.ClientSession:
-        if self._http is None:  # made on first use: it needs the running loop
-            self._http = aiohttp.ClientSession(
-                headers={"Authorization": f"Bearer {self.key}"},
-                timeout=aiohttp.ClientTimeout(total=PULL_WAIT_MS / 1000 + 30),
-            )
-        return self._http
-
-    async def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        """(status, JSON body); retries what the bus calls retriable, and lost connections."""
-        deadline = asyncio.get_running_loop().time() + RETRY_FOR_S
-        while True:
-            try:
-                async with self.http.request(method, self.url + path, json=body) as r:
-                    answer = await r.json(content_type=None)
-                    if r.status not in RETRIABLE_STATUSES:
-                        return r.status, answer
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                answer = repr(exc)
-            if asyncio.get_running_loop().time() > deadline:
-                raise BusAgentError(503, answer)
-            await asyncio.sleep(0.5)
-
-    async def call(self, method: str, path: str, body: Any = None, ok: Sequence[int] = (200,)) -> Any:
-        status, answer = await self.request(method, path, body)
-        if status not in ok:
-            raise BusAgentError(status, answer)
-        return answer
-
-    async def send(
-        self,
-        to: str,
-        payload: JsonValue,
-        *,
-        correlation_id: str | None = None,
-        message_id: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> dict[str, Any]:
-        """Send a message to agent `to` (an id of this tenant, or namespace/tenant/id) as this agent."""
-        target = to if "/" in to else f"{self.spec['namespace']}/{self.spec['tenant']}/{to}"
-        body: dict[str, Any] = {"from": self.spec["id"], "payload": payload, "headers": headers or {}}
-        if correlation_id is not None:
-            body["correlation_id"] = correlation_id
-        if message_id is not None:
-            body["message_id"] = message_id
-        receipt: dict[str, Any] = await self.call("POST", f"/v1/agents/{target}/messages", body)
-        return receipt
 
     # -- what the app runs ---------------------------------------------------------------
 
@@ -180,9 +121,7 @@ class BusAgent:
                 await asyncio.shield(self.request("POST", self.path + "/inbox/release", {"session": session}))
             except (BusAgentError, aiohttp.ClientError, asyncio.CancelledError):
                 pass
-            if self._http is not None:
-                await self._http.close()
-                self._http = None
+            await self.close()
 
     async def _consume(self, stream: faust.StreamT[InboxMessage]) -> None:
         async for message in stream:
