@@ -144,17 +144,23 @@ class KeyedState:
         self.caught_up -= partitions
 
 
-async def run_processor(state: KeyedState, stream: faust.StreamT[bytes], apply: Apply) -> None:
-    """Apply each record of state's log to its view, in order, and note the offset."""
+async def run_processor(
+    state: KeyedState, stream: faust.StreamT[bytes], apply: Apply, unnoted: frozenset[str] = frozenset()
+) -> None:
+    """Apply each record of state's log to its view, in order, and note the offset, except
+    after records of the unnoted kinds: nobody waits for those, and noting costs a table
+    write (and a changelog record) each."""
     async for event in stream.events():
         message = event.message
         headers = {k: v.decode("utf-8", "replace") for k, v in (message.headers or [])}
+        kind = headers.get(KIND_HEADER)
         try:
-            if headers.get(KIND_HEADER) != BARRIER_KIND.decode():
+            if kind != BARRIER_KIND.decode():
                 apply(state, str(event.key), event.value, headers, message.offset)
         except Exception:  # one unreadable record must not stop the log behind it
             log.exception("skipping %s record at %d/%d", state.name, message.partition, message.offset)
-        state.table[f"{APPLIED}{message.partition}"] = str(message.offset).encode()
+        if kind not in unnoted:
+            state.table[f"{APPLIED}{message.partition}"] = str(message.offset).encode()
 
 
 def on_revoked(states: list[KeyedState]) -> Callable[..., Any]:

@@ -52,9 +52,21 @@ def owner_partition(key: str) -> int:
     return partition_for(key.encode(), get_settings().state_partitions, 0)
 
 
-def owned_partitions(topic: faust.TopicT = owners_topic) -> set[int]:
+_owned: dict[str, frozenset[int]] = {}
+_owned_from: list[Any] = [None]  # the assignment _owned was computed from
+
+
+def owned_partitions(topic: faust.TopicT = owners_topic) -> frozenset[int]:
+    # Asked on every request: computed once per assignment (each rebalance brings a new object).
+    assignment = app.assignor._assignment
+    if assignment is not _owned_from[0]:
+        _owned.clear()
+        _owned_from[0] = assignment
     name = topic.get_topic_name()
-    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == name}
+    found = _owned.get(name)
+    if found is None:
+        found = _owned[name] = frozenset(assignment.actives.get(name, ()))
+    return found
 
 
 def is_owner(key: str, topic: faust.TopicT = owners_topic) -> bool:
@@ -92,7 +104,12 @@ class Forwarder:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:  # made on first use: it needs the running loop
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=5))
+            # No pool limit: relayed SSE readers hold a connection each, and a capped pool
+            # would queue every forwarded request behind them.
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
+            )
         return self._session
 
     async def close(self) -> None:

@@ -92,7 +92,8 @@ async def time_out_calls() -> None:
 
 @app.agent(conversations.topic)  # type: ignore[untyped-decorator]
 async def apply_conversation_records(stream: faust.StreamT[bytes]) -> None:
-    await run_processor(conversations, stream, apply)
+    # Nobody waits for a chunk record to be applied: writers answer once Kafka has it.
+    await run_processor(conversations, stream, apply, unnoted=frozenset({"stream_chunks"}))
 
 
 def apply(state: KeyedState, key: str, value: bytes, headers: dict[str, str], offset: int) -> None:

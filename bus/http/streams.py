@@ -28,6 +28,7 @@ MAX_GAP_TIMEOUT_MS = 60_000
 @route(
     "POST",
     CONVERSATION + "/stream-chunks",
+    audited=False,
     summary="Write chunks of a token stream (one chunk, or several in order of chunk_seq or not)",
     tag="streams",
     access=Access.WRITE,
@@ -47,6 +48,7 @@ async def write_chunks(request: web.Request) -> web.StreamResponse:
 @route(
     "POST",
     CONVERSATION + "/stream-end",
+    audited=False,
     summary="End a token stream: complete, error or cancelled (an envelope with a sequence number)",
     tag="streams",
     access=Access.WRITE,
