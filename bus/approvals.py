@@ -16,6 +16,7 @@ transactional id of the partition fences a former owner that did not notice it l
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -25,10 +26,10 @@ import uuid
 from bus import headers as h
 from bus.context import BusContext
 from bus.conversations import envelope_record, note_appended, open_view
-from bus.errors import AlreadyDecided, ApprovalNotFound, DigestMismatch
+from bus.errors import AlreadyDecided, ApprovalNotFound, DigestMismatch, ToolCallNotFound
 from bus.kafka import OutgoingRecord, partition_for
 from bus.models.approvals import Approval, ApprovalRecord, ApprovalView, Decision, ParkedRecord
-from bus.models.tools import CallLocation, ToolCallView, ToolResult, call_view_key
+from bus.models.tools import CallLocation, ToolCall, ToolCallView, ToolResult, call_view_key
 from bus.ownership import owned_partitions, owner_partition
 from bus.tools import call_envelope, inbox_copy
 from bus.transactions import TRANSACTIONS
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 _expiries: dict[str, int] = {}  # approval key -> expires_at, pending approvals this worker owns
 _scanned: set[int] = set()
 _parked_calls: set[str] = set()  # call view keys of tool calls awaiting a decision here
+_decision_waiters: dict[str, list[asyncio.Future[None]]] = {}  # approval key -> GETs of its call
 
 
 def is_parked(vkey: str) -> bool:
@@ -96,7 +98,18 @@ async def park(ctx: BusContext, call: ToolCallView, ttl_ms: int) -> ToolCallView
         parked=parked,
     )
     akey = approval_key(call.namespace, call.tenant, approval_id)
-    await approvals.append(ctx, akey, ApprovalRecord(kind="requested", approval=view, at=now_ms()))
+    requested = approvals.outgoing(akey, ApprovalRecord(kind="requested", approval=view, at=now_ms()))
+    # The locator names the approval too, so GET /v1/tool-calls/... answers for the parked
+    # call (awaiting_approval, then rejected); approving overwrites it in its transaction.
+    vkey = call_view_key(call.namespace, call.tenant, call.call_id)
+    located = locator.outgoing(vkey, CallLocation(conversation=call.conversation, approval_id=approval_id))
+    partition = owner_partition(akey)
+    [produced, _] = await ctx.gateway.produce([requested, located], [partition, owner_partition(vkey)])
+    await wait_until(
+        lambda: approvals.applied_offset(partition) >= produced.offset,
+        ctx.settings.timing.command_timeout,
+        f"approvals record {produced.offset} to apply",
+    )
     _expiries[akey] = view.expires_at
     return parked
 
@@ -261,15 +274,62 @@ async def refuse(
     decided = ApprovalRecord.model_validate(
         {"kind": "decided", "state": state, "by": who, "reason": reason, "at": now_ms()}
     )
-    error = {"code": state, "message": reason or f"the approval was {state}"}
-    result = ToolResult.model_validate(
-        {"call_id": call.call_id, "status": "rejected", "error": error, "by": "bus", "at": now_ms()}
-    )
+    result = rejection(call.call_id, state, reason, now_ms())
     copy = inbox_copy(ctx, call, "tool_result", result.model_dump_json(), to=call.reply_to)
     partition = owner_partition(approval.conversation)
     records = [(approvals.outgoing(akey, decided), partition), (copy, inbox_partition(ctx, copy))]
     produced = await TRANSACTIONS.commit(ctx.settings, partition, records)
     return produced[0].offset
+
+
+def rejection(call_id: str, state: str, reason: str, at: int) -> ToolResult:
+    """The `rejected` result of a call whose approval was rejected or expired (state)."""
+    error = {"code": state, "message": reason or f"the approval was {state}"}
+    return ToolResult.model_validate(
+        {"call_id": call_id, "status": "rejected", "error": error, "by": "bus", "at": at}
+    )
+
+
+async def parked_call(
+    ctx: BusContext, vkey: str, approval_id: str, wait_ms: int
+) -> tuple[ToolCall | None, int]:
+    """A call that was parked for approval, as GET /v1/tool-calls/... shows it, and what is
+    left of wait_ms. While the approval is pending: the call `awaiting_approval`, after
+    waiting up to wait_ms for the decision (the processor wakes the wait when it applies
+    one). Rejected or expired: the call `rejected`, with the result the reply_to agent got
+    (its `at` is the decision's time). Approved: None, the call is in its conversation.
+    Runs on the owner of the approval's partition (the conversation's owner)."""
+    ns, tenant, call_id = vkey.removeprefix("call:").split("/")
+    akey = approval_key(ns, tenant, approval_id)
+    await approvals.catch_up(ctx, owner_partition(akey))
+    approval = approvals.get(akey, ApprovalView)
+    if approval is None or approval.parked is None or approval.call_id != call_id:
+        raise ToolCallNotFound(f"No tool call {call_id}", {"call_id": call_id})
+    if approval.state == "pending" and wait_ms > 0:
+        began = time.monotonic()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        _decision_waiters.setdefault(akey, []).append(waiter)  # no await since the view said pending
+        try:
+            await asyncio.wait_for(waiter, wait_ms / 1000)
+        except TimeoutError:
+            pass
+        finally:
+            if waiter in _decision_waiters.get(akey, []):
+                _decision_waiters[akey].remove(waiter)
+        wait_ms = max(0, wait_ms - int((time.monotonic() - began) * 1000))
+        approval = approvals.get(akey, ApprovalView) or approval
+    if approval.state == "approved":
+        return None, wait_ms
+    return as_parked_call(approval), wait_ms
+
+
+def as_parked_call(approval: ApprovalView) -> ToolCall:
+    assert approval.parked is not None
+    call = approval.parked.public()
+    if approval.state == "pending":
+        return call
+    result = rejection(call.call_id, approval.state, approval.reason, approval.decided_at or now_ms())
+    return call.model_copy(update={"status": "rejected", "result": result})
 
 
 def inbox_partition(ctx: BusContext, record: OutgoingRecord) -> int:
@@ -299,6 +359,9 @@ def changed(akey: str, approval: ApprovalView) -> None:
         _expiries.pop(akey, None)
         if vkey is not None:
             _parked_calls.discard(vkey)
+        for waiter in _decision_waiters.pop(akey, []):
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 async def expire_due(ctx: BusContext) -> None:

@@ -29,7 +29,8 @@
     │   ├── TenantForbidden        tenant_forbidden   403
     │   ├── PermissionMissing      permission_missing 403
     │   ├── RuleDenied             rule_denied        403
-    │   └── NotAParticipant        not_a_participant  403
+    │   ├── NotAParticipant        not_a_participant  403
+    │   └── NotCallee              not_callee         403
     ├── MethodNotAllowed           method_not_allowed 405
     ├── Conflict                   conflict           409
     │   ├── TopicExists            topic_exists       409
@@ -175,6 +176,12 @@ class ReservedNamespace(Forbidden):
 
 class NotAParticipant(Forbidden):
     code = "not_a_participant"
+
+
+class NotCallee(Forbidden):
+    """A tool result names a sender that is not the call's callee; details.callee names it."""
+
+    code = "not_callee"
 
 
 class NotFound(BusError):

@@ -30,6 +30,7 @@ from bus.errors import (
     AgentDisabled,
     AgentNotFound,
     ConversationNotOpen,
+    NotCallee,
     OwnerMoved,
     SchemaViolation,
     ToolCallCancelled,
@@ -82,15 +83,39 @@ async def fetch_agent(ctx: BusContext, key: str, auth: str) -> Agent:
         key, "GET", f"/v1/agents/{ns}/{tenant}/{agent_id}", auth, None, topic=agents.topic
     )
     if status != 200:
-        raise_from_answer(status, body)
+        raise_from_answer(status, body, agent_id)
     return Agent.model_validate(body)
 
 
-def raise_from_answer(status: int, body: Any) -> None:
+def raise_from_answer(status: int, body: Any, agent_id: str) -> None:
     code = body.get("error", {}).get("code") if isinstance(body, dict) else None
     if status == 404:
-        raise AgentNotFound("The callee is not a registered agent", {"code": code})
-    raise OwnerMoved(f"Could not look the callee up ({status} {code}); retry", {"status": status})
+        raise AgentNotFound(f"Agent {agent_id} is not registered", {"agent": agent_id})
+    raise OwnerMoved(f"Could not look agent {agent_id} up ({status} {code}); retry", {"status": status})
+
+
+async def registered_agents(
+    ctx: BusContext, namespace: str, tenant: str, roles: dict[str, str], auth: str
+) -> dict[str, Agent]:
+    """The agents named by role (callee, caller, reply_to), looked up at once; the first
+    role (in the order given) that names no registered agent of the tenant is a 404
+    agent_not_found, whose details name the agent and the role."""
+    ids = list(dict.fromkeys(roles.values()))
+    found = await asyncio.gather(
+        *(fetch_agent(ctx, f"{namespace}/{tenant}/{agent_id}", auth) for agent_id in ids),
+        return_exceptions=True,
+    )
+    failed = {i: got for i, got in zip(ids, found, strict=True) if isinstance(got, BaseException)}
+    for role, agent_id in roles.items():
+        if isinstance(failed.get(agent_id), AgentNotFound):
+            raise AgentNotFound(
+                f"The {role} {agent_id} is not a registered agent of {namespace}/{tenant}",
+                {"agent": agent_id, "role": role},
+            )
+    for error in failed.values():
+        raise error
+    by_id = {i: got for i, got in zip(ids, found, strict=True) if isinstance(got, Agent)}
+    return {role: by_id[agent_id] for role, agent_id in roles.items()}
 
 
 def check_arguments(agent: Agent, spec: ToolCallSpec) -> Capability:
@@ -112,7 +137,10 @@ def check_arguments(agent: Agent, spec: ToolCallSpec) -> Capability:
 
 async def place(ctx: BusContext, conv_key: str, spec: ToolCallSpec, auth: str) -> ToolCall:
     ns, tenant, _ = conv_key.split("/")
-    callee = await fetch_agent(ctx, f"{ns}/{tenant}/{spec.callee}", auth)
+    # The caller and reply_to must be agents of the tenant too: a result for an unknown
+    # reply_to would go to an inbox nobody reads.
+    roles = {"callee": spec.callee, "caller": spec.caller, "reply_to": spec.reply_to or spec.caller}
+    callee = (await registered_agents(ctx, ns, tenant, roles, auth))["callee"]
     if callee.state == "disabled":
         raise AgentDisabled(f"Agent {spec.callee} is disabled", {"agent": spec.callee, "state": callee.state})
     tool = check_arguments(callee, spec)
@@ -214,25 +242,34 @@ async def locate(ctx: BusContext, vkey: str, conv_key: str) -> None:
     )
 
 
-async def find_conversation(ctx: BusContext, vkey: str) -> str:
-    """The conversation of a call, on the locator's owner; ToolCallNotFound (404) if none."""
+async def find_location(ctx: BusContext, vkey: str) -> CallLocation:
+    """Where a call is (its conversation, and its approval while parked), on the locator's
+    owner; ToolCallNotFound (404) if nowhere."""
     async with locator.deciding(ctx, vkey):
         found = locator.get(vkey, CallLocation)
     if found is None:
         raise ToolCallNotFound(f"No tool call {vkey.split('/')[-1]}", {"call_id": vkey.split("/")[-1]})
-    return found.conversation
+    return found
 
 
 # -- results, timeouts, cancellations ------------------------------------------------------
 
 
-async def settle(ctx: BusContext, conv_key: str, spec: ToolResultSpec, sender: str | None = None) -> ToolCall:
-    """Record the callee's result. 404 unknown call; 409 when already settled, saying how,
-    or when the conversation takes no envelopes any more."""
+async def settle(ctx: BusContext, conv_key: str, spec: ToolResultSpec) -> ToolCall:
+    """Record the callee's result. 404 unknown call; 403 when the result names another
+    sender than the callee; 409 when already settled, saying how, or when the conversation
+    takes no envelopes any more. A refused result writes nothing."""
     ns, tenant, _ = conv_key.split("/")
     vkey = call_view_key(ns, tenant, spec.call_id)
     async with conversations.deciding(ctx, conv_key):
-        call = await pending_call(ctx, conv_key, vkey)
+        call = await known_call(ctx, conv_key, vkey)
+        if spec.sender is not None and spec.sender != call.callee:
+            raise NotCallee(
+                f"Only {call.callee}, the callee of tool call {call.call_id}, posts its result",
+                {"call_id": call.call_id, "sender": spec.sender, "callee": call.callee},
+            )
+        if call.status != "pending":
+            raise finished(call)
         require_open(await settled_view(ctx, conv_key))
         if spec.status == "ok" and call.output_schema is not None:
             problems = violations(Draft202012Validator(call.output_schema), spec.result)
@@ -249,19 +286,23 @@ async def settle(ctx: BusContext, conv_key: str, spec: ToolResultSpec, sender: s
             usage=spec.usage,
             at=now_ms(),
         )
-        await append_result(
-            ctx, conv_key, call, result, sender or call.callee, usage_record(call, spec.usage)
-        )
+        await append_result(ctx, conv_key, call, result, call.callee, usage_record(call, spec.usage))
     return await wait_call(ctx, conv_key, vkey, 0)
 
 
-async def pending_call(ctx: BusContext, conv_key: str, vkey: str) -> ToolCallView:
+async def known_call(ctx: BusContext, conv_key: str, vkey: str) -> ToolCallView:
+    """The call of this conversation, settled or not; ToolCallNotFound (404) if none."""
     await settled_view(ctx, conv_key)
     call = conversations.get(vkey, ToolCallView)
     if call is None or call.conversation != conv_key:
         raise ToolCallNotFound(
             f"No tool call {vkey.split('/')[-1]} in {conv_key}", {"call_id": vkey.split("/")[-1]}
         )
+    return call
+
+
+async def pending_call(ctx: BusContext, conv_key: str, vkey: str) -> ToolCallView:
+    call = await known_call(ctx, conv_key, vkey)
     if call.status != "pending":
         raise finished(call)
     return call
@@ -383,11 +424,24 @@ async def expire_due(ctx: BusContext) -> None:
 # -- waiting ---------------------------------------------------------------------------------
 
 
-async def wait_call(ctx: BusContext, conv_key: str, vkey: str, wait_ms: int) -> ToolCall:
+async def wait_call(
+    ctx: BusContext, conv_key: str, vkey: str, wait_ms: int, approval_id: str | None = None
+) -> ToolCall:
     """The call; while pending, wait up to wait_ms for it to settle (no polling: the
-    processor wakes the waiters when it applies the result)."""
+    processor wakes the waiters when it applies the result). A call parked for approval
+    (approval_id, from the locator) has no view in its conversation until it is approved:
+    it is answered from its approval (awaiting_approval, or rejected), and a wait ends at
+    the decision; once approved, what is left of the wait goes on on the published call."""
     await settled_view(ctx, conv_key)
     call = conversations.get(vkey, ToolCallView)
+    if call is None and approval_id is not None:
+        from bus.approvals import parked_call
+
+        parked, wait_ms = await parked_call(ctx, vkey, approval_id, wait_ms)
+        if parked is not None:
+            return parked
+        await settled_view(ctx, conv_key)  # approved: the published call is on its way to the view
+        call = conversations.get(vkey, ToolCallView)
     if call is None:
         raise ToolCallNotFound(f"No tool call {vkey.split('/')[-1]}", {"call_id": vkey.split("/")[-1]})
     if call.status == "pending" and wait_ms > 0:

@@ -18,6 +18,7 @@ from bus.errors import InvalidParameter
 from bus.http.conversations import at_owner, path_key
 from bus.http.routes import Param, context, json_response, read_model, route
 from bus.models.tools import (
+    CallLocation,
     CancelRequest,
     CancelResult,
     ToolCall,
@@ -62,7 +63,7 @@ async def place(request: web.Request) -> web.StreamResponse:
     access=Access.WRITE,
     body=ToolResultSpec,
     response=ToolCall,
-    errors=(404, 409, 422, 503, 504),
+    errors=(403, 404, 409, 422, 503, 504),
 )
 async def settle(request: web.Request) -> web.StreamResponse:
     key, spec = path_key(request), await read_model(request, ToolResultSpec)
@@ -79,21 +80,25 @@ def call_key(request: web.Request) -> str:
 
 
 async def on_conversation_owner(
-    request: web.Request, act: Callable[[str, str], Awaitable[web.StreamResponse]]
+    request: web.Request, act: Callable[[CallLocation, str], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     """Find the call's conversation (on the locator's owner) and act on the conversation's owner."""
     vkey = call_key(request)
     given = request.query.get("conversation")
     if given is not None and is_forwarded(request):
-        return await act(given, vkey)
+        return await act(CallLocation(conversation=given, approval_id=request.query.get("approval")), vkey)
     if not is_forwarded(request) and not is_owner(vkey, locator.topic):
         return await FORWARDER.forward(request, vkey, locator.topic)
-    conversation = await tools.find_conversation(context(request), vkey)
+    location = await tools.find_location(context(request), vkey)
+    conversation = location.conversation
     if is_owner(conversation, conversations.topic):
-        answer = await act(conversation, vkey)
+        answer = await act(location, vkey)
         answer.headers[WORKER_HEADER] = self_url()
         return answer
-    target = URL(request.rel_url.path).with_query({**request.query, "conversation": conversation})
+    query = {**request.query, "conversation": conversation}
+    if location.approval_id is not None:
+        query["approval"] = location.approval_id
+    target = URL(request.rel_url.path).with_query(query)
     return await FORWARDER.forward(
         request, conversation, base=owner_url(conversation, conversations.topic), path_qs=str(target)
     )
@@ -102,7 +107,8 @@ async def on_conversation_owner(
 @route(
     "GET",
     CALL,
-    summary="A tool call with its status and result; ?wait_ms= holds the request until it settles",
+    summary="A tool call with its status and result (also while parked for approval, and after a "
+    "rejection); ?wait_ms= holds the request until it settles or its approval is rejected",
     tag="tool-calls",
     access=Access.READ,
     response=ToolCall,
@@ -114,8 +120,11 @@ async def get(request: web.Request) -> web.StreamResponse:
     if not raw.isdigit() or int(raw) > MAX_WAIT_MS:
         raise InvalidParameter(f"wait_ms is a number of ms from 0 to {MAX_WAIT_MS}", {"wait_ms": raw[:50]})
 
-    async def act(conversation: str, vkey: str) -> web.StreamResponse:
-        return json_response(await tools.wait_call(context(request), conversation, vkey, int(raw)))
+    async def act(location: CallLocation, vkey: str) -> web.StreamResponse:
+        found = await tools.wait_call(
+            context(request), location.conversation, vkey, int(raw), location.approval_id
+        )
+        return json_response(found)
 
     return await on_conversation_owner(request, act)
 
@@ -133,8 +142,8 @@ async def get(request: web.Request) -> web.StreamResponse:
 async def cancel(request: web.Request) -> web.StreamResponse:
     body = await read_model(request, CancelRequest)
 
-    async def act(conversation: str, vkey: str) -> web.StreamResponse:
-        cancelled = await tools.cancel(context(request), conversation, vkey, body.reason)
+    async def act(location: CallLocation, vkey: str) -> web.StreamResponse:
+        cancelled = await tools.cancel(context(request), location.conversation, vkey, body.reason)
         return json_response(CancelResult(cancelled=cancelled))
 
     return await on_conversation_owner(request, act)

@@ -10,7 +10,7 @@ from bus.models.common import Name, StrictModel
 
 CallId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
 ToolName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,128}$")]
-CallStatus = Literal["awaiting_approval", "pending", "done", "failed", "timed_out", "cancelled"]
+CallStatus = Literal["awaiting_approval", "pending", "done", "failed", "timed_out", "cancelled", "rejected"]
 ResultStatus = Literal["ok", "error", "timed_out", "cancelled", "rejected"]
 FINAL_STATUS: dict[str, CallStatus] = {
     "ok": "done",
@@ -76,6 +76,9 @@ class ToolResultSpec(StrictModel):
     """The body of POST /v1/conversations/{...}/tool-results."""
 
     call_id: CallId
+    sender: Name | None = Field(
+        None, description="The agent posting the result: must be the call's callee; default: the callee"
+    )
     status: Literal["ok", "error"]
     result: JsonValue = None
     error: ToolError | None = None
@@ -138,6 +141,9 @@ class CallLocation(BaseModel):
     """Which conversation a call belongs to (the call-locator view, keyed by call)."""
 
     conversation: str
+    approval_id: str | None = Field(
+        None, description="Set while the call is parked for approval (it is in no conversation then)"
+    )
 
 
 class CancelRequest(StrictModel):

@@ -209,3 +209,61 @@ async def read_topic(bootstrap: str, kafka_topic: str) -> list[tuple[str, str]]:
         return found
     finally:
         await consumer.stop()
+
+
+async def test_a_parked_call_answers_get_until_and_after_its_decision(
+    fleet: Fleet, http: aiohttp.ClientSession
+) -> None:
+    url0, url1 = fleet.urls
+    caller, callee, conv = await setup(http, url0)
+    rejected = await park(http, url0, conv, caller, callee)
+    expiring = await park(http, url1, conv, caller, callee, approval_ttl_ms=4000)
+    approved = await park(http, url1, conv, caller, callee)
+
+    for i, parked in enumerate((rejected, expiring, approved)):
+        shown = await ok(http, "GET", f"{fleet.urls[i % 2]}/v1/tool-calls/it/acme/{parked['call_id']}")
+        assert (shown["status"], shown["approval_id"], shown["result"]) == (
+            "awaiting_approval",
+            parked["approval_id"],
+            None,
+        )
+    status, body = await call(http, "POST", f"{url0}/v1/tool-calls/it/acme/{rejected['call_id']}/cancel", {})
+    assert (status, body["error"]["code"]) == (404, "tool_call_not_found"), "reject it instead"
+
+    def wait(url: str, parked: dict[str, Any]) -> asyncio.Task[Any]:
+        path = f"{url}/v1/tool-calls/it/acme/{parked['call_id']}?wait_ms=20000"
+        return asyncio.create_task(ok(http, "GET", path))
+
+    waits = [wait(url0, rejected), wait(url1, rejected), wait(url0, expiring), wait(url1, approved)]
+    await asyncio.sleep(0.3)
+    assert not any(w.done() for w in waits), "the GETs wait while the approvals are pending"
+
+    began = time.monotonic()
+    path = f"{url1}/v1/approvals/it/acme/{rejected['approval_id']}/reject"
+    await ok(http, "POST", path, {"digest": rejected["approval_digest"], "reason": "over budget"})
+    for done in await asyncio.gather(*waits[:2]):
+        assert done["status"] == "rejected" and done["approval_id"] == rejected["approval_id"]
+        assert (done["result"]["status"], done["result"]["by"], done["result"]["error"]) == (
+            "rejected",
+            "bus",
+            {"code": "rejected", "message": "over budget"},
+        )
+    assert time.monotonic() - began < 5, "the decision ended the wait"
+
+    expired = await waits[2]
+    assert expired["status"] == "rejected"
+    assert expired["result"]["error"] == {"code": "expired", "message": "expired"}
+    assert time.monotonic() - began < 10, "the expiry ended the wait"
+    again = await ok(http, "GET", f"{url0}/v1/tool-calls/it/acme/{expiring['call_id']}")
+    assert again["status"] == "rejected" and again["result"]["error"]["code"] == "expired"
+
+    assert not waits[3].done()
+    path = f"{url0}/v1/approvals/it/acme/{approved['approval_id']}/approve"
+    await ok(http, "POST", path, {"digest": approved["approval_digest"]})
+    await asyncio.sleep(0.5)
+    assert not waits[3].done(), "approved: the GET waits on for the result"
+    result = {"call_id": approved["call_id"], "sender": callee["id"], "status": "ok", "result": None}
+    await ok(http, "POST", f"{url1}{conv}/tool-results", result)
+    done = await waits[3]
+    assert done["status"] == "done" and done["seq"] == 1 and done["approval_id"] == approved["approval_id"]
+    assert (await ok(http, "GET", f"{url0}{conv}"))["message_count"] == 2, "call and result only"

@@ -129,6 +129,7 @@ async def test_calls_and_results_are_checked_before_anything_is_written(
 ) -> None:
     url = fleet.urls[1]
     caller, callee, conv = await setup(http, url)
+    stranger = await register(http, url)  # registered, but not a participant
     base: dict[str, Any] = {
         "tool": "add",
         "arguments": {"numbers": [1]},
@@ -140,7 +141,7 @@ async def test_calls_and_results_are_checked_before_anything_is_written(
         ({"arguments": {"numbers": ["one"]}}, 422, "schema_violation"),
         ({"arguments": {}}, 422, "schema_violation"),
         ({"callee": "nobody-here"}, 404, "agent_not_found"),
-        ({"caller": "stranger"}, 403, "not_a_participant"),
+        ({"caller": stranger["id"]}, 403, "not_a_participant"),
         ({"parent_call_id": "no-such-call"}, 404, "tool_call_not_found"),
         ({"timeout_ms": 5}, 422, "invalid_request"),
     ]
@@ -218,3 +219,65 @@ async def test_cancelling_a_call_cancels_every_pending_call_below_it(
     assert sorted(d["headers"]["bus.call_id"] for d in cancels) == sorted(
         [root["call_id"], child["call_id"], grandchild["call_id"]]
     )
+
+
+async def test_caller_and_reply_to_must_be_registered_agents_of_the_tenant(
+    fleet: Fleet, http: aiohttp.ClientSession
+) -> None:
+    url0, url1 = fleet.urls
+    caller = await register(http, url0)
+    callee = await register(http, url1, capabilities=[ADD])
+    elsewhere = await register(http, url0, tenant=unique("other"))  # same id space, other tenant
+    conv_id = unique("tc")  # no participants: only the registry can refuse a caller
+    await ok(
+        http, "POST", f"{url0}/v1/conversations", {"namespace": "it", "tenant": "acme", "id": conv_id}, 201
+    )
+    conv = f"/v1/conversations/it/acme/{conv_id}"
+    base = {"tool": "add", "arguments": {"numbers": [1]}, "caller": caller["id"], "callee": callee["id"]}
+    refused: list[tuple[dict[str, Any], str, str]] = [
+        ({"caller": "nobody-calls"}, "nobody-calls", "caller"),
+        ({"reply_to": "nobody-reads"}, "nobody-reads", "reply_to"),
+        ({"caller": elsewhere["id"]}, elsewhere["id"], "caller"),
+        ({"reply_to": elsewhere["id"]}, elsewhere["id"], "reply_to"),
+        ({"caller": "nobody-calls", "callee": "nobody-runs"}, "nobody-runs", "callee"),
+    ]
+    for url in fleet.urls:
+        for change, agent, role in refused:
+            got, body = await call(http, "POST", f"{url}{conv}/tool-calls", {**base, **change})
+            assert (got, body["error"]["code"]) == (404, "agent_not_found"), change
+            assert body["error"]["details"] == {"agent": agent, "role": role}, change
+    assert (await ok(http, "GET", f"{url1}{conv}"))["message_count"] == 0, "nothing was written"
+    assert await inbox_of(http, url0, callee, 1) == [], "nothing reached the callee"
+
+    reader = await register(http, url1)
+    placed = await place(http, url0, conv, caller, callee, reply_to=reader["id"])
+    assert placed["reply_to"] == reader["id"]
+
+
+async def test_only_the_callee_posts_a_result(fleet: Fleet, http: aiohttp.ClientSession) -> None:
+    url0, url1 = fleet.urls
+    caller, callee, conv = await setup(http, url0)
+    placed = await place(http, url0, conv, caller, callee)
+    result = {"call_id": placed["call_id"], "status": "ok", "result": 3}
+    for url in fleet.urls:
+        got, body = await call(http, "POST", f"{url}{conv}/tool-results", {**result, "sender": caller["id"]})
+        assert (got, body["error"]["code"]) == (403, "not_callee")
+        assert body["error"]["details"] == {
+            "call_id": placed["call_id"],
+            "sender": caller["id"],
+            "callee": callee["id"],
+        }
+    assert (await ok(http, "GET", f"{url1}{conv}"))["message_count"] == 1, "nothing was written"
+    found = await ok(http, "GET", f"{url1}/v1/tool-calls/it/acme/{placed['call_id']}")
+    assert found["status"] == "pending"
+    assert await inbox_of(http, url1, caller, 1) == [], "the caller got no result"
+
+    settled = await ok(http, "POST", f"{url1}{conv}/tool-results", {**result, "sender": callee["id"]})
+    assert settled["status"] == "done" and settled["result"]["by"] == "agent"
+    got, body = await call(http, "POST", f"{url0}{conv}/tool-results", {**result, "sender": caller["id"]})
+    assert (got, body["error"]["code"]) == (403, "not_callee"), "a stranger learns nothing of the result"
+    thread = await ok(http, "GET", f"{url0}{conv}/messages")
+    assert [(m["kind"], m["sender"]) for m in thread["messages"]] == [
+        ("tool_call", caller["id"]),
+        ("tool_result", callee["id"]),
+    ]
