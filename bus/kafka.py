@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -34,6 +35,7 @@ T = TypeVar("T")
 
 # Room for headers and framing on top of the payload limit.
 RECORD_OVERHEAD_BYTES = 65_536
+PING_EVERY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class KafkaGateway:
         self._producer: AIOKafkaProducer | None = None
         self._admin: AIOKafkaAdminClient | None = None
         self._offsets: AIOKafkaConsumer | None = None  # answers end-offset questions
+        self._pinged: tuple[float, bool] = (0.0, False)  # when the broker last answered a ping, and how
 
     @property
     def started(self) -> bool:
@@ -290,11 +293,18 @@ class KafkaGateway:
         log.warning("kafka topic %s still listed 10 s after its deletion", name)
 
     async def ping(self) -> bool:
+        """Whether the broker answers; asked at most once a second (a cluster description
+        costs the worker tens of ms of CPU, and health checks come often)."""
+        at, answered = self._pinged
+        if time.monotonic() - at < PING_EVERY_S:
+            return answered
         try:
             await asyncio.wait_for(self.broker_count(), timeout=3)
+            answered = True
         except (TimeoutError, BusError):
-            return False
-        return True
+            answered = False
+        self._pinged = (time.monotonic(), answered)
+        return answered
 
     def new_reader(self, **options: Any) -> AIOKafkaConsumer:
         """A consumer without a group, for a reader that tracks its own positions."""

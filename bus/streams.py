@@ -15,13 +15,13 @@ came, and after the owner changes.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass, field
 
 from bus.context import BusContext
 from bus.conversations import Envelope, append_envelope, current_view, open_view, view_of
 from bus.errors import StreamCancelled, StreamEnded
+from bus.kafka import OutgoingRecord
 from bus.models.conversations import ConversationRecord, ConversationView
 from bus.models.streams import (
     Chunk,
@@ -146,20 +146,14 @@ async def write(ctx: BusContext, conv_key: str, stream_id: str, live: LiveStream
         while live.pending:
             if linger > 0:
                 await asyncio.sleep(linger)
-            chunks, rest = fitting(live.pending, ctx.settings.limits.max_payload_bytes)
+            chunks, rest, value = fitting(stream_id, live.pending, ctx.settings.limits.max_payload_bytes)
             waiters = live.waiters if not rest else []
             live.pending = rest
             live.waiters = [] if not rest else live.waiters
-            record = ConversationRecord(
-                kind="chunks",
-                chunks=ChunkRecord(stream_id=stream_id, chunks=chunks, at=now_ms()),
-                at=now_ms(),
-            )
-            headers = {"bus.kind": "stream_chunks", "bus.stream_id": stream_id}
+            headers = [("bus.kind", b"stream_chunks"), ("bus.stream_id", stream_id.encode())]
+            record = OutgoingRecord(conversations.kafka_topic, value, conv_key.encode(), headers)
             try:
-                produced = await ctx.gateway.produce(
-                    [conversations.outgoing(conv_key, record, headers)], [owner_partition(conv_key)]
-                )
+                produced = await ctx.gateway.produce([record], [owner_partition(conv_key)])
             except Exception as exc:  # every request with chunks in this or a later part fails
                 failed = waiters + live.waiters
                 live.pending, live.waiters = [], []
@@ -178,14 +172,19 @@ async def write(ctx: BusContext, conv_key: str, stream_id: str, live: LiveStream
         live.writing = False
 
 
-def fitting(chunks: list[Chunk], limit: int) -> tuple[list[Chunk], list[Chunk]]:
-    """As many chunks as fit one record (at least one), and the rest for the next."""
-    size = 0
-    for i, chunk in enumerate(chunks):
-        size += len(json.dumps(chunk.data)) + 32
-        if size > limit and i > 0:
-            return chunks[:i], chunks[i:]
-    return chunks, []
+def fitting(stream_id: str, chunks: list[Chunk], limit: int) -> tuple[list[Chunk], list[Chunk], bytes]:
+    """As many chunks as fit one record of at most limit bytes (at least one), the rest for
+    the next, and the record's value. (Serialized whole first: splitting is rare.)"""
+    take = len(chunks)
+    while True:
+        at = now_ms()
+        record = ConversationRecord(
+            kind="chunks", chunks=ChunkRecord(stream_id=stream_id, chunks=chunks[:take], at=at), at=at
+        )
+        value = record.model_dump_json().encode()
+        if take == 1 or len(value) <= limit:
+            return chunks[:take], chunks[take:], value
+        take = max(1, min(take - 1, take * limit // len(value)))
 
 
 async def flushed(live: LiveStream) -> None:
