@@ -86,7 +86,7 @@ class BusAgent(BusClient):
 
     async def register(self) -> None:
         status, answer = await self.request("POST", "/v1/agents", self.spec)
-        if status == 409:
+        if status in (200, 409):  # 200: as registered already; 409: registered otherwise
             log.info("agent %s was registered already", self.agent_key)
         elif status != 201:
             raise BusAgentError(status, answer)

@@ -38,6 +38,7 @@ from bus.errors import (
     AgentNotFound,
     IllegalTransition,
     InvalidSchema,
+    NotReady,
     OwnerMoved,
     PayloadTooLarge,
     ReservedHeader,
@@ -76,8 +77,9 @@ from bus.models.topics import Topic, TopicSpec, topic_id
 from bus.ownership import is_owner, owned_partitions, owner_partition
 from bus.registry import check_schema
 from bus.subscriptions import find_topic, require_subscription, send_command
-from bus.topics import create_topic, require_topic
+from bus.topics import create_topic
 from tables.agents import agents, heartbeats
+from tables.topics import get_topic
 
 log = logging.getLogger(__name__)
 EVENTS_TOPIC = "agent-events"  # a bus topic per tenant: agent.registered, .state, .liveness, .deleted
@@ -219,9 +221,14 @@ def last_beat(key: str, beats: HeartbeatView) -> int | None:
 # -- registration, state, deletion (owner only) -------------------------------------------
 
 
-async def register(ctx: BusContext, spec: AgentSpec) -> Agent:
+async def register(ctx: BusContext, spec: AgentSpec) -> tuple[Agent, bool]:
     """Register an agent: its inbox subscription and its tenant's agent-events topic exist
-    before the 201. AgentExists (409) if the key is taken."""
+    before the 201. The agent, and whether this call registered it.
+
+    The same registration again (every field of the body as registered, and the agent
+    still in that state) is the agent as it is, not a conflict: a caller retrying a
+    registration whose answer it lost (or that failed after the record was written) ends
+    with the agent, not a 409. AgentExists (409) if the key is taken otherwise."""
     check_capabilities(spec)
     key = agent_key(spec.namespace, spec.tenant, spec.id)
     created = now_ms()
@@ -241,17 +248,48 @@ async def register(ctx: BusContext, spec: AgentSpec) -> Agent:
         updated_at=as_datetime(created),
     )
     async with agents.deciding(ctx, key):
-        if agents.get(key, Agent) is not None:
+        existing = agents.get(key, Agent)
+        if existing is not None:
+            if same_registration(existing, agent):
+                return await find(ctx, key), False
             raise AgentExists(f"Agent {key} already exists", {"agent": key})
-        await ensure_topic(ctx, spec.namespace, spec.tenant, EVENTS_TOPIC, "Agent lifecycle and liveness")
+        # Everything that can fail for want of a topic happens before the record is written,
+        # and the event is published to the topic found here, not looked up again.
+        events = await ensure_topic(
+            ctx, spec.namespace, spec.tenant, EVENTS_TOPIC, "Agent lifecycle and liveness"
+        )
         await create_inbox(ctx, agent)
         drop(key)
         await heartbeats.append(ctx, key, HeartbeatRecord(kind="reset", at=created))
         await agents.append(ctx, key, AgentRecord(kind="registered", agent=agent, at=created))
         await publish_event(
-            ctx, agent, AgentEvent(type="agent.registered", agent=key, to=agent.state, at=created)
+            ctx, agent, AgentEvent(type="agent.registered", agent=key, to=agent.state, at=created), events
         )
-    return with_liveness(agent)
+    return with_liveness(agent), True
+
+
+REGISTERED_FIELDS = frozenset(
+    {
+        "namespace",
+        "tenant",
+        "id",
+        "display_name",
+        "description",
+        "capabilities",
+        "card",
+        "labels",
+        "heartbeat_interval_ms",
+        "state",
+        "inbox",
+    }
+)
+
+
+def same_registration(existing: Agent, wanted: Agent) -> bool:
+    """Whether wanted registers the agent exactly as it stands (times and liveness aside)."""
+    return existing.model_dump(include=set(REGISTERED_FIELDS)) == wanted.model_dump(
+        include=set(REGISTERED_FIELDS)
+    )
 
 
 def check_capabilities(spec: AgentSpec) -> None:
@@ -535,25 +573,40 @@ async def send_message(ctx: BusContext, key: str, spec: AgentMessageSpec) -> Sen
 # -- the tenant's topics -----------------------------------------------------------------
 
 
+ENSURE_ATTEMPTS = 3
+
+
 async def ensure_topic(ctx: BusContext, namespace: str, tenant: str, name: str, description: str) -> Topic:
-    """A bus topic of the tenant, created if missing (a concurrent create is fine)."""
+    """A bus topic of the tenant, created if missing (a concurrent create is fine).
+
+    The bus needs these topics, so a topic this worker's copy of the table does not show
+    (a create that lost a race against one this copy has not applied, or a copy that lost
+    an entry in a rebalance) is never the caller's 404: the create is tried again (it
+    adopts the Kafka topic and its command lands on the copy), and NotReady (503,
+    retriable) if the topic still does not show."""
     tid = topic_id(namespace, tenant, name)
-    found = await find_topic(ctx, tid)
-    if found is not None:
-        return found
-    try:
-        return await create_topic(
-            ctx, TopicSpec(namespace=namespace, tenant=tenant, name=name, description=description)
+    spec = TopicSpec(namespace=namespace, tenant=tenant, name=name, description=description)
+    for _ in range(ENSURE_ATTEMPTS):
+        found = await find_topic(ctx, tid)
+        if found is not None:
+            return found
+        try:
+            return await create_topic(ctx, spec)
+        except TopicExists:
+            found = get_topic(tid)
+            if found is not None:
+                return found
+            log.warning("topic %s was created but this worker does not show it; creating it again", tid)
+    raise NotReady(f"Topic {tid} is not visible on this worker yet; retry", {"topic": tid})
+
+
+async def publish_event(ctx: BusContext, agent: Agent, event: AgentEvent, topic: Topic | None = None) -> None:
+    """An event on the tenant's agent-events topic (the one given, else looked up or created),
+    keyed by agent id (in order per agent)."""
+    if topic is None:
+        topic = await ensure_topic(
+            ctx, agent.namespace, agent.tenant, EVENTS_TOPIC, "Agent lifecycle and liveness"
         )
-    except TopicExists:
-        return await require_topic(ctx, tid)
-
-
-async def publish_event(ctx: BusContext, agent: Agent, event: AgentEvent) -> None:
-    """An event on the tenant's agent-events topic, keyed by agent id (in order per agent)."""
-    topic = await ensure_topic(
-        ctx, agent.namespace, agent.tenant, EVENTS_TOPIC, "Agent lifecycle and liveness"
-    )
     stamped = {
         h.KIND: event.type,
         h.MESSAGE_ID: os.urandom(16).hex(),

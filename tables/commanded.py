@@ -11,14 +11,18 @@ and every worker (the processor's own included) applies the changelog in order. 
 write would be overtaken a moment later by the replay of older changelog records, and a
 reader in between would see the table go back in time.
 
-Values are pydantic models stored as JSON; parsed values are cached per key and the
-cache is dropped whenever a changelog record is applied.
+Values are pydantic models stored as JSON. A parsed value is cached with the bytes it was
+parsed from and used only while the store still holds those bytes: the store is read on
+every lookup, so the cache never answers for a store that changed under it. (It used to
+be dropped on changelog events only, but a rebalance can change what the store answers
+without any: faust closes and reopens a global table's partition store when the
+assignment moves it between active and standby, and a miss cached then outlived it.)
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import faust
 from pydantic import BaseModel
@@ -30,12 +34,11 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
 APPLIED_KEY = ""  # never a valid entity key
-_MISSING = object()
 
 
 class CommandedTable:
     def __init__(self, app: faust.App, name: str, help: str) -> None:
-        self._parsed: dict[str, BaseModel | None] = {}
+        self._parsed: dict[str, tuple[bytes, BaseModel]] = {}  # key -> (raw, parsed from raw)
         # partitions=1 and recovery_buffer_size=1 follow faust-streaming's advice for
         # global tables shared by several workers (otherwise recovery can loop).
         self.table = app.GlobalTable(
@@ -46,23 +49,23 @@ class CommandedTable:
             recovery_buffer_size=1,
             # Every worker follows every changelog partition live, also one it owns.
             synchronize_all_active_partitions=True,
-            on_changelog_event=self._forget,
             help=help,
         )
         self._last_marked = -1
 
-    async def _forget(self, _event: Any) -> None:
-        self._parsed.clear()
-
     def get(self, key: str, model: type[M]) -> M | None:
-        """The value under key, parsed; absent keys are cached too (every write arrives as a
-        changelog record, which drops the cache, so neither can go stale)."""
-        cached = self._parsed.get(key, _MISSING)
-        if cached is None or isinstance(cached, model):
-            return cached
+        """The value under key as the store holds it now, parsed (once per stored value)."""
+        if key == APPLIED_KEY:
+            return None
         raw = self.table.get(key)
-        value = None if raw is None or key == APPLIED_KEY else model.model_validate_json(raw)
-        self._parsed[key] = value
+        if raw is None:
+            self._parsed.pop(key, None)
+            return None
+        hit = self._parsed.get(key)
+        if hit is not None and hit[0] == raw and isinstance(hit[1], model):
+            return hit[1]
+        value = model.model_validate_json(raw)
+        self._parsed[key] = (raw, value)
         return value
 
     def keys(self, prefix: str = "") -> list[str]:

@@ -50,7 +50,7 @@ async def at_owner(
 @route(
     "POST",
     "/v1/agents",
-    summary="Register an agent (and its inbox)",
+    summary="Register an agent (and its inbox); the same registration again answers 200 with it",
     tag="agents",
     access=Access.MANAGE,
     body=AgentSpec,
@@ -66,7 +66,8 @@ async def register(request: web.Request) -> web.StreamResponse:
     key = agent_key(spec.namespace, spec.tenant, spec.id)
 
     async def call() -> web.StreamResponse:
-        return json_response(await ops.register(context(request), spec), status=201)
+        agent, created = await ops.register(context(request), spec)
+        return json_response(agent, status=201 if created else 200)
 
     return await at_owner(request, key, call)
 

@@ -445,3 +445,27 @@ async def test_registering_is_audited_and_the_data_plane_is_not(
     found = await ok(http, "GET", f"{url0}/v1/audit?namespace=it&tenant={tenant}")
     # (a request forwarded to the owner is recorded by both workers)
     assert {r["action"] for r in found["records"]} == {"agents.register"}
+
+
+async def test_registrations_for_fresh_tenants_through_both_workers_all_succeed(
+    fleet: Fleet, http: aiohttp.ClientSession
+) -> None:
+    """Each registration creates its tenant's agent-events topic and publishes to it at once;
+    none may answer 404 topic_not_found for the bus's own topic, and the same body again
+    answers 200 with the agent (a retry of a registration that did register)."""
+    bodies = [
+        {"namespace": "it", "tenant": unique("fresh"), "id": unique("a"), "labels": {"n": str(i)}}
+        for i in range(12)
+    ]
+    answers = await asyncio.gather(
+        *(call(http, "POST", f"{fleet.urls[i % 2]}/v1/agents", b) for i, b in enumerate(bodies))
+    )
+    assert [status for status, _ in answers] == [201] * len(bodies), answers
+    for i, body in enumerate(bodies):
+        status, again = await call(http, "POST", f"{fleet.urls[(i + 1) % 2]}/v1/agents", body)
+        assert status == 200 and again["created_at"] == answers[i][1]["created_at"], again
+    for i, body in enumerate(bodies[:2]):  # one registered through each worker
+        events = await read_events(http, fleet.urls[(i + 1) % 2], body["tenant"])
+        assert [e["type"] for e in events] == ["agent.registered"], events
+    status, other = await call(http, "POST", f"{fleet.urls[0]}/v1/agents", {**bodies[0], "labels": {}})
+    assert status == 409 and other["error"]["code"] == "agent_exists"
