@@ -93,6 +93,10 @@ class InvalidJson(BadRequest):
     code = "invalid_json"
 
 
+class WebSocketRequired(BadRequest):
+    code = "websocket_required"
+
+
 class InvalidParameter(BadRequest):
     """A query parameter or request header the bus cannot read (e.g. from=, Last-Event-ID)."""
 

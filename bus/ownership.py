@@ -12,6 +12,7 @@ owner, body and headers as they came.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 FORWARDED = "X-Agentbus-Forwarded"  # set on a forwarded request: the receiver never forwards again
 WORKER_HEADER = "X-Agentbus-Worker"  # on an answer: the worker that owns the key and answered
+RELAY_CLOSE_S = 5.0  # for the other side of a relayed WebSocket to close after one side did
 _PASSED_HEADERS = ("Authorization", "Content-Type", "Accept", "Last-Event-ID")
 
 owners_topic = app.topic(
@@ -162,6 +164,27 @@ class Forwarder:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise OwnerMoved("The worker owning this key did not answer; retry", {"key": key}) from exc
 
+    async def websocket(self, request: web.Request, key: str, topic: faust.TopicT) -> web.StreamResponse:
+        """Relay a WebSocket to key's owner, frame by frame both ways, until either side closes.
+        If the owner refuses the handshake, answer what it answers to the plain request (the
+        error as JSON)."""
+        downstream = web.WebSocketResponse(max_msg_size=0)
+        if not downstream.can_prepare(request).ok:  # not a WebSocket: the owner says what is wrong
+            return await self.forward(request, key, topic)
+        url = owner_url(key, topic) + request.rel_url.path_qs
+        headers = {h: request.headers[h] for h in _PASSED_HEADERS if h in request.headers}
+        headers[FORWARDED] = "1"
+        try:
+            upstream = await self.session.ws_connect(url, headers=headers, max_msg_size=0)
+        except aiohttp.WSServerHandshakeError:
+            return await self.forward(request, key, topic)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise OwnerMoved("The worker owning this key did not answer; retry", {"key": key}) from exc
+        async with upstream:
+            await downstream.prepare(request)
+            await relay_frames(downstream, upstream)
+        return downstream
+
     async def call(
         self,
         key: str,
@@ -180,6 +203,39 @@ class Forwarder:
                 return answer.status, await answer.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise OwnerMoved("The worker owning this key did not answer; retry", {"key": key}) from exc
+
+
+async def relay_frames(client: web.WebSocketResponse, owner: aiohttp.ClientWebSocketResponse) -> None:
+    """Pass text and binary frames both ways; when one side closes, close the other with its code."""
+
+    async def to_owner() -> None:
+        async for frame in client:
+            if frame.type == aiohttp.WSMsgType.TEXT:
+                await owner.send_str(frame.data)
+            elif frame.type == aiohttp.WSMsgType.BINARY:
+                await owner.send_bytes(frame.data)
+        await owner.close()
+
+    async def to_client() -> None:
+        while True:
+            frame = await owner.receive()
+            if frame.type == aiohttp.WSMsgType.TEXT:
+                await client.send_str(frame.data)
+            elif frame.type == aiohttp.WSMsgType.BINARY:
+                await client.send_bytes(frame.data)
+            else:
+                break
+        reason = frame.extra if frame.type == aiohttp.WSMsgType.CLOSE and frame.extra else ""
+        await client.close(code=owner.close_code or 1000, message=reason.encode())
+
+    tasks = [asyncio.create_task(to_owner()), asyncio.create_task(to_client())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(tasks, timeout=RELAY_CLOSE_S)  # the side that ended closes the other
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 FORWARDER = Forwarder()

@@ -119,24 +119,34 @@ def refuse_if_over(skey: str, end: StreamEnd | None) -> None:
 
 async def add_chunks(ctx: BusContext, conv_key: str, spec: ChunksSpec) -> ChunksReceipt:
     """Queue the chunks for the stream's next record and answer once that record is in Kafka."""
-    if spec.sender is not None:
-        await open_view(ctx, conv_key, spec.sender)
+    await check_open(ctx, conv_key, spec.sender)
+    chunks = spec.all_chunks()
+    await enqueue(ctx, conv_key, spec.stream_id, chunks)
+    return ChunksReceipt(stream_id=spec.stream_id, accepted=len(chunks))
+
+
+async def check_open(ctx: BusContext, conv_key: str, sender: str | None) -> None:
+    """The conversation takes envelopes (from sender, if named): 404, 409 or 403 if not."""
+    if sender is not None:
+        await open_view(ctx, conv_key, sender)
     else:
         require_open(await current_view(ctx, conv_key))
-    skey = stream_view_key(conv_key, spec.stream_id)
+
+
+def enqueue(ctx: BusContext, conv_key: str, stream_id: str, chunks: list[Chunk]) -> asyncio.Future[None]:
+    """Put chunks in the stream's next record; the future is done once that record is in Kafka."""
+    skey = stream_view_key(conv_key, stream_id)
     live = live_stream(skey)
     refuse_if_over(skey, live.end)
     if live.ending:
-        raise StreamEnded(f"Stream {spec.stream_id} is ending", {"status": "ending"})
-    chunks = spec.all_chunks()
+        raise StreamEnded(f"Stream {stream_id} is ending", {"status": "ending"})
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     live.pending += chunks
     live.waiters.append(done)
     if not live.writing:
         live.writing = True
-        live.writer = asyncio.create_task(write(ctx, conv_key, spec.stream_id, live))
-    await done
-    return ChunksReceipt(stream_id=spec.stream_id, accepted=len(chunks))
+        live.writer = asyncio.create_task(write(ctx, conv_key, stream_id, live))
+    return done
 
 
 async def write(ctx: BusContext, conv_key: str, stream_id: str, live: LiveStream) -> None:

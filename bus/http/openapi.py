@@ -76,6 +76,8 @@ def operation(r: Route) -> dict[str, Any]:
 
 
 def success(r: Route) -> dict[str, Any]:
+    if r.websocket:
+        return {"description": "Switching Protocols: a WebSocket (its frames: docs/streams.md)"}
     if r.event_stream:
         return {
             "description": "Server-Sent Events",

@@ -43,6 +43,7 @@ class Route:
     response: type[BaseModel] | None = None
     status: int = 200
     event_stream: bool = False  # answers text/event-stream instead of JSON
+    websocket: bool = False  # upgrades to a WebSocket
     params: tuple[Param, ...] = field(default_factory=tuple)
     errors: tuple[int, ...] = ()
     audited: bool = True  # False on the data plane (heartbeats, agent messages, inboxes): not admin actions

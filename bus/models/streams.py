@@ -59,6 +59,38 @@ class StreamEndSpec(StrictModel):
     usage: Usage | None = None
 
 
+class SocketEnd(StrictModel):
+    """The end, sent as the last frame of a stream's WebSocket."""
+
+    status: EndStatus = "complete"
+    last_chunk_seq: int | None = Field(None, ge=-1)
+    error: str = Field("", max_length=4096)
+    usage: Usage | None = None
+
+
+class SocketFrame(StrictModel):
+    """A frame a producer sends on a stream's WebSocket: a chunk, chunks, or the end."""
+
+    id: str | int | None = Field(None, description="Echoed in the frame's answer")
+    chunk_seq: int | None = Field(None, ge=0, le=10_000_000)
+    data: JsonValue = None
+    chunks: list[Chunk] | None = Field(None, min_length=1, max_length=1000)
+    end: SocketEnd | None = None
+
+    @model_validator(mode="after")
+    def one_form(self) -> SocketFrame:
+        given = [self.chunk_seq is not None, self.chunks is not None, self.end is not None]
+        if sum(given) != 1:
+            raise ValueError("give chunk_seq and data, or chunks, or end")
+        return self
+
+    def all_chunks(self) -> list[Chunk]:
+        if self.chunks is not None:
+            return self.chunks
+        assert self.chunk_seq is not None
+        return [Chunk(chunk_seq=self.chunk_seq, data=self.data)]
+
+
 class StreamEnd(BaseModel):
     """The terminal envelope of a stream (also what a consumer's cancel writes)."""
 

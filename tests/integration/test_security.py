@@ -183,6 +183,10 @@ def examples() -> dict[tuple[str, str], Factory]:
         ("GET", "/v1/streams/{namespace}/{tenant}/{conversation_id}/{stream_id}"): lambda h, u: on_stream(
             h, u, ""
         ),
+        # A plain GET: past authorization, then refused for want of the WebSocket upgrade.
+        ("GET", "/v1/streams/{namespace}/{tenant}/{conversation_id}/{stream_id}/write"): lambda h, u: (
+            on_stream(h, u, "/write", None, 400)
+        ),
         ("POST", "/v1/streams/{namespace}/{tenant}/{conversation_id}/{stream_id}/cancel"): lambda h, u: (
             on_stream(h, u, "/cancel", {})
         ),
@@ -253,9 +257,11 @@ async def on_conversation(
     return Example(f"/v1/conversations/it/acme/{created['id']}{suffix}", body, success)
 
 
-async def on_stream(http: aiohttp.ClientSession, url: str, suffix: str, body: Any = None) -> Example:
+async def on_stream(
+    http: aiohttp.ClientSession, url: str, suffix: str, body: Any = None, success: int = 200
+) -> Example:
     created = await admin_post(http, url, "/v1/conversations", {"namespace": "it", "tenant": "acme"})
-    return Example(f"/v1/streams/it/acme/{created['id']}/s{suffix}", body, 200)
+    return Example(f"/v1/streams/it/acme/{created['id']}/s{suffix}", body, success)
 
 
 async def with_approval(http: aiohttp.ClientSession, url: str, suffix: str) -> Example:
