@@ -54,6 +54,7 @@ import os
 import secrets
 import sys
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -104,6 +105,7 @@ class Config:
     settle: float
     gap_timeout_ms: int
     route: str
+    transport: str
     json_out: str | None
 
 
@@ -196,6 +198,12 @@ def parse_args(argv: list[str] | None = None) -> Config:
         default="any",
         help="any: requests and readers spread over the workers; owner: all to the conversation's owner",
     )
+    p.add_argument(
+        "--transport",
+        choices=("http", "ws"),
+        default="http",
+        help="http: a POST .../stream-chunks per batch; ws: one WebSocket per stream, a frame per batch",
+    )
     p.add_argument("--json-out")
     a = p.parse_args(argv)
     workers = [w.strip().rstrip("/") for w in a.workers.split(",") if w.strip()]
@@ -219,6 +227,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         a.settle,
         a.gap_timeout_ms,
         a.route,
+        a.transport,
         a.json_out,
     )
 
@@ -411,6 +420,61 @@ def bus_ender(session: aiohttp.ClientSession, streams: list[Stream]) -> Ender:
     return end
 
 
+class Sockets:
+    """--transport ws: one WebSocket per stream (to its first writer), a frame per batch;
+    the bus answers a stream's frames in order, so each answer settles the oldest waiter."""
+
+    def __init__(self, session: aiohttp.ClientSession, streams: list[Stream]) -> None:
+        self.session, self.streams = session, streams
+        self.sockets: dict[int, aiohttp.ClientWebSocketResponse] = {}
+        self.waiting: dict[int, deque[asyncio.Future[dict[str, Any]]]] = {s.index: deque() for s in streams}
+        self.readers: list[asyncio.Task[None]] = []
+
+    async def open(self) -> None:
+        async def one(s: Stream) -> None:
+            base = s.writers[0].replace("http", "ws", 1)
+            url = f"{base}/v1/streams/{NAMESPACE}/{TENANT}/{s.conversation}/{s.stream_id}/write"
+            self.sockets[s.index] = await self.session.ws_connect(url, max_msg_size=0)
+            self.readers.append(asyncio.create_task(self.answers(s.index)))
+
+        await asyncio.gather(*(one(s) for s in self.streams))
+
+    async def answers(self, index: int) -> None:
+        async for message in self.sockets[index]:
+            answer = json.loads(message.data)
+            waiting = self.waiting[index]
+            if "frame" not in answer:  # pushed (a cancel): every waiter fails
+                while waiting:
+                    waiting.popleft().set_exception(BenchError(f"pushed: {answer}"))
+            elif waiting:
+                waiting.popleft().set_result(answer)
+        for waiter in self.waiting[index]:
+            if not waiter.done():
+                waiter.set_exception(BenchError("the socket closed"))
+
+    async def frame(self, index: int, body: dict[str, Any]) -> dict[str, Any]:
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.waiting[index].append(answer)
+        await self.sockets[index].send_str(json.dumps(body))
+        return await answer
+
+    async def send(self, index: int, seqs: list[int], t: float) -> None:
+        answer = await self.frame(index, {"chunks": [{"chunk_seq": n, "data": chunk_data(t)} for n in seqs]})
+        if answer.get("accepted") != len(seqs):
+            raise BenchError(f"frame answer: {answer}")
+
+    async def end(self, index: int, last: int) -> None:
+        answer = await self.frame(index, {"end": {"status": "complete", "last_chunk_seq": last}})
+        if "ended" not in answer:
+            raise BenchError(f"end answer: {answer}")
+
+    async def close(self) -> None:
+        await asyncio.gather(*(ws.close() for ws in self.sockets.values()), return_exceptions=True)
+        for task in self.readers:
+            task.cancel()
+        await asyncio.gather(*self.readers, return_exceptions=True)
+
+
 # --- reading --------------------------------------------------------------------------
 
 
@@ -539,8 +603,18 @@ async def bus_mode(
         idle_cpu = cores(idle_before, workers_before, time.perf_counter() - idle_began)
         log_before = await log_end(cfg, offsets)
         cpu_before, wall_before = time.process_time(), time.perf_counter()
-        sender, ender = bus_sender(session, streams), bus_ender(session, streams)
-        sent = await produce(cfg, rate, batch, sender, ender, start_seq=1)
+        sockets = Sockets(session, streams)
+        sender: Sender
+        ender: Ender
+        if cfg.transport == "ws":
+            await sockets.open()
+            sender, ender = sockets.send, sockets.end
+        else:
+            sender, ender = bus_sender(session, streams), bus_ender(session, streams)
+        try:
+            sent = await produce(cfg, rate, batch, sender, ender, start_seq=1)
+        finally:
+            await sockets.close()
         await asyncio.wait(readers, timeout=DRAIN_S)
         log_after = await log_end(cfg, offsets)
         wall = time.perf_counter() - wall_before
@@ -558,7 +632,8 @@ async def bus_mode(
     last_delivery = max((r.last_at for r in readings), default=sent.ended)
     worker_cpu = cores(workers_before, workers_after, wall)
     records = log_after - log_before
-    result = summarise("bus", cfg, rate, batch, sent, latencies, records, last_delivery, client_cpu)
+    mode = "bus" if cfg.transport == "http" else "bus-ws"
+    result = summarise(mode, cfg, rate, batch, sent, latencies, records, last_delivery, client_cpu)
     result.worker_cpu = worker_cpu
     result.idle_cpu = idle_cpu
     spent = [c for c in worker_cpu if c is not None]
@@ -753,7 +828,7 @@ def print_table(results: list[Result]) -> None:
 
 
 def target_verdict(cfg: Config, results: list[Result]) -> str:
-    tried = [r for r in results if r.mode == "bus" and r.rate >= TARGET_RATE]
+    tried = [r for r in results if r.mode.startswith("bus") and r.rate >= TARGET_RATE]
     if cfg.streams < TARGET_STREAMS or not tried:
         return f"target ({TARGET_STREAMS} streams, {TARGET_RATE} chunks/s, p99 < 50 ms): not tried"
     met = [r for r in tried if r.ok]

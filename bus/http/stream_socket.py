@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,7 @@ from bus.tools import require_open
 from tables.conversations import conversations
 
 STREAM_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+RECHECK_S = 0.1  # a conversation closed or moved takes chunks for at most this long after
 CLOSE_ENDED = 4409  # close code after the stream ended under a producer (4000 + 409)
 
 
@@ -98,6 +100,7 @@ class StreamSocket:
     ) -> None:
         self.ctx, self.key, self.stream_id, self.sender, self.socket = ctx, key, stream_id, sender, socket
         self.frames = 0
+        self.checked_at = 0.0  # when require_writable last looked
         self.answers: asyncio.Queue[Answer] = asyncio.Queue()
         self.ending = False  # the producer sent the end: the end the owner hands over is its own
         self.feed: asyncio.Queue[Pushed] = asyncio.Queue()  # the stream's end, or word of a move
@@ -155,7 +158,12 @@ class StreamSocket:
         await self.answers.put(Answer(self.frames, None, error=error))
 
     def require_writable(self) -> None:
-        """Checked per frame, without waiting: the owner still owns it and it is still open."""
+        """Checked without waiting, at most every RECHECK_S (frames come by the hundred per
+        second): the owner still owns the conversation and it is still open."""
+        now = time.monotonic()
+        if now - self.checked_at < RECHECK_S:
+            return
+        self.checked_at = now
         if not is_owner(self.key, conversations.topic):
             raise OwnerMoved("This worker no longer owns the conversation; reconnect", {"key": self.key})
         view = conversations.get(self.key, ConversationView)
