@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import faust
 
 from bus.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 
 class BusApp(faust.App):  # type: ignore[misc]
@@ -57,9 +60,38 @@ def read_committed_only() -> None:
     AIOKafkaConsumerThread._create_worker_consumer = build_read_committed
 
 
+def safe_standby_seeks() -> None:
+    """Never let Faust seek a changelog partition to a negative offset.
+
+    faust-streaming's recovery maps an unknown position (-1) to 0 but passes anything else
+    on; once (after many restarts of a fleet under load) it asked for a negative offset
+    while starting standby partitions, aiokafka refused, and the worker crashed. Reading
+    such a partition from its start instead only costs time: applying a changelog again
+    is harmless.
+    """
+    from faust.tables.recovery import Recovery
+
+    seek = Recovery._seek_offsets
+    if getattr(seek, "safe", False):
+        return
+
+    async def seek_safely(self: Any, consumer: Any, tps: Any, offsets: Any, title: str) -> None:
+        for tp in tps:
+            if not isinstance(offsets[tp], int) or offsets[tp] < -1:
+                log.warning(
+                    "recovery asked to seek %s (%s) to %r: reading it from its start", tp, title, offsets[tp]
+                )
+                offsets[tp] = -1
+        await seek(self, consumer, tps, offsets, title)
+
+    seek_safely.safe = True  # type: ignore[attr-defined]
+    Recovery._seek_offsets = seek_safely
+
+
 def create_app() -> faust.App:
     s = get_settings()
     read_committed_only()
+    safe_standby_seeks()
     # Imported here so the error middleware is in place before Faust builds its aiohttp app.
     from bus.http.middleware import middlewares
 
