@@ -39,6 +39,7 @@ class Timing(BaseModel):
     stream_coalesce: float = Field(0.0, ge=0, le=1)  # extra wait to gather a stream's chunks into one record
     commit_interval: float = Field(0.2, gt=0)  # how often a subscription commits its acked offsets
     session_timeout: float = Field(10.0, ge=6)  # a worker silent this long loses its partitions
+    processor_fetch_wait: float = Field(0.0, ge=0, le=1)  # the broker may hold a processor's fetch this long
 
 
 class Settings(BaseModel):
