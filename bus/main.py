@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -101,6 +102,18 @@ async def keep_running(what: str, run: Callable[[], Awaitable[None]]) -> None:
             await asyncio.sleep(1)
 
 
+async def freeze_startup_objects() -> None:
+    """Once the worker is ready, move everything it built so far out of the garbage
+    collector's sight. Faust, aiokafka and the tables leave a large heap that every full
+    collection walked: 0.25-0.5 s with the event loop standing still, dozens of times a
+    minute under load (agentbus_gc_pause_seconds), which was the tail of every latency."""
+    while not ctx.ready():
+        await asyncio.sleep(0.5)
+    gc.collect()
+    gc.freeze()
+    log.info("froze %d startup objects out of the garbage collector's way", gc.get_freeze_count())
+
+
 @app.service
 class GatewayService(mode.Service):  # type: ignore[misc]
     """Starts the shared producer and admin client once the worker has recovered."""
@@ -122,6 +135,7 @@ class GatewayService(mode.Service):  # type: ignore[misc]
         self.add_future(keep_running("quota usage reports", lambda: report_usage(ctx, LEDGER)))
         self.add_future(keep_running("quota usage reader", lambda: follow_usage(ctx, LEDGER)))
         self.add_future(keep_running("subscription reconciler", DISPATCHERS.reconcile))
+        self.add_future(freeze_startup_objects())
 
     async def on_stop(self) -> None:
         await DISPATCHERS.stop_partitions(None)

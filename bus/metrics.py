@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import time
+
 from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUESTS = Counter(
@@ -20,3 +23,21 @@ SSE_CLIENTS = Gauge("agentbus_sse_clients", "Open SSE subscriber connections on 
 QUOTA_REJECTIONS = Counter(
     "agentbus_quota_rejections_total", "Requests refused (or deliveries paused) over a quota", ["dimension"]
 )
+GC_PAUSES = Histogram(
+    "agentbus_gc_pause_seconds",
+    "Python garbage collections, by generation: the event loop stands still meanwhile",
+    ["generation"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+_gc_started: list[float] = [0.0]
+
+
+def time_gc(phase: str, info: dict[str, int]) -> None:
+    """A gc callback: observe how long each collection stood the worker still."""
+    if phase == "start":
+        _gc_started[0] = time.perf_counter()
+    else:
+        GC_PAUSES.labels(str(info["generation"])).observe(time.perf_counter() - _gc_started[0])
+
+
+gc.callbacks.append(time_gc)
