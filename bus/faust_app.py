@@ -76,10 +76,10 @@ def safe_standby_seeks() -> None:
     """Never let Faust seek a changelog partition to a negative offset.
 
     faust-streaming's recovery maps an unknown position (-1) to 0 but passes anything else
-    on; once (after many restarts of a fleet under load) it asked for a negative offset
-    while starting standby partitions, aiokafka refused, and the worker crashed. Reading
-    such a partition from its start instead only costs time: applying a changelog again
-    is harmless.
+    on: a standby partition it has no position for yet goes as None, aiokafka refuses it,
+    and the worker crashed (seen after a restart of the local fleet). Reading such a
+    partition from its start instead only costs time: applying a changelog again is
+    harmless.
     """
     from faust.tables.recovery import Recovery
 
@@ -90,8 +90,8 @@ def safe_standby_seeks() -> None:
     async def seek_safely(self: Any, consumer: Any, tps: Any, offsets: Any, title: str) -> None:
         for tp in tps:
             if not isinstance(offsets[tp], int) or offsets[tp] < -1:
-                log.warning(
-                    "recovery asked to seek %s (%s) to %r: reading it from its start", tp, title, offsets[tp]
+                log.info(
+                    "recovery would seek %s (%s) to %r: reading it from its start", tp, title, offsets[tp]
                 )
                 offsets[tp] = -1
         await seek(self, consumer, tps, offsets, title)
