@@ -12,9 +12,11 @@ request), one run measures two modes in turn:
        stream each as a warm-up). Every stream has its own reader, an SSE
        GET /v1/streams/bench/t1/{conversation}/{stream}, opened before its first chunk;
        chunk 0 of every stream is written and seen by its reader before the clock starts
-       (so every reader's Kafka consumer is in place), then --settle seconds pass with no
+       (so every reader is in place), then --settle seconds pass with no
        chunks (the `idle` CPU); then a producer per stream POSTs .../stream-chunks with b
-       chunks per request, and .../stream-end with its last chunk_seq.
+       chunks per request, and .../stream-end with its last chunk_seq. With --transport ws
+       (mode `bus-ws`) each producer instead opens one WebSocket (GET /v1/streams/.../write)
+       and sends a frame of b chunks per request-equivalent, and the end as its last frame.
 
 Pacing is open-loop: stream i sends its k-th request (b chunks) at (k + i/S) * b*S/R
 seconds, so the requests of all streams are spread evenly over --seconds, without waiting
@@ -41,7 +43,7 @@ Needs a running broker and fleet: `scripts/kafka up && scripts/fleet up --worker
     python bench/streams.py [--workers URL,URL] [--bootstrap HOST:PORT] [--prefix P]
         [--streams S] [--conversations N] [--rate R[,R...]] [--batch B[,B...]]
         [--seconds D] [--in-flight F] [--settle SECONDS] [--gap-timeout-ms MS]
-        [--route any|owner] [--json-out FILE]
+        [--route any|owner] [--transport http|ws] [--json-out FILE]
 """
 
 from __future__ import annotations

@@ -71,8 +71,9 @@ def now_ms() -> int:
 # -- placing a call ------------------------------------------------------------------------
 
 
-async def fetch_agent(ctx: BusContext, key: str, auth: str) -> Agent:
-    """The agent from its owner (here or forwarded), with the caller's key."""
+async def fetch_agent(ctx: BusContext, key: str) -> Agent:
+    """The agent from its owner (here or asked there). The bus asks with the fleet's own
+    key: the caller was allowed to place the call, and may hold no read grant on agents."""
     from bus import agents as agent_ops
     from tables.agents import agents
 
@@ -80,11 +81,16 @@ async def fetch_agent(ctx: BusContext, key: str, auth: str) -> Agent:
         return await agent_ops.find(ctx, key)
     ns, tenant, agent_id = key.split("/")
     status, body = await FORWARDER.call(
-        key, "GET", f"/v1/agents/{ns}/{tenant}/{agent_id}", auth, None, topic=agents.topic
+        key, "GET", f"/v1/agents/{ns}/{tenant}/{agent_id}", fleet_auth(ctx), None, topic=agents.topic
     )
     if status != 200:
         raise_from_answer(status, body, agent_id)
     return Agent.model_validate(body)
+
+
+def fleet_auth(ctx: BusContext) -> str:
+    admin = ctx.settings.admin_key
+    return f"Bearer {admin.get_secret_value()}" if admin is not None else ""
 
 
 def raise_from_answer(status: int, body: Any, agent_id: str) -> None:
@@ -95,14 +101,14 @@ def raise_from_answer(status: int, body: Any, agent_id: str) -> None:
 
 
 async def registered_agents(
-    ctx: BusContext, namespace: str, tenant: str, roles: dict[str, str], auth: str
+    ctx: BusContext, namespace: str, tenant: str, roles: dict[str, str]
 ) -> dict[str, Agent]:
     """The agents named by role (callee, caller, reply_to), looked up at once; the first
     role (in the order given) that names no registered agent of the tenant is a 404
     agent_not_found, whose details name the agent and the role."""
     ids = list(dict.fromkeys(roles.values()))
     found = await asyncio.gather(
-        *(fetch_agent(ctx, f"{namespace}/{tenant}/{agent_id}", auth) for agent_id in ids),
+        *(fetch_agent(ctx, f"{namespace}/{tenant}/{agent_id}") for agent_id in ids),
         return_exceptions=True,
     )
     failed = {i: got for i, got in zip(ids, found, strict=True) if isinstance(got, BaseException)}
@@ -135,12 +141,12 @@ def check_arguments(agent: Agent, spec: ToolCallSpec) -> Capability:
     return found
 
 
-async def place(ctx: BusContext, conv_key: str, spec: ToolCallSpec, auth: str) -> ToolCall:
+async def place(ctx: BusContext, conv_key: str, spec: ToolCallSpec) -> ToolCall:
     ns, tenant, _ = conv_key.split("/")
     # The caller and reply_to must be agents of the tenant too: a result for an unknown
     # reply_to would go to an inbox nobody reads.
     roles = {"callee": spec.callee, "caller": spec.caller, "reply_to": spec.reply_to or spec.caller}
-    callee = (await registered_agents(ctx, ns, tenant, roles, auth))["callee"]
+    callee = (await registered_agents(ctx, ns, tenant, roles))["callee"]
     if callee.state == "disabled":
         raise AgentDisabled(f"Agent {spec.callee} is disabled", {"agent": spec.callee, "state": callee.state})
     tool = check_arguments(callee, spec)

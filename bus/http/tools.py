@@ -47,10 +47,9 @@ MAX_WAIT_MS = 60_000
 )
 async def place(request: web.Request) -> web.StreamResponse:
     key, spec = path_key(request), await read_model(request, ToolCallSpec)
-    auth = request.headers.get("Authorization", "")
 
     async def call() -> web.StreamResponse:
-        return json_response(await tools.place(context(request), key, spec, auth), status=201)
+        return json_response(await tools.place(context(request), key, spec), status=201)
 
     return await at_owner(request, key, call)
 

@@ -281,3 +281,34 @@ async def test_only_the_callee_posts_a_result(fleet: Fleet, http: aiohttp.Client
         ("tool_call", caller["id"]),
         ("tool_result", callee["id"]),
     ]
+
+
+async def test_a_key_that_may_only_write_places_a_call_to_an_agent_owned_elsewhere(
+    fleet: Fleet, http: aiohttp.ClientSession
+) -> None:
+    """The bus looks the callee up on its owner with its own key, not the caller's (which
+    may hold no read grant): the lookup used to come back 403 and the call 503 forever."""
+    caller, callee, conv = await setup(http, fleet.urls[0])
+    async with http.get(f"{fleet.urls[0]}{conv}") as r:
+        conv_owner = r.headers["X-Agentbus-Worker"].rstrip("/")
+    for _ in range(30):  # a callee owned by the other worker (each is a coin toss)
+        async with http.get(f"{fleet.urls[0]}{agent_path(callee)}") as r:
+            if r.headers["X-Agentbus-Worker"].rstrip("/") != conv_owner:
+                break
+        callee = await register(http, fleet.urls[0], capabilities=[ADD])
+    else:
+        raise AssertionError("no agent landed on the other worker")
+    spec = {
+        "role": "tenant",
+        "namespace": "it",
+        "tenant": "acme",
+        "grants": [{"topics": "*", "actions": ["write"]}],
+    }
+    key = await ok(http, "POST", f"{fleet.urls[0]}/v1/keys", {"name": unique("k"), **spec}, 201)
+    body = {"tool": "add", "arguments": {"numbers": [2, 3]}, "caller": caller["id"], "callee": callee["id"]}
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key['secret']}"}) as writer:
+        async with writer.post(f"{conv_owner}{conv}/tool-calls", json=body) as r:
+            assert r.status == 201, await r.text()
+            placed = await r.json()
+    [delivered] = await inbox_of(http, fleet.urls[1], callee, 1)
+    assert delivered["headers"]["bus.call_id"] == placed["call_id"]
