@@ -315,7 +315,8 @@ class BusClient:
         from_chunk: int = 0,
         gap_timeout_ms: int | None = None,
     ) -> AsyncIterator[StreamEvent]:
-        """The stream's events in chunk_seq order: StreamChunk and StreamGap, then its StreamEnd.
+        """The stream's events in chunk_seq order: StreamChunk and StreamGap, then its StreamEnd
+        (a chunk that came after its gap was reported comes late: StreamChunk(late=True)).
 
         Waits for a stream that has not started. A lost connection (or a 502-504) is
         resumed after the last chunk or gap seen, for up to RETRY_FOR_S without progress,
@@ -340,7 +341,7 @@ class BusClient:
                             yield event
                             if isinstance(event, StreamEnd):
                                 return
-                            next_chunk = event_after(event)
+                            next_chunk = max(next_chunk, event_after(event))
                             deadline = loop.time() + RETRY_FOR_S  # progress: the retry budget starts again
                         lost = "the connection closed before the end"
             except (aiohttp.ClientError, TimeoutError) as exc:

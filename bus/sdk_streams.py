@@ -42,8 +42,11 @@ __all__ = ["StreamChunk", "StreamEvent", "StreamGap", "StreamWriter"]
 
 @dataclass(frozen=True)
 class StreamChunk:
+    """A chunk; late: it came after its gap was reported, out of chunk_seq order."""
+
     chunk_seq: int
     data: JsonValue
+    late: bool = False
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,8 @@ def event_of(name: str, data: dict[str, Any]) -> StreamEvent | None:
     """None for an event this SDK does not know (a newer bus may send more kinds)."""
     if name == "chunk":
         return StreamChunk(chunk_seq=data["chunk_seq"], data=data.get("data"))
+    if name == "late":
+        return StreamChunk(chunk_seq=data["chunk_seq"], data=data.get("data"), late=True)
     if name == "gap":
         return StreamGap(from_chunk_seq=data["from_chunk_seq"], to_chunk_seq=data["to_chunk_seq"])
     if name == "end":

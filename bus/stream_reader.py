@@ -27,26 +27,44 @@ from bus.streams import Pushed, first_offset, live_stream
 from tables.conversations import conversations
 
 Event = tuple[str, dict[str, Any]]
+MAX_GAPS_KEPT = 1000  # reported gaps a reader remembers, for chunks that come late
 TICK_S = 0.05  # how often a reader with held chunks or a pending end looks at its gap timeout
 
 
 @dataclass
 class Reorder:
-    """Puts chunks back in chunk_seq order, drops duplicates, and gives up on a gap after a timeout."""
+    """Puts chunks back in chunk_seq order, drops duplicates, and gives up on a gap after a
+    timeout. A chunk that comes after its gap was reported is still sent, once, as a late
+    event: overload delays a chunk, it does not lose it."""
 
     next_seq: int
     gap_timeout: float
     held: dict[int, Any] = field(default_factory=dict)
     gap_since: float | None = None  # a chunk is missing before held ones since then
     tail_since: float | None = None  # the end arrived with chunks still missing since then
+    given_up: list[tuple[int, int]] = field(default_factory=list)  # gaps reported, oldest first
+    late: dict[int, Any] = field(default_factory=dict)  # chunks of reported gaps, to send
+    late_sent: set[int] = field(default_factory=set)
 
     def add(self, chunk: Chunk) -> None:
-        if chunk.chunk_seq >= self.next_seq:
-            self.held.setdefault(chunk.chunk_seq, chunk.data)
+        seq = chunk.chunk_seq
+        if seq >= self.next_seq:
+            self.held.setdefault(seq, chunk.data)
+        elif seq not in self.late_sent and any(low <= seq <= high for low, high in self.given_up):
+            self.late.setdefault(seq, chunk.data)
+
+    def give_up(self, low: int, high: int) -> Event:
+        self.given_up.append((low, high))
+        del self.given_up[:-MAX_GAPS_KEPT]
+        return ("gap", {"from_chunk_seq": low, "to_chunk_seq": high})
 
     def ready(self, now: float) -> list[Event]:
-        """Events to send now: chunks in order, and a gap once it has waited long enough."""
+        """Events to send now: late chunks, chunks in order, and a gap once it has waited
+        long enough."""
         out: list[Event] = []
+        for seq in sorted(self.late):
+            out.append(("late", {"chunk_seq": seq, "data": self.late.pop(seq)}))
+            self.late_sent.add(seq)
         while True:
             while self.next_seq in self.held:
                 out.append(("chunk", {"chunk_seq": self.next_seq, "data": self.held.pop(self.next_seq)}))
@@ -54,11 +72,11 @@ class Reorder:
             if not self.held:
                 self.gap_since = None
                 return out
-            self.gap_since = self.gap_since or now
+            self.gap_since = now if self.gap_since is None else self.gap_since
             if now - self.gap_since < self.gap_timeout:
                 return out
             first = min(self.held)
-            out.append(("gap", {"from_chunk_seq": self.next_seq, "to_chunk_seq": first - 1}))
+            out.append(self.give_up(self.next_seq, first - 1))
             self.next_seq, self.gap_since = first, None
 
     def finish(self, last: int | None, now: float) -> tuple[list[Event], bool]:
@@ -68,16 +86,16 @@ class Reorder:
         missing = last is not None and self.next_seq <= last
         if not missing and not self.held:
             return out, True
-        self.tail_since = self.tail_since or now
+        self.tail_since = now if self.tail_since is None else self.tail_since
         if now - self.tail_since < self.gap_timeout:
             return out, False
         while self.held:  # give up on every gap before the held chunks
             first = min(self.held)
-            out.append(("gap", {"from_chunk_seq": self.next_seq, "to_chunk_seq": first - 1}))
+            out.append(self.give_up(self.next_seq, first - 1))
             self.next_seq = first
             out += self.ready(now)
         if last is not None and self.next_seq <= last:
-            out.append(("gap", {"from_chunk_seq": self.next_seq, "to_chunk_seq": last}))
+            out.append(self.give_up(self.next_seq, last))
         return out, True
 
 

@@ -120,6 +120,31 @@ async def test_a_chunk_that_never_comes_is_reported_as_a_gap(
     assert events[-2].json == {"from_chunk_seq": 7, "to_chunk_seq": 7}
 
 
+async def test_a_chunk_after_its_gap_comes_late_once(fleet: Fleet, http: aiohttp.ClientSession) -> None:
+    conv_id, conv = await new_conversation(http, fleet.urls[0])
+    sid = unique("s")
+    url = f"{fleet.urls[1]}/v1/streams/it/acme/{conv_id}/{sid}?gap_timeout_ms=300"
+    stream = await open_sse(http, url)
+    try:
+        body = {"stream_id": sid, "chunks": [{"chunk_seq": 0, "data": "a"}, {"chunk_seq": 2, "data": "c"}]}
+        await ok(http, "POST", f"{fleet.urls[0]}{conv}/stream-chunks", body)
+        first = await stream.events(3)
+        assert [(e.event, e.id) for e in first] == [("chunk", "0"), ("gap", None), ("chunk", "2")]
+        for _ in range(2):  # written twice: sent late once
+            await ok(
+                http,
+                "POST",
+                f"{fleet.urls[1]}{conv}/stream-chunks",
+                {"stream_id": sid, "chunk_seq": 1, "data": "b"},
+            )
+        late = await stream.next_event()
+        assert (late.event, late.id, late.json) == ("late", None, {"chunk_seq": 1, "data": "b"})
+        await ok(http, "POST", f"{fleet.urls[0]}{conv}/stream-end", {"stream_id": sid, "last_chunk_seq": 2})
+        assert (await stream.next_event()).event == "end"
+    finally:
+        stream.close()
+
+
 async def test_a_consumer_cancels_and_the_producer_sees_it(fleet: Fleet, http: aiohttp.ClientSession) -> None:
     url0, url1 = fleet.urls
     conv_id, conv = await new_conversation(http, url0)

@@ -48,3 +48,21 @@ def test_a_complete_stream_ends_at_once() -> None:
     order.add(Chunk(chunk_seq=0, data="only"))
     events, done = order.finish(0, 1.0)
     assert done and seqs(events) == [("chunk", 0)]
+
+
+def test_a_chunk_that_comes_after_its_gap_was_reported_is_sent_late_once() -> None:
+    order = Reorder(0, 1.0)
+    for seq in (0, 4):
+        order.add(Chunk(chunk_seq=seq, data=seq))
+    assert seqs(order.ready(0.0)) == [("chunk", 0)]
+    assert seqs(order.ready(1.5)) == [("gap", 1), ("chunk", 4)]
+    for seq in (2, 2, 0, 5, 9):  # 2 is in the gap (twice), 0 was sent, 5 is next, 9 is ahead
+        order.add(Chunk(chunk_seq=seq, data=f"d{seq}"))
+    assert order.ready(1.6) == [
+        ("late", {"chunk_seq": 2, "data": "d2"}),
+        ("chunk", {"chunk_seq": 5, "data": "d5"}),
+    ]
+    order.add(Chunk(chunk_seq=2, data="again"))
+    order.add(Chunk(chunk_seq=3, data="d3"))
+    assert seqs(order.ready(1.7)) == [("late", 3)]
+    assert order.ready(1.8) == []

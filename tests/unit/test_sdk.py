@@ -91,6 +91,7 @@ async def test_a_failed_chunk_write_fails_the_next_write_and_a_cancelled_stream_
 def test_sse_events_become_typed_events() -> None:
     assert event_of("chunk", {"chunk_seq": 3, "data": {"t": "x"}}) == StreamChunk(3, {"t": "x"})
     assert event_of("gap", {"from_chunk_seq": 4, "to_chunk_seq": 6}) == StreamGap(4, 6)
+    assert event_of("late", {"chunk_seq": 5, "data": 1}) == StreamChunk(5, 1, late=True)
     end = event_of("end", {"stream_id": "s", "status": "error", "error": "boom", "at": 5})
     assert isinstance(end, StreamEnd) and end.error == "boom"
     assert event_of("something-newer", {}) is None
