@@ -24,7 +24,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import aiohttp
 from pydantic import JsonValue
@@ -60,12 +60,37 @@ class StreamGap:
 StreamEvent: TypeAlias = StreamChunk | StreamGap | StreamEnd
 
 
+class Transport(Protocol):
+    """How a writer's batches and end reach the bus: POSTs, or frames of a WebSocket."""
+
+    async def send_chunks(self, body: dict[str, Any]) -> None: ...
+
+    async def send_end(self, body: dict[str, Any]) -> Any: ...
+
+    async def close(self) -> None: ...
+
+
+class PostTransport:
+    """A POST .../stream-chunks per batch and a POST .../stream-end."""
+
+    def __init__(self, post: Post, conversation_path: str) -> None:
+        self._post, self.path = post, conversation_path
+
+    async def send_chunks(self, body: dict[str, Any]) -> None:
+        await self._post(self.path + "/stream-chunks", body)
+
+    async def send_end(self, body: dict[str, Any]) -> Any:
+        return await self._post(self.path + "/stream-end", body)
+
+    async def close(self) -> None:
+        return None
+
+
 class StreamWriter:
     """Writes one stream as `async with`; see the module docstring for batching and failures."""
 
-    def __init__(self, post: Post, conversation_path: str, stream_id: str, sender: str | None) -> None:
-        self._post = post
-        self.path = conversation_path
+    def __init__(self, transport: Transport, stream_id: str, sender: str | None) -> None:
+        self._transport = transport
         self.stream_id = stream_id
         self.sender = sender
         self.usage: Usage | None = None  # sent with the end
@@ -83,14 +108,17 @@ class StreamWriter:
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if exc is None:
-            await self.close("complete")
-            return
-        status: EndStatus = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
-        try:  # the block's exception goes on; a failing end only gets logged
-            await self.close(status, repr(exc))
-        except Exception as failed:
-            log.warning("stream %s: could not end it after %r: %r", self.stream_id, exc, failed)
+        try:
+            if exc is None:
+                await self.close("complete")
+                return
+            status: EndStatus = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
+            try:  # the block's exception goes on; a failing end only gets logged
+                await self.close(status, repr(exc))
+            except Exception as failed:
+                log.warning("stream %s: could not end it after %r: %r", self.stream_id, exc, failed)
+        finally:
+            await self._transport.close()
 
     async def write(self, data: JsonValue) -> int:
         """Queue one chunk; its chunk_seq. Waits only while a full batch waits for the POST in flight."""
@@ -150,7 +178,7 @@ class StreamWriter:
             body["sender"] = self.sender
         if self.usage is not None:
             body["usage"] = self.usage.model_dump(mode="json")
-        self.end = StreamEnd.model_validate(await self._post(self.path + "/stream-end", body))
+        self.end = StreamEnd.model_validate(await self._transport.send_end(body))
         return self.end
 
     async def _send_waiting(self) -> None:
@@ -161,7 +189,7 @@ class StreamWriter:
             if self.sender is not None:
                 body["sender"] = self.sender
             try:
-                await self._post(self.path + "/stream-chunks", body)
+                await self._transport.send_chunks(body)
             except Exception as exc:
                 self._failure = exc
                 return

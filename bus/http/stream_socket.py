@@ -186,7 +186,7 @@ class StreamSocket:
                     await answer.written
                 await self.send({**head, "accepted": answer.accepted})
             except BusError as error:
-                await self.send({**head, **error.to_body()})
+                await self.send({**head, "status": error.status, **error.to_body()})
                 if fatal(error) or answer.ended is not None:
                     await self.close(error)
                     return

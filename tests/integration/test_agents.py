@@ -453,7 +453,7 @@ async def test_registrations_for_fresh_tenants_through_both_workers_all_succeed(
     """Each registration creates its tenant's agent-events topic and publishes to it at once;
     none may answer 404 topic_not_found for the bus's own topic, and the same body again
     answers 200 with the agent (a retry of a registration that did register)."""
-    bodies = [
+    bodies: list[dict[str, Any]] = [
         {"namespace": "it", "tenant": unique("fresh"), "id": unique("a"), "labels": {"n": str(i)}}
         for i in range(12)
     ]

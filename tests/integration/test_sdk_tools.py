@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import pytest
@@ -60,7 +60,7 @@ async def test_a_tool_call_round_trip_waits_for_the_result(fleet: Fleet, http: a
 
         async def serve_one() -> dict[str, Any]:
             [delivery] = await inbox_of(http, url1, callee_agent, 1)
-            call = delivery["payload"]
+            call: dict[str, Any] = delivery["payload"]
             await asyncio.sleep(0.5)  # the caller is waiting meanwhile
             settled = await callee.tool_result(
                 conv, call["call_id"], sum(call["arguments"]["numbers"]), usage=Usage(output_tokens=2)
@@ -139,8 +139,9 @@ async def read_all(client: BusClient, conv: str, stream_id: str) -> list[StreamE
     return [event async for event in client.read_stream(conv, stream_id, gap_timeout_ms=500)]
 
 
+@pytest.mark.parametrize("transport", ["http", "ws"])
 async def test_a_stream_written_in_batches_is_read_back_in_order(
-    fleet: Fleet, http: aiohttp.ClientSession, clients: dict[str, BusClient]
+    fleet: Fleet, http: aiohttp.ClientSession, clients: dict[str, BusClient], transport: Literal["http", "ws"]
 ) -> None:
     writer_agent = await register(http, fleet.urls[0])
     conv = await conversation(http, fleet.urls[0], writer_agent["id"])
@@ -149,7 +150,7 @@ async def test_a_stream_written_in_batches_is_read_back_in_order(
     await asyncio.sleep(0.5)  # the reader waits for the first chunk
     count = 300
     async with as_agent(fleet, 0, writer_agent) as producer:
-        async with producer.stream(conv, sid) as s:
+        async with producer.stream(conv, sid, transport=transport) as s:
             for i in range(count):
                 assert await s.write(f"t{i}") == i
                 await asyncio.sleep(0)  # a fast model: it yields, but does not wait for the bus
@@ -171,14 +172,15 @@ async def test_a_stream_written_in_batches_is_read_back_in_order(
     assert [(m["kind"], m["sender"]) for m in thread["messages"]] == [("stream_end", writer_agent["id"])]
 
 
+@pytest.mark.parametrize("transport", ["http", "ws"])
 async def test_a_failing_block_ends_its_stream_with_error_and_a_cancel_stops_the_writer(
-    fleet: Fleet, http: aiohttp.ClientSession, clients: dict[str, BusClient]
+    fleet: Fleet, http: aiohttp.ClientSession, clients: dict[str, BusClient], transport: Literal["http", "ws"]
 ) -> None:
     conv = await conversation(http, fleet.urls[1])
     failed, cancelled = unique("s"), unique("s")
     a, b = clients["a"], clients["b"]
     with pytest.raises(ZeroDivisionError):
-        async with a.stream(conv, failed) as s:
+        async with a.stream(conv, failed, transport=transport) as s:
             for token in ("one", "two", "three"):
                 await s.write(token)
             _ = 1 / 0
@@ -188,7 +190,7 @@ async def test_a_failing_block_ends_its_stream_with_error_and_a_cancel_stops_the
     assert isinstance(end, StreamEnd) and end.status == "error" and "ZeroDivisionError" in end.error
 
     with pytest.raises(BusAgentError) as stopped:
-        async with b.stream(conv, cancelled) as s:
+        async with b.stream(conv, cancelled, transport=transport) as s:
             await s.write("x")
             await s.flush()
             assert (await a.cancel_stream(conv, cancelled, "user pressed stop")).by == "consumer"

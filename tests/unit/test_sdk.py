@@ -11,7 +11,7 @@ import pytest
 from bus import agent_sdk, sdk_client, sdk_streams
 from bus.models.streams import StreamEnd
 from bus.sdk_client import BusAgentError
-from bus.sdk_streams import MAX_BATCH, StreamChunk, StreamGap, StreamWriter, event_of
+from bus.sdk_streams import MAX_BATCH, PostTransport, StreamChunk, StreamGap, StreamWriter, event_of
 
 
 def test_the_public_names_are_deliberate() -> None:
@@ -44,7 +44,7 @@ class Bus:
 
 async def test_chunks_written_during_a_post_go_in_the_next_one() -> None:
     bus = Bus()
-    async with StreamWriter(bus.post, "/v1/conversations/it/acme/c", "s", "writer") as s:
+    async with StreamWriter(PostTransport(bus.post, "/v1/conversations/it/acme/c"), "s", "writer") as s:
         for i in range(2500):
             await s.write(i)
             if i % 100 == 0:
@@ -64,7 +64,7 @@ async def test_chunks_written_during_a_post_go_in_the_next_one() -> None:
 async def test_a_raising_block_ends_the_stream_with_error_after_its_chunks() -> None:
     bus = Bus()
     with pytest.raises(KeyError):
-        async with StreamWriter(bus.post, "/c", "s", None) as s:
+        async with StreamWriter(PostTransport(bus.post, "/c"), "s", None) as s:
             await s.write("a")
             raise KeyError("model")
     assert [kind for kind, _ in bus.posts] == ["stream-chunks", "stream-end"]
@@ -75,7 +75,7 @@ async def test_a_raising_block_ends_the_stream_with_error_after_its_chunks() -> 
 async def test_a_failed_chunk_write_fails_the_next_write_and_a_cancelled_stream_gets_no_end() -> None:
     bus = Bus(refuse_at=0)
     with pytest.raises(BusAgentError):
-        async with StreamWriter(bus.post, "/c", "s", None) as s:
+        async with StreamWriter(PostTransport(bus.post, "/c"), "s", None) as s:
             await s.write("a")
             await asyncio.sleep(0.05)
             await s.write("b")
@@ -83,7 +83,7 @@ async def test_a_failed_chunk_write_fails_the_next_write_and_a_cancelled_stream_
 
     cancelled = Bus(refuse_at=0, code="stream_cancelled")
     with pytest.raises(BusAgentError):
-        async with StreamWriter(cancelled.post, "/c", "s", None) as s:
+        async with StreamWriter(PostTransport(cancelled.post, "/c"), "s", None) as s:
             await s.write("a")
     assert [kind for kind, _ in cancelled.posts] == ["stream-chunks"] and s.end is None
 
