@@ -55,6 +55,9 @@ class KeyedState:
             f"{name}-view", key_type=str, value_type=bytes, partitions=s.state_partitions, help=help
         )
         self.caught_up: set[int] = set()  # partitions whose view has the previous owner's records
+        # Bumped when a partition is lost: a catch-up that began before does not count (it
+        # would leave the partition marked caught up, and a later takeover would skip it).
+        self.epochs: dict[int, int] = {}
         self.locks: dict[str, asyncio.Lock] = {}
 
     @property
@@ -109,6 +112,7 @@ class KeyedState:
         would not do: transaction markers take offsets that no record ever reaches.)"""
         if partition in self.caught_up:
             return
+        epoch = self.epochs.get(partition, 0)
         barrier = OutgoingRecord(self.kafka_topic, b"{}", BARRIER.encode(), [(KIND_HEADER, BARRIER_KIND)])
         [produced] = await ctx.gateway.produce([barrier], [partition])
         await wait_until(
@@ -116,6 +120,10 @@ class KeyedState:
             ctx.settings.timing.command_timeout,
             f"{self.name} partition {partition} to catch up",
         )
+        if self.epochs.get(partition, 0) != epoch:
+            raise OwnerMoved(
+                "This worker lost the partition while catching up; retry", {"partition": partition}
+            )
         self.caught_up.add(partition)
 
     async def append(
@@ -142,6 +150,8 @@ class KeyedState:
     def forget(self, partitions: set[int]) -> None:
         """Partitions this worker lost: the next owner catches up on its own."""
         self.caught_up -= partitions
+        for partition in partitions:
+            self.epochs[partition] = self.epochs.get(partition, 0) + 1
 
 
 async def run_processor(

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalOperation, KafkaError
 
 from bus.errors import OwnerMoved
 from bus.kafka import OutgoingRecord, Produced, translate
@@ -46,6 +46,11 @@ class PartitionTransactions:
                 error = translate(exc)
                 raise OwnerMoved(
                     f"The transaction did not commit: {error.message}; retry", {"partition": partition}
+                ) from exc
+            except IllegalOperation as exc:  # the producer was closed under it (the partition was lost)
+                await self._drop(partition)
+                raise OwnerMoved(
+                    "The transaction did not commit: its producer closed; retry", {"partition": partition}
                 ) from exc
         return [Produced(m.partition, m.offset, m.timestamp) for m in metas]
 
