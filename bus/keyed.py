@@ -27,7 +27,7 @@ from bus.context import BusContext
 from bus.errors import OwnerMoved
 from bus.faust_app import app
 from bus.kafka import OutgoingRecord, Produced
-from bus.ownership import is_owner, owner_partition
+from bus.ownership import is_owner, owned_partitions, owner_partition
 from bus.settings import get_settings
 from bus.waits import wait_until
 
@@ -120,7 +120,8 @@ class KeyedState:
             ctx.settings.timing.command_timeout,
             f"{self.name} partition {partition} to catch up",
         )
-        if self.epochs.get(partition, 0) != epoch:
+        # Lost meanwhile, or never ours (a standby copy of the view can pass the barrier too).
+        if self.epochs.get(partition, 0) != epoch or partition not in owned_partitions(self.topic):
             raise OwnerMoved(
                 "This worker lost the partition while catching up; retry", {"partition": partition}
             )
