@@ -1,10 +1,11 @@
 """Tool calls, a streamed reply and an approval gate, on one conversation.
 
 A planner asks a calculator agent to run its `add` tool; the calculator (a small loop on
-its inbox) posts the result; the planner streams its reply token by token while a reader
-follows the stream; then the planner calls `transfer`, a tool that requires approval. The
-call is parked until a human approves it: this prints the one curl that does it and waits
-(after --wait seconds with no decision it approves by itself, so the demo always ends).
+its inbox) posts the result; the planner streams its reply token by token (the SDK's
+stream writer, over a WebSocket) while a reader follows the stream; then the planner
+calls `transfer`, a tool that requires approval. The call is parked until a human
+approves it: this prints the one curl that does it and waits (after --wait seconds with
+no decision it approves by itself, so the demo always ends).
 Everything goes through real Kafka and both workers.
 
     python examples/tools_streams_approval.py [--a URL] [--b URL] [--wait SECONDS]
@@ -22,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from bus.models.tools import Usage
+from bus.sdk_client import BusClient
 
 NAMESPACE, TENANT = "demo", "acme"
 REPO = Path(__file__).resolve().parent.parent
@@ -56,7 +60,7 @@ async def send(http: aiohttp.ClientSession, method: str, url: str, body: Any = N
 async def register(http: aiohttp.ClientSession, url: str, agent_id: str, tools: list[dict[str, Any]]) -> None:
     body = {"namespace": NAMESPACE, "tenant": TENANT, "id": agent_id, "capabilities": tools}
     async with http.post(f"{url}/v1/agents", json=body) as r:
-        if r.status not in (201, 409):  # 409: registered by an earlier run
+        if r.status not in (200, 201, 409):  # 200 or 409: registered by an earlier run
             raise SystemExit(f"registering {agent_id}: {r.status} {await r.text()}")
 
 
@@ -146,19 +150,13 @@ async def run(a: str, b: str, wait_s: float) -> None:
         )
         await asyncio.sleep(0.3)
         tokens = ["The ", "sum ", "is ", str(done["result"]["result"]), "."]
-        for seq, token in enumerate(tokens):
-            await send(
-                http,
-                "POST",
-                f"{a}{conv}/stream-chunks",
-                {"stream_id": stream_id, "chunk_seq": seq, "data": token},
-            )
-        end = {
-            "stream_id": stream_id,
-            "last_chunk_seq": len(tokens) - 1,
-            "usage": {"output_tokens": len(tokens)},
-        }
-        await send(http, "POST", f"{a}{conv}/stream-end", end)
+        # The SDK's writer, over one WebSocket: each token goes as it comes, batched while
+        # the bus acknowledges the previous frame; the end goes when the block ends.
+        async with BusClient(a, api_key(), namespace=NAMESPACE, tenant=TENANT, agent_id="planner") as bus:
+            async with bus.stream(conv_id, stream_id, transport="ws") as reply:
+                for token in tokens:
+                    await reply.write(token)
+                reply.usage = Usage(output_tokens=len(tokens))
         print(f"   reader got: {await reader!r}")
 
         print("3. planner calls calculator.transfer(amount=100): the tool requires approval")
