@@ -16,7 +16,6 @@ transactional id of the partition fences a former owner that did not notice it l
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -33,14 +32,14 @@ from bus.models.tools import CallLocation, ToolCall, ToolCallView, ToolResult, c
 from bus.ownership import owned_partitions, owner_partition
 from bus.tools import call_envelope, inbox_copy
 from bus.transactions import TRANSACTIONS
-from bus.waits import wait_until
+from bus.waits import Waiters, wait_for_wake, wait_until, wake
 from tables.conversations import approvals, conversations, locator
 
 log = logging.getLogger(__name__)
 _expiries: dict[str, int] = {}  # approval key -> expires_at, pending approvals this worker owns
 _scanned: set[int] = set()
 _parked_calls: set[str] = set()  # call view keys of tool calls awaiting a decision here
-_decision_waiters: dict[str, list[asyncio.Future[None]]] = {}  # approval key -> GETs of its call
+_decision_waiters: Waiters = {}  # approval key -> GETs of its call
 
 
 def is_parked(vkey: str) -> bool:
@@ -307,15 +306,7 @@ async def parked_call(
         raise ToolCallNotFound(f"No tool call {call_id}", {"call_id": call_id})
     if approval.state == "pending" and wait_ms > 0:
         began = time.monotonic()
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        _decision_waiters.setdefault(akey, []).append(waiter)  # no await since the view said pending
-        try:
-            await asyncio.wait_for(waiter, wait_ms / 1000)
-        except TimeoutError:
-            pass
-        finally:
-            if waiter in _decision_waiters.get(akey, []):
-                _decision_waiters[akey].remove(waiter)
+        await wait_for_wake(_decision_waiters, akey, wait_ms / 1000)  # no await since the view said pending
         wait_ms = max(0, wait_ms - int((time.monotonic() - began) * 1000))
         approval = approvals.get(akey, ApprovalView) or approval
     if approval.state == "approved":
@@ -359,9 +350,7 @@ def changed(akey: str, approval: ApprovalView) -> None:
         _expiries.pop(akey, None)
         if vkey is not None:
             _parked_calls.discard(vkey)
-        for waiter in _decision_waiters.pop(akey, []):
-            if not waiter.done():
-                waiter.set_result(None)
+        wake(_decision_waiters, akey)
 
 
 async def expire_due(ctx: BusContext) -> None:

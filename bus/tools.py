@@ -56,10 +56,11 @@ from bus.models.tools import (
 )
 from bus.ownership import FORWARDER, is_owner, owned_partitions, owner_partition
 from bus.validation import violations
+from bus.waits import Waiters, wait_for_wake, wake
 from tables.conversations import conversations, locator
 
 log = logging.getLogger(__name__)
-_waiters: dict[str, list[asyncio.Future[None]]] = {}
+_waiters: Waiters = {}
 _deadlines: dict[str, int] = {}  # call view key -> deadline, for pending calls this worker owns
 _scanned: set[int] = set()  # partitions whose pending calls are in _deadlines
 
@@ -451,15 +452,7 @@ async def wait_call(
     if call is None:
         raise ToolCallNotFound(f"No tool call {vkey.split('/')[-1]}", {"call_id": vkey.split("/")[-1]})
     if call.status == "pending" and wait_ms > 0:
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        _waiters.setdefault(vkey, []).append(waiter)
-        try:
-            await asyncio.wait_for(waiter, wait_ms / 1000)
-        except TimeoutError:
-            pass
-        finally:
-            if waiter in _waiters.get(vkey, []):
-                _waiters[vkey].remove(waiter)
+        await wait_for_wake(_waiters, vkey, wait_ms / 1000)
         call = conversations.get(vkey, ToolCallView) or call
     return call.public()
 
@@ -471,9 +464,7 @@ def changed(vkey: str, call: ToolCallView) -> None:
             _deadlines[vkey] = call.deadline
         return
     _deadlines.pop(vkey, None)
-    for waiter in _waiters.pop(vkey, []):
-        if not waiter.done():
-            waiter.set_result(None)
+    wake(_waiters, vkey)
 
 
 async def catch_up_owned(ctx: BusContext) -> None:

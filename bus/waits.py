@@ -16,3 +16,25 @@ async def wait_until(condition: Callable[[], bool], timeout: float, what: str) -
         if time.monotonic() > deadline:
             raise Timeout(f"Timed out waiting for {what}", {"timeout_s": timeout})
         await asyncio.sleep(0.005)
+
+
+Waiters = dict[str, list[asyncio.Future[None]]]
+
+
+async def wait_for_wake(waiters: Waiters, key: str, seconds: float) -> None:
+    """Wait until someone wakes key's waiters (wake()) or seconds pass; no polling."""
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    waiters.setdefault(key, []).append(waiter)
+    try:
+        await asyncio.wait_for(waiter, seconds)
+    except TimeoutError:
+        pass
+    finally:
+        if waiter in waiters.get(key, []):
+            waiters[key].remove(waiter)
+
+
+def wake(waiters: Waiters, key: str) -> None:
+    for waiter in waiters.pop(key, []):
+        if not waiter.done():
+            waiter.set_result(None)

@@ -18,28 +18,33 @@ class Chunk(StrictModel):
     data: JsonValue
 
 
-class ChunksSpec(StrictModel):
-    """The body of POST .../stream-chunks: one chunk (chunk_seq, data) or several (chunks)."""
+class ChunkForms(StrictModel):
+    """One chunk (chunk_seq, data) or several (chunks): the two ways to send chunks."""
 
-    stream_id: StreamId
-    sender: Name | None = Field(
-        None, description="The producing agent (a participant, if the conversation names any)"
-    )
     chunk_seq: int | None = Field(None, ge=0, le=10_000_000)
     data: JsonValue = None
     chunks: list[Chunk] | None = Field(None, min_length=1, max_length=1000)
-
-    @model_validator(mode="after")
-    def one_form(self) -> ChunksSpec:
-        if (self.chunks is None) == (self.chunk_seq is None):
-            raise ValueError("give chunk_seq and data, or chunks")
-        return self
 
     def all_chunks(self) -> list[Chunk]:
         if self.chunks is not None:
             return self.chunks
         assert self.chunk_seq is not None
         return [Chunk(chunk_seq=self.chunk_seq, data=self.data)]
+
+
+class ChunksSpec(ChunkForms):
+    """The body of POST .../stream-chunks: one chunk (chunk_seq, data) or several (chunks)."""
+
+    stream_id: StreamId
+    sender: Name | None = Field(
+        None, description="The producing agent (a participant, if the conversation names any)"
+    )
+
+    @model_validator(mode="after")
+    def one_form(self) -> ChunksSpec:
+        if (self.chunks is None) == (self.chunk_seq is None):
+            raise ValueError("give chunk_seq and data, or chunks")
+        return self
 
 
 class ChunksReceipt(BaseModel):
@@ -68,13 +73,10 @@ class SocketEnd(StrictModel):
     usage: Usage | None = None
 
 
-class SocketFrame(StrictModel):
+class SocketFrame(ChunkForms):
     """A frame a producer sends on a stream's WebSocket: a chunk, chunks, or the end."""
 
     id: str | int | None = Field(None, description="Echoed in the frame's answer")
-    chunk_seq: int | None = Field(None, ge=0, le=10_000_000)
-    data: JsonValue = None
-    chunks: list[Chunk] | None = Field(None, min_length=1, max_length=1000)
     end: SocketEnd | None = None
 
     @model_validator(mode="after")
@@ -83,12 +85,6 @@ class SocketFrame(StrictModel):
         if sum(given) != 1:
             raise ValueError("give chunk_seq and data, or chunks, or end")
         return self
-
-    def all_chunks(self) -> list[Chunk]:
-        if self.chunks is not None:
-            return self.chunks
-        assert self.chunk_seq is not None
-        return [Chunk(chunk_seq=self.chunk_seq, data=self.data)]
 
 
 class StreamEnd(BaseModel):
