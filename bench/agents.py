@@ -45,6 +45,9 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+# bench/publish.py: found next to this file when run as `python bench/agents.py`.
+from publish import auth_headers
+
 NAMESPACE = "bench"
 WARMUP_BEATS = 500
 REQUEST_TIMEOUT_S = 10.0
@@ -80,15 +83,6 @@ class ModeResult:
     p99_ms: float
     errors: int
     drained_s: float  # after the last beat, until the processors had committed every record
-
-
-def auth_headers() -> dict[str, str]:
-    """The key to send: AGENTBUS_KEY, else the admin key scripts/fleet keeps in .data/admin-key."""
-    key = os.environ.get("AGENTBUS_KEY")
-    if not key:
-        path = Path(__file__).resolve().parent.parent / ".data" / "admin-key"
-        key = path.read_text().strip() if path.exists() else ""
-    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
