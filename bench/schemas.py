@@ -3,8 +3,8 @@
 One run measures two things.
 
 1. Validation cost per record, in-process (no HTTP). Validators are built and called
-   exactly as the bus does (`bus.validation.validator_for`: draft 2020-12 with the
-   format checker on; then `bus.validation.violations`). Two schemas, each with a
+   exactly as the bus does (`bus.schemas.validation.validator_for`: draft 2020-12 with the
+   format checker on; then `bus.schemas.validation.violations`). Two schemas, each with a
    payload that matches it:
 
      small   an object with 5 typed properties, 2 of them required (a ~100 B payload)
@@ -87,9 +87,9 @@ from publish import (
     stored_records,
 )
 
-from bus.models.schemas import SchemaVersion
-from bus.registry import check_schema, schema_id
-from bus.validation import validator_for, violations
+from bus.schemas.models import SchemaVersion
+from bus.schemas.registry import check_schema, schema_id
+from bus.schemas.validation import validator_for, violations
 
 RUN_BUDGET_S = 120.0  # registration, probes, warm-ups and measurements; cleanup comes after
 TIMEIT_REPEATS = 7  # each repeat runs for at least 0.2 s (timeit's autorange)
@@ -596,7 +596,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
 
 
 def print_validation(results: list[ValidationResult], batch_size: int) -> None:
-    print("Validation in-process: bus.validation.violations, draft 2020-12, format checker on")
+    print("Validation in-process: bus.schemas.validation.violations, draft 2020-12, format checker on")
     header = (
         f"{'schema':<8}{'props':>6}{'schema B':>10}{'payload B':>11}"
         f"{'us/record':>11}{'min':>9}{'max':>9}{f'us/batch of {batch_size}':>18}"

@@ -11,7 +11,7 @@ __all__ = ["app"]
 
 def __getattr__(name: str) -> Any:
     if name == "app":
-        from bus.main import app
+        from bus.assembly import app
 
         return app
     raise AttributeError(name)

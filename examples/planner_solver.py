@@ -1,6 +1,6 @@
 """A two-agent example on Agentbus: a planner hands out tasks, a solver answers them.
 
-Both are agents of the bus written with bus.agent_sdk's decorator, run by one Faust app:
+Both are agents of the bus written with bus.sdk.faust_agent's decorator, run by one Faust app:
 when it starts they register (with their capabilities) and heartbeat while it runs. The
 planner sends each task to the solver's inbox through worker A; the solver's inbox is
 served through worker B, and what its handler returns goes back to the planner's inbox
@@ -24,8 +24,8 @@ from pathlib import Path
 import faust
 from pydantic import BaseModel, JsonValue
 
-from bus.agent_sdk import bus_agent
-from bus.models.agents import InboxMessage
+from bus.agents.models import InboxMessage
+from bus.sdk.faust_agent import bus_agent
 
 NAMESPACE, TENANT = "demo", "acme"
 REPO = Path(__file__).resolve().parent.parent

@@ -24,8 +24,8 @@ from typing import Any
 
 import aiohttp
 
-from bus.models.tools import Usage
-from bus.sdk_client import BusClient
+from bus.sdk.client import BusClient
+from bus.tools.models import Usage
 
 NAMESPACE, TENANT = "demo", "acme"
 REPO = Path(__file__).resolve().parent.parent

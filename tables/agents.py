@@ -1,4 +1,4 @@
-"""Agents and their heartbeats: two logs keyed by agent, each with its view (bus.keyed).
+"""Agents and their heartbeats: two logs keyed by agent, each with its view (bus.state.keyed).
 
 Both topics are co-partitioned with every keyed state topic, so the worker that owns an
 agent holds its registration, its heartbeats and its liveness.
@@ -6,7 +6,7 @@ agent holds its registration, its heartbeats and its liveness.
 
 from __future__ import annotations
 
-from bus.keyed import KeyedState
+from bus.state.keyed import KeyedState
 
 agents = KeyedState("agents", help="Agent registrations and operator state, by agent key.")
 heartbeats = KeyedState(

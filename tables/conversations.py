@@ -1,4 +1,4 @@
-"""Conversations: the log every conversation's records share, and its view (bus.keyed).
+"""Conversations: the log every conversation's records share, and its view (bus.state.keyed).
 
 The log is the canonical thread: records keyed by conversation, so each conversation is
 strictly ordered. The view (one ConversationView per conversation) is rebuilt from it.
@@ -6,7 +6,7 @@ strictly ordered. The view (one ConversationView per conversation) is rebuilt fr
 
 from __future__ import annotations
 
-from bus.keyed import KeyedState
+from bus.state.keyed import KeyedState
 
 conversations = KeyedState(
     "conversations", help="Conversation state, counts and a sequence-to-offset index, by conversation key."

@@ -4,10 +4,10 @@ only by workers.keys."""
 
 from __future__ import annotations
 
-from bus.faust_app import app
-from bus.models.keys import ApiKey
-from bus.models.quotas import TenantQuota
-from tables.commanded import CommandedTable
+from bus.kafka.faust_app import app
+from bus.keys.models import ApiKey
+from bus.keys.quota_models import TenantQuota
+from bus.state.command_table import CommandedTable
 
 keys = CommandedTable(app, "keys", help="API keys by key id (secrets only as hashes).")
 

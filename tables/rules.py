@@ -6,9 +6,9 @@ worker. Keys: 'namespace/tenant' -> RuleSet. Written only by workers.rules.
 
 from __future__ import annotations
 
-from bus.faust_app import app
-from bus.models.rules import RuleSet
-from tables.commanded import CommandedTable
+from bus.kafka.faust_app import app
+from bus.rules.models import RuleSet
+from bus.state.command_table import CommandedTable
 
 rules = CommandedTable(app, "rules", help="Publish rules by namespace/tenant.")
 

@@ -7,9 +7,9 @@ Written only by workers.schemas.
 
 from __future__ import annotations
 
-from bus.faust_app import app
-from bus.models.schemas import SchemaVersion, SubjectMeta
-from tables.commanded import CommandedTable
+from bus.kafka.faust_app import app
+from bus.schemas.models import SchemaVersion, SubjectMeta
+from bus.state.command_table import CommandedTable
 
 schemas = CommandedTable(app, "schemas", help="Schema subjects and versions.")
 

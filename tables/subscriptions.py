@@ -7,9 +7,9 @@ start-up. Keys are subscription_key(namespace, tenant, id).
 
 from __future__ import annotations
 
-from bus.faust_app import app
-from bus.models.subscriptions import Subscription
-from tables.commanded import CommandedTable
+from bus.kafka.faust_app import app
+from bus.state.command_table import CommandedTable
+from bus.subscriptions.models import Subscription
 
 subscriptions = CommandedTable(
     app, "subscriptions", help="Subscription metadata by key (namespace/tenant/id)."

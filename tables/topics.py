@@ -6,10 +6,10 @@ Written only by workers.topics; recovered from its Kafka changelog at start-up.
 
 from __future__ import annotations
 
-from bus.faust_app import app
-from bus.models.topics import Topic
+from bus.kafka.faust_app import app
+from bus.state.command_table import CommandedTable
+from bus.topics.models import Topic
 from bus.types import TopicId
-from tables.commanded import CommandedTable
 
 topics = CommandedTable(app, "topics", help="Topic metadata by topic id (namespace/tenant/name).")
 

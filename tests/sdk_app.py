@@ -1,4 +1,4 @@
-"""A Faust app with one agent written with bus.agent_sdk, for tests/integration/test_agent_sdk.py.
+"""A Faust app with one agent written with bus.sdk.faust_agent, for tests/integration/test_agent_sdk.py.
 
 Run as `faust -A tests.sdk_app worker`; everything it needs comes from the environment:
 KAFKA_BOOTSTRAP, SDK_APP_ID, SDK_DATA_DIR, AGENTBUS_URL, AGENTBUS_KEY, SDK_TENANT, SDK_AGENT_ID.
@@ -11,8 +11,8 @@ import os
 import faust
 from pydantic import JsonValue
 
-from bus.agent_sdk import bus_agent
-from bus.models.agents import InboxMessage
+from bus.agents.models import InboxMessage
+from bus.sdk.faust_agent import bus_agent
 
 env = os.environ
 app = faust.App(

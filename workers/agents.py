@@ -22,10 +22,10 @@ from typing import Any
 
 import faust
 
-from bus import agents as ops
-from bus.faust_app import app
-from bus.keyed import APPLIED, BARRIER_KIND, KIND_HEADER, KeyedState, on_revoked, run_processor
-from bus.models.agents import Agent, AgentRecord, HeartbeatRecord, HeartbeatView
+from bus.agents import service as ops
+from bus.agents.models import Agent, AgentRecord, HeartbeatRecord, HeartbeatView
+from bus.kafka.faust_app import app
+from bus.state.keyed import APPLIED, BARRIER_KIND, KIND_HEADER, KeyedState, on_revoked, run_processor
 from tables.agents import agents, heartbeats
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ def apply_heartbeat(state: KeyedState, key: str, record: HeartbeatRecord) -> Non
 
 @app.timer(interval=LIVENESS_TICK_S)  # type: ignore[untyped-decorator]
 async def evaluate_liveness() -> None:
-    from bus.main import ctx  # late: bus.main imports this module
+    from bus.assembly import ctx  # late: bus.assembly imports this module
 
     if not ctx.ready():
         return

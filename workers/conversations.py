@@ -11,16 +11,17 @@ from typing import Any
 
 import faust
 
-from bus import approvals as approval_ops
-from bus import streams, tools
-from bus.conversations import forget
-from bus.faust_app import app
-from bus.keyed import KeyedState, on_revoked, run_processor
-from bus.models.approvals import ApprovalRecord, ApprovalView
-from bus.models.conversations import RECENT_IDS, ConversationRecord, ConversationView, Message
-from bus.models.streams import StreamEnd, StreamView, stream_view_key
-from bus.models.tools import FINAL_STATUS, CallLocation, ToolCallView, ToolResult, Usage, call_view_key
-from bus.transactions import TRANSACTIONS
+from bus.approvals import service as approval_ops
+from bus.approvals.models import ApprovalRecord, ApprovalView
+from bus.conversations.models import RECENT_IDS, ConversationRecord, ConversationView, Message
+from bus.conversations.service import forget
+from bus.kafka.faust_app import app
+from bus.kafka.transactions import TRANSACTIONS
+from bus.state.keyed import KeyedState, on_revoked, run_processor
+from bus.streams import service as streams
+from bus.streams.models import StreamEnd, StreamView, stream_view_key
+from bus.tools import service as tools
+from bus.tools.models import FINAL_STATUS, CallLocation, ToolCallView, ToolResult, Usage, call_view_key
 from tables.conversations import approvals, conversations, locator
 
 INDEX_EVERY = 64  # sequence numbers between two index entries
@@ -82,7 +83,7 @@ def locate(state: KeyedState, key: str, value: bytes, headers: dict[str, str], o
 
 @app.timer(interval=0.5)  # type: ignore[untyped-decorator]
 async def time_out_calls() -> None:
-    from bus.main import ctx  # late: bus.main imports this module
+    from bus.assembly import ctx  # late: bus.assembly imports this module
 
     if ctx.ready():
         await tools.expire_due(ctx)

@@ -7,11 +7,11 @@ import logging
 
 import faust
 
-from bus.faust_app import app
-from bus.models.keys import KeyCommand
+from bus.kafka.faust_app import app
+from bus.keys.models import KeyCommand
 from bus.settings import get_settings
+from bus.state.command_apply import apply_commands
 from tables.keys import keys, tenant_quota_key
-from workers.commands import apply_commands
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ import logging
 
 import faust
 
-from bus.faust_app import app
-from bus.models.rules import RuleCommand
+from bus.kafka.faust_app import app
+from bus.rules.models import RuleCommand
 from bus.settings import get_settings
+from bus.state.command_apply import apply_commands
 from tables.rules import rule_set_key, rules
-from workers.commands import apply_commands
 
 log = logging.getLogger(__name__)
 

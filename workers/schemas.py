@@ -10,12 +10,12 @@ import logging
 
 import faust
 
-from bus.faust_app import app
-from bus.models.schemas import SchemaCommand, SubjectMeta
-from bus.registry import decide
+from bus.kafka.faust_app import app
+from bus.schemas.models import SchemaCommand, SubjectMeta
+from bus.schemas.registry import decide
 from bus.settings import get_settings
+from bus.state.command_apply import apply_commands
 from tables.schemas import get_meta, live_versions, schemas, subject_key, version_key
-from workers.commands import apply_commands
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,11 @@ import logging
 
 import faust
 
-from bus.faust_app import app
-from bus.models.subscriptions import SubscriptionCommand
+from bus.kafka.faust_app import app
 from bus.settings import get_settings
+from bus.state.command_apply import apply_commands
+from bus.subscriptions.models import SubscriptionCommand
 from tables.subscriptions import get_subscription, subscriptions
-from workers.commands import apply_commands
 
 log = logging.getLogger(__name__)
 

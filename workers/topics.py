@@ -11,11 +11,11 @@ import logging
 
 import faust
 
-from bus.faust_app import app
-from bus.models.topics import TopicCommand
+from bus.kafka.faust_app import app
 from bus.settings import get_settings
+from bus.state.command_apply import apply_commands
+from bus.topics.models import TopicCommand
 from tables.topics import get_topic, topics
-from workers.commands import apply_commands
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from bus import metrics
-from bus.auth import Access, authenticate, require, require_admin
 from bus.errors import (
     BadRequest,
     BusError,
@@ -23,6 +22,7 @@ from bus.errors import (
     RouteNotFound,
 )
 from bus.http.routes import AUDIT_TARGET, CONTEXT, PRINCIPAL, Route, route_for
+from bus.keys.auth import Access, authenticate, require, require_admin
 
 log = logging.getLogger(__name__)
 DENIED_STATUSES = frozenset({401, 403, 429})  # audited as refusals
@@ -85,8 +85,11 @@ async def audit(request: web.Request, declared: Route, status: int, error: BusEr
     )
     if not (denied or admin_action):
         return
-    from bus.audit import now, record  # late: bus.audit needs the Faust app, which needs this module
-    from bus.models.audit import AuditRecord
+    from bus.audit.models import AuditRecord
+    from bus.audit.service import (  # late: bus.audit.service needs the Faust app, which needs this module
+        now,
+        record,
+    )
 
     who = request.get(PRINCIPAL)
     m = request.match_info

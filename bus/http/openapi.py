@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from bus.http.routes import ROUTES, Route
-from bus.models.common import ErrorBody
+from bus.wire import ErrorBody
 
 REF = "#/components/schemas/{model}"
 

@@ -15,9 +15,9 @@ import faust
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from bus.auth import Access, Principal
-from bus.context import BusContext
 from bus.errors import InvalidJson, Unprocessable, UnsupportedMediaType
+from bus.kafka.context import BusContext
+from bus.keys.auth import Access, Principal
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)
@@ -38,7 +38,7 @@ class Route:
     handler: Handler
     summary: str
     tag: str
-    access: Access  # declared by every route: see bus.auth
+    access: Access  # declared by every route: see bus.keys.auth
     body: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
     status: int = 200

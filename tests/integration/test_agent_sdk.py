@@ -1,4 +1,4 @@
-"""An agent written with bus.agent_sdk, run as its own Faust worker against the fleet:
+"""An agent written with bus.sdk.faust_agent, run as its own Faust worker against the fleet:
 it registers, heartbeats while it runs, answers its inbox in order, and acks only what it
 handled (a failing message comes back)."""
 

@@ -1,5 +1,5 @@
-"""The SDK's helpers for tool calls, token streams and approvals (bus.sdk_client,
-bus.sdk_streams), against the real broker and fleet: the caller on one worker, the callee,
+"""The SDK's helpers for tool calls, token streams and approvals (bus.sdk.client,
+bus.sdk.streams), against the real broker and fleet: the caller on one worker, the callee,
 readers and approvers on the other."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any, Literal
 import aiohttp
 import pytest
 
-from bus.models.streams import StreamEnd
-from bus.models.tools import ToolError, Usage
-from bus.sdk_client import BusAgentError, BusClient
-from bus.sdk_streams import StreamChunk, StreamEvent, StreamGap
+from bus.sdk.client import BusAgentError, BusClient
+from bus.sdk.streams import StreamChunk, StreamEvent, StreamGap
+from bus.streams.models import StreamEnd
+from bus.tools.models import ToolError, Usage
 from tests.agent_calls import register
 from tests.fleet import Fleet
 from tests.helpers import unique

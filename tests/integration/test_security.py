@@ -16,9 +16,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-import bus.main  # noqa: F401  (registers every route, so ROUTES is complete at collection)
-from bus.auth import Access
+import bus.assembly  # noqa: F401  (registers every route, so ROUTES is complete at collection)
 from bus.http.routes import ROUTES, Route
+from bus.keys.auth import Access
 from tests.fleet import Fleet
 from tests.helpers import unique
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from bus.compat import breaking_changes, narrowings
-from bus.models.schemas import BreakingChange, CompatibilityMode, JsonSchema
+from bus.schemas.compatibility import breaking_changes, narrowings
+from bus.schemas.models import BreakingChange, CompatibilityMode, JsonSchema
 
 NONE: frozenset[str] = frozenset()
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bus.dispatcher import DeliveryRef, format_delivery_id, parse_delivery_id, parse_metadata
-from bus.models.conversations import TRANSITIONS, ConversationView, Message
+from bus.conversations.models import TRANSITIONS, ConversationView, Message
+from bus.subscriptions.dispatcher import DeliveryRef, format_delivery_id, parse_delivery_id, parse_metadata
 from workers.conversations import INDEX_EVERY, with_message
 
 
@@ -64,7 +64,7 @@ def test_applying_messages_counts_indexes_and_is_idempotent() -> None:
 
 
 def test_recent_message_ids_keep_the_newest() -> None:
-    from bus.models.conversations import RECENT_IDS
+    from bus.conversations.models import RECENT_IDS
 
     v = view()
     for seq in range(1, RECENT_IDS + 11):

@@ -9,13 +9,13 @@ import pytest
 from pydantic import ValidationError
 
 from bus.errors import InvalidParameter, TenantForbidden, Unprocessable
-from bus.models.common import NAME_RE
-from bus.models.publish import Envelope
-from bus.models.subscriptions import SubscriptionSpec
-from bus.models.topics import TopicSpec, kafka_topic_name
-from bus.publish import encode_payload
-from bus.subscribe import decode_cursor, encode_cursor, parse_start
-from bus.subscriptions import consumer_group, dead_letter_name, source_topic_name
+from bus.publish.models import Envelope
+from bus.publish.service import encode_payload
+from bus.subscribe.service import decode_cursor, encode_cursor, parse_start
+from bus.subscriptions.models import SubscriptionSpec
+from bus.subscriptions.service import consumer_group, dead_letter_name, source_topic_name
+from bus.topics.models import TopicSpec, kafka_topic_name
+from bus.wire import NAME_RE
 
 
 @pytest.mark.parametrize("name", ["a", "orders", "a-b", "x1", "0", "a" * 63])
@@ -90,7 +90,7 @@ def test_start_positions() -> None:
 def test_batch_partitioning_matches_kafkas_default_partitioner() -> None:
     from aiokafka.partitioner import DefaultPartitioner
 
-    from bus.kafka import partition_for
+    from bus.kafka.gateway import partition_for
 
     default = DefaultPartitioner()
     for n in (1, 3, 7):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bus.errors import QuotaExceeded
-from bus.models.quotas import Quota
-from bus.quotas import Limit, QuotaLedger, limits_for
+from bus.keys.quota_models import Quota
+from bus.keys.quotas import Limit, QuotaLedger, limits_for
 
 W = 1_800_000_000  # a window (unix second)
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from bus.errors import InvalidSchema, SchemaTooLarge
-from bus.models.schemas import CompatibilityMode, SchemaVersion, SubjectMeta
-from bus.registry import check_schema, decide, schema_id
-from bus.validation import validator_for, violations
+from bus.schemas.models import CompatibilityMode, SchemaVersion, SubjectMeta
+from bus.schemas.registry import check_schema, decide, schema_id
+from bus.schemas.validation import validator_for, violations
 
 
 def version(n: int, schema: dict[str, Any]) -> SchemaVersion:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bus.models.streams import Chunk
-from bus.stream_reader import Reorder
+from bus.streams.models import Chunk
+from bus.streams.reader import Reorder
 
 
 def seqs(events: list[tuple[str, dict[str, object]]]) -> list[tuple[str, object]]:

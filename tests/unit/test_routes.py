@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from bus.assembly import app
 from bus.http.openapi import build_openapi
 from bus.http.routes import ROUTES
-from bus.main import app
 
 EXPECTED = {
     ("POST", "/v1/topics"),

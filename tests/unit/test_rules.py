@@ -9,10 +9,10 @@ from pydantic import ValidationError
 
 from bus.errors import InvalidRule, RuleDenied, RulesTooLarge, Unprocessable
 from bus.http.routes import field_errors
-from bus.models.publish import Envelope
-from bus.models.rules import PayloadCondition, Rule, RuleSetSpec
-from bus.rules import MISSING, evaluate, first_match, holds, json_equal, matches, resolve
-from bus.rulesets import as_invalid_rule, check_rule_set
+from bus.publish.models import Envelope
+from bus.rules.engine import MISSING, evaluate, first_match, holds, json_equal, matches, resolve
+from bus.rules.models import PayloadCondition, Rule, RuleSetSpec
+from bus.rules.service import as_invalid_rule, check_rule_set
 
 DOC: dict[str, Any] = {
     "order": {"id": "o-1", "total": 42, "items": [{"sku": "a"}, {"sku": "b"}], "paid": True},

@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
-from bus import agent_sdk, sdk_client, sdk_streams
-from bus.models.streams import StreamEnd
-from bus.sdk_client import BusAgentError
-from bus.sdk_streams import MAX_BATCH, PostTransport, StreamChunk, StreamGap, StreamWriter, event_of
+from bus.sdk import client as sdk_client
+from bus.sdk import faust_agent as agent_sdk
+from bus.sdk import streams as sdk_streams
+from bus.sdk.client import BusAgentError
+from bus.sdk.streams import MAX_BATCH, PostTransport, StreamChunk, StreamGap, StreamWriter, event_of
+from bus.streams.models import StreamEnd
 
 
 def test_the_public_names_are_deliberate() -> None:

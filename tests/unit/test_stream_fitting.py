@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from bus.models.streams import Chunk
-from bus.streams import fitting
+from bus.streams.models import Chunk
+from bus.streams.service import fitting
 
 
 def chunks(count: int, size: int) -> list[Chunk]:

@@ -1,0 +1,125 @@
+"""HTTP: /v1/approvals. Deciding runs on the approval's owner (its conversation's owner)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bus.approvals import service as ops
+from bus.approvals.models import Approval, ApprovalList, Decision
+from bus.cluster.ownership import FORWARDER, WORKER_HEADER, is_forwarded, is_owner, self_url, worker_urls
+from bus.errors import InvalidParameter, OwnerMoved
+from bus.http.routes import Param, context, json_response, principal, read_model, route
+from bus.keys.auth import Access, can_see
+from tables.conversations import approvals
+
+TENANT = "/v1/approvals/{namespace}/{tenant}"
+ONE = TENANT + "/{approval_id}"
+STATES = ("pending", "approved", "rejected", "expired")
+
+
+def path_key(request: web.Request) -> str:
+    m = request.match_info
+    return ops.approval_key(m["namespace"], m["tenant"], m["approval_id"])
+
+
+async def at_owner(request: web.Request, key: str) -> web.StreamResponse | None:
+    """None when this worker owns key (go on here); else the owner's answer."""
+    if is_forwarded(request) or is_owner(key, approvals.topic):
+        return None
+    return await FORWARDER.forward(request, key, approvals.topic)
+
+
+@route(
+    "GET",
+    TENANT,
+    summary="The tenant's approvals, newest first",
+    tag="approvals",
+    access=Access.READ,
+    response=ApprovalList,
+    params=(
+        Param("state", "pending, approved, rejected or expired"),
+        Param("tool", "Only calls of this tool"),
+        Param("agent", "Only calls this agent makes or would run"),
+    ),
+    errors=(400, 503),
+)
+async def list_approvals(request: web.Request) -> web.StreamResponse:
+    q, m = request.query, request.match_info
+    state = q.get("state")
+    if state is not None and state not in STATES:
+        raise InvalidParameter(f"state is one of {', '.join(STATES)}", {"state": state[:50]})
+    found = ops.owned(state, q.get("tool"), q.get("agent"))
+    if not (q.get("scope") == "local" and is_forwarded(request)):
+        for url in worker_urls():
+            if url == self_url():
+                continue
+            path = request.rel_url.with_query({**q, "scope": "local"})
+            status, body = await FORWARDER.call(
+                "", "GET", str(path), request.headers.get("Authorization", ""), None, base=url
+            )
+            if status != 200:
+                raise OwnerMoved("A worker did not answer the list; retry", {"worker": url, "status": status})
+            found += ApprovalList.model_validate(body).approvals
+    mine = [a for a in found if (a.namespace, a.tenant) == (m["namespace"], m["tenant"])]
+    who = principal(request)
+    shown = [a for a in mine if can_see(who, a.namespace, a.tenant)]
+    return json_response(ApprovalList(approvals=sorted(shown, key=lambda a: -a.requested_at)))
+
+
+@route(
+    "GET",
+    ONE,
+    summary="One approval, with the digest of what it would publish",
+    tag="approvals",
+    access=Access.READ,
+    response=Approval,
+    errors=(404, 503),
+)
+async def get(request: web.Request) -> web.StreamResponse:
+    key = path_key(request)
+    forwarded = await at_owner(request, key)
+    if forwarded is not None:
+        return forwarded
+    return stamped(json_response((await ops.find(context(request), key)).public()))
+
+
+async def decide(request: web.Request, approve: bool) -> web.StreamResponse:
+    key, decision = path_key(request), await read_model(request, Decision)
+    forwarded = await at_owner(request, key)
+    if forwarded is not None:
+        return forwarded
+    who = principal(request).key_id
+    return stamped(json_response(await ops.decide(context(request), key, decision, approve, who)))
+
+
+def stamped(response: web.StreamResponse) -> web.StreamResponse:
+    response.headers[WORKER_HEADER] = self_url()
+    return response
+
+
+@route(
+    "POST",
+    ONE + "/approve",
+    summary="Approve: publish the parked call, exactly once",
+    tag="approvals",
+    access=Access.MANAGE,
+    body=Decision,
+    response=Approval,
+    errors=(404, 409, 422, 503, 504),
+)
+async def approve(request: web.Request) -> web.StreamResponse:
+    return await decide(request, approve=True)
+
+
+@route(
+    "POST",
+    ONE + "/reject",
+    summary="Reject: publish nothing; the caller gets a rejected result",
+    tag="approvals",
+    access=Access.MANAGE,
+    body=Decision,
+    response=Approval,
+    errors=(404, 409, 422, 503, 504),
+)
+async def reject(request: web.Request) -> web.StreamResponse:
+    return await decide(request, approve=False)

@@ -1,0 +1,113 @@
+"""The audit trail: a Kafka topic is the source of truth, searched by reading it back.
+
+Every admin action (a successful POST, PUT or DELETE outside the data plane) and every
+denied request (401, 403, 429) becomes one record on '{prefix}-audit'. There is no index
+to drift from it: a search seeks to its start time and reads forward, at most
+MAX_SCAN records. Records carry the key's id, never its secret.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from bus.audit.models import AuditPage, AuditRecord
+from bus.errors import BusError
+from bus.kafka.context import BusContext
+from bus.kafka.gateway import OutgoingRecord, guarded
+
+log = logging.getLogger(__name__)
+
+MAX_SCAN = 200_000
+
+RETENTION = timedelta(days=30)
+
+
+def audit_topic_name(ctx: BusContext) -> str:
+    return f"{ctx.settings.prefix}-audit"
+
+
+async def ensure_audit_topic(ctx: BusContext) -> None:
+    """Create the audit topic if it is missing: one partition, so a search reads one ordered trail."""
+    configs = {"retention.ms": str(int(RETENTION.total_seconds() * 1000))}
+    await ctx.gateway.create_topic(audit_topic_name(ctx), 1, ctx.settings.replication_factor, configs)
+
+
+async def record(ctx: BusContext, entry: AuditRecord) -> None:
+    """Write one record (acks=all). A failure is logged, never turned into the caller's error."""
+    value = entry.model_dump_json().encode()
+    key = f"{entry.namespace}/{entry.tenant}".encode() if entry.tenant else None
+    try:
+        await ctx.gateway.produce([OutgoingRecord(audit_topic_name(ctx), value, key, [])])
+    except BusError as exc:
+        log.error("audit record lost (%s): %s", exc.code, entry.model_dump_json())
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def search(
+    ctx: BusContext,
+    *,
+    namespace: str | None,
+    tenant: str | None,
+    key_id: str | None,
+    action: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+) -> AuditPage:
+    """Records matching every given filter, oldest first, from since (default: the start)."""
+    tp = TopicPartition(audit_topic_name(ctx), 0)
+    reader = ctx.gateway.new_reader()
+    await guarded(reader.start())
+    try:
+        reader.assign([tp])
+        end = (await guarded(reader.end_offsets([tp])))[tp]
+        await seek_since(reader, tp, since)
+        found: list[AuditRecord] = []
+        scanned = 0
+        while scanned < MAX_SCAN and len(found) < limit and await guarded(reader.position(tp)) < end:
+            batch = await guarded(reader.getmany(tp, timeout_ms=1000, max_records=1000))
+            for message in batch.get(tp, []):
+                scanned += 1
+                entry = AuditRecord.model_validate_json(message.value or b"{}")
+                if until is not None and entry.at > until:
+                    return AuditPage(records=found, scanned=scanned, truncated=False)
+                if matches(entry, namespace, tenant, key_id, action):
+                    found.append(entry)
+                    if len(found) >= limit:
+                        break
+        truncated = len(found) >= limit or scanned >= MAX_SCAN
+        return AuditPage(records=found, scanned=scanned, truncated=truncated)
+    finally:
+        await reader.stop()
+
+
+async def seek_since(reader: AIOKafkaConsumer, tp: TopicPartition, since: datetime | None) -> None:
+    if since is None:
+        # An explicit seek: aiokafka's seek_to_beginning can lose a race with its own
+        # reset to latest for a group-less reader and land at the end.
+        start = await guarded(reader.beginning_offsets([tp]))
+        reader.seek(tp, start[tp])
+        return
+    found = await guarded(reader.offsets_for_times({tp: int(since.timestamp() * 1000)}))
+    hit = found.get(tp)
+    if hit is None:
+        reader.seek(tp, (await guarded(reader.end_offsets([tp])))[tp])
+    else:
+        reader.seek(tp, hit.offset)
+
+
+def matches(
+    entry: AuditRecord, namespace: str | None, tenant: str | None, key_id: str | None, action: str | None
+) -> bool:
+    return (
+        (namespace is None or entry.namespace == namespace)
+        and (tenant is None or entry.tenant == tenant)
+        and (key_id is None or entry.key_id == key_id)
+        and (action is None or entry.action == action)
+    )

@@ -1,0 +1,364 @@
+"""HTTP: /v1/conversations. Every request about one conversation runs on its owner."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from bus.cluster.ownership import (
+    FORWARDER,
+    WORKER_HEADER,
+    is_forwarded,
+    is_owner,
+    owner_partition,
+    self_url,
+    worker_urls,
+)
+from bus.conversations import service as ops
+from bus.conversations.models import (
+    Conversation,
+    ConversationList,
+    ConversationRecord,
+    ConversationSpec,
+    ConversationView,
+    Message,
+    MessagePage,
+    MessageSpec,
+    TransitionRequest,
+    conversation_key,
+)
+from bus.errors import InvalidParameter, OwnerMoved
+from bus.http.routes import AUDIT_TARGET, Param, context, json_response, principal, read_model, route
+from bus.kafka.gateway import guarded
+from bus.keys.auth import Access, can_see, require
+from bus.keys.models import Action
+from bus.subscribe.service import sse_event
+from tables.conversations import conversations
+
+PATH = "/v1/conversations/{namespace}/{tenant}/{id}"
+MAX_PAGE = 1000
+
+
+def path_key(request: web.Request) -> str:
+    m = request.match_info
+    return conversation_key(m["namespace"], m["tenant"], m["id"])
+
+
+async def at_owner(
+    request: web.Request, key: str, call: Callable[[], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    if is_forwarded(request) or is_owner(key, conversations.topic):
+        response = await call()
+        response.headers[WORKER_HEADER] = self_url()
+        return response
+    return await FORWARDER.forward(request, key, conversations.topic)
+
+
+@route(
+    "POST",
+    "/v1/conversations",
+    summary="Start a conversation",
+    tag="conversations",
+    access=Access.WRITE,
+    body=ConversationSpec,
+    response=Conversation,
+    status=201,
+    errors=(400, 409, 422, 503, 504),
+)
+async def create(request: web.Request) -> web.StreamResponse:
+    spec = await read_model(request, ConversationSpec)
+    request[AUDIT_TARGET] = (spec.namespace, spec.tenant)
+    require(principal(request), Action.WRITE, spec.namespace, spec.tenant, None)
+    if spec.id is None:  # picked here: the id decides which worker owns the conversation
+        spec = spec.model_copy(update={"id": ops.new_id()})
+    key = conversation_key(spec.namespace, spec.tenant, spec.id or "")
+    if not is_forwarded(request) and not is_owner(key, conversations.topic):
+        auth = request.headers.get("Authorization", "")
+        body = spec.model_dump(mode="json")
+        status, answer = await FORWARDER.call(
+            key, "POST", "/v1/conversations", auth, body, topic=conversations.topic
+        )
+        return web.json_response(answer, status=status)
+    return json_response(await ops.create(context(request), spec), status=201)
+
+
+@route(
+    "GET",
+    "/v1/conversations",
+    summary="List conversations",
+    tag="conversations",
+    access=Access.AUTHENTICATED,
+    response=ConversationList,
+    params=(
+        Param("namespace", "Only this namespace"),
+        Param("tenant", "Only this tenant"),
+        Param("participant", "Only those this agent takes part in (or open to the tenant)"),
+        Param("state", "open, active, paused, closed or archived"),
+        Param("label", "name=value: only those with this label"),
+        Param("active_since", "Unix ms: only those with activity at or after it"),
+    ),
+    errors=(400, 503),
+)
+async def list_conversations(request: web.Request) -> web.StreamResponse:
+    q = request.query
+    keep = filters(request)
+    if q.get("scope") == "local" and is_forwarded(request):
+        found = [v.public() for v in conversations.owned_values(ConversationView)]
+        return json_response(ConversationList(conversations=[c for c in found if keep(c)]))
+    merged: list[Conversation] = []
+    for url in worker_urls():
+        if url == self_url():
+            merged += [v.public() for v in conversations.owned_values(ConversationView)]
+            continue
+        status, body = await FORWARDER.call(
+            "",
+            "GET",
+            "/v1/conversations?scope=local",
+            request.headers.get("Authorization", ""),
+            None,
+            base=url,
+        )
+        if status != 200:
+            raise OwnerMoved("A worker did not answer the list; retry", {"worker": url, "status": status})
+        merged += ConversationList.model_validate(body).conversations
+    who = principal(request)
+    shown = [c for c in merged if keep(c) and can_see(who, c.namespace, c.tenant)]
+    return json_response(ConversationList(conversations=sorted(shown, key=lambda c: c.key)))
+
+
+def filters(request: web.Request) -> Callable[[Conversation], bool]:
+    q = request.query
+    label = q.get("label")
+    if label is not None and "=" not in label:
+        raise InvalidParameter("label is name=value", {"label": label[:100]})
+    since = q.get("active_since")
+    if since is not None and not since.isdigit():
+        raise InvalidParameter("active_since is a unix time in ms", {"active_since": since[:50]})
+
+    def keep(c: Conversation) -> bool:
+        checks = [
+            q.get("namespace") in (None, c.namespace),
+            q.get("tenant") in (None, c.tenant),
+            q.get("state") in (None, c.state),
+            "participant" not in q or not c.participants or q["participant"] in c.participants,
+            label is None or c.labels.get(label.split("=", 1)[0]) == label.split("=", 1)[1],
+            since is None or c.last_activity_at.timestamp() * 1000 >= int(since),
+        ]
+        return all(checks)
+
+    return keep
+
+
+@route(
+    "GET",
+    PATH,
+    summary="Get a conversation",
+    tag="conversations",
+    access=Access.READ,
+    response=Conversation,
+    errors=(404, 503),
+)
+async def get(request: web.Request) -> web.StreamResponse:
+    key = path_key(request)
+
+    async def call() -> web.StreamResponse:
+        return json_response((await ops.view_of(context(request), key)).public())
+
+    return await at_owner(request, key, call)
+
+
+@route(
+    "DELETE",
+    PATH,
+    summary="Delete a conversation (its records stay in Kafka until retention)",
+    tag="conversations",
+    access=Access.MANAGE,
+    response=Conversation,
+    errors=(404, 503, 504),
+)
+async def delete(request: web.Request) -> web.StreamResponse:
+    key = path_key(request)
+
+    async def call() -> web.StreamResponse:
+        return json_response(await ops.delete(context(request), key))
+
+    return await at_owner(request, key, call)
+
+
+@route(
+    "POST",
+    PATH + "/transition",
+    summary="Move the conversation to another state",
+    tag="conversations",
+    access=Access.WRITE,
+    body=TransitionRequest,
+    response=Conversation,
+    errors=(404, 409, 422, 503, 504),
+)
+async def transition(request: web.Request) -> web.StreamResponse:
+    key, body = path_key(request), await read_model(request, TransitionRequest)
+
+    async def call() -> web.StreamResponse:
+        return json_response(await ops.transition(context(request), key, body))
+
+    return await at_owner(request, key, call)
+
+
+@route(
+    "POST",
+    PATH + "/messages",
+    summary="Append a message; it gets the next sequence number",
+    tag="conversations",
+    access=Access.WRITE,
+    body=MessageSpec,
+    response=Message,
+    status=201,
+    errors=(403, 404, 409, 422, 503, 504),
+)
+async def append(request: web.Request) -> web.StreamResponse:
+    key, body = path_key(request), await read_model(request, MessageSpec)
+
+    async def call() -> web.StreamResponse:
+        message, appended = await ops.append_message(context(request), key, body)
+        return json_response(message, status=201 if appended else 200)
+
+    return await at_owner(request, key, call)
+
+
+@route(
+    "GET",
+    PATH + "/messages",
+    summary="Read the thread back from Kafka, by sequence number or time",
+    tag="conversations",
+    access=Access.READ,
+    response=MessagePage,
+    params=(
+        Param("from_seq", "First sequence number (default 1)"),
+        Param("to_seq", "Last sequence number"),
+        Param("since", "Unix ms: only messages appended at or after it"),
+        Param("limit", f"At most this many (default 100, at most {MAX_PAGE})"),
+    ),
+    errors=(400, 404, 503),
+)
+async def messages(request: web.Request) -> web.StreamResponse:
+    key = path_key(request)
+    from_seq = number(request, "from_seq", 1, minimum=1)
+    to_seq = number(request, "to_seq", None, minimum=1)
+    since = number(request, "since", None, minimum=0)
+    limit = number(request, "limit", 100, minimum=1)
+    if limit is not None and limit > MAX_PAGE:
+        raise InvalidParameter(f"limit is at most {MAX_PAGE}", {"limit": limit})
+
+    async def call() -> web.StreamResponse:
+        ctx = context(request)
+        view = await ops.view_of(ctx, key)
+        found = await ops.read_messages(ctx, view, from_seq or 1, to_seq, since, limit or 100)
+        last = found[-1].seq if found else None
+        more = last is not None and last < view.message_count and (to_seq is None or last < to_seq)
+        return json_response(MessagePage(messages=found, next_from_seq=last + 1 if more and last else None))
+
+    return await at_owner(request, key, call)
+
+
+def number(request: web.Request, name: str, default: int | None, minimum: int) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or int(raw) < minimum:
+        raise InvalidParameter(f"{name} is a whole number of at least {minimum}", {name: raw[:50]})
+    return int(raw)
+
+
+@route(
+    "GET",
+    PATH + "/stream",
+    summary="Follow the conversation live as SSE, from any sequence number",
+    tag="conversations",
+    access=Access.READ,
+    event_stream=True,
+    params=(
+        Param("from_seq", "Replay from this sequence number first (default: only new messages)"),
+        Param("Last-Event-ID", "Resume after this sequence number (wins over from_seq)", "header"),
+    ),
+    errors=(400, 404, 503),
+)
+async def stream(request: web.Request) -> web.StreamResponse:
+    key = path_key(request)
+    last_id = request.headers.get("Last-Event-ID")
+    if last_id is not None and not last_id.isdigit():
+        raise InvalidParameter("Last-Event-ID is a sequence number", {"Last-Event-ID": last_id[:50]})
+    from_seq = int(last_id) + 1 if last_id is not None else number(request, "from_seq", None, minimum=1)
+    if not is_forwarded(request) and not is_owner(key, conversations.topic):
+        return await FORWARDER.stream(request, key, conversations.topic)
+    return await follow(request, key, from_seq)
+
+
+async def follow(request: web.Request, key: str, from_seq: int | None) -> web.StreamResponse:
+    ctx = context(request)
+    view = await ops.view_of(ctx, key)
+    tp = TopicPartition(conversations.kafka_topic, owner_partition(key))
+    consumer = ctx.gateway.new_reader(isolation_level="read_committed")
+    await guarded(consumer.start())
+    try:
+        consumer.assign([tp])
+        if from_seq is None:  # only what comes next
+            from_seq = view.next_seq
+            consumer.seek(tp, (await guarded(consumer.end_offsets([tp])))[tp])
+        else:
+            consumer.seek(tp, await ops.start_offset(consumer, tp, view, from_seq, None))
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await response.prepare(request)
+        await response.write(f": following {key} from seq {from_seq}\n\n".encode())
+        await relay_records(request, response, consumer, tp, key, from_seq)
+        return response
+    finally:
+        await consumer.stop()
+
+
+async def relay_records(
+    request: web.Request,
+    response: web.StreamResponse,
+    consumer: AIOKafkaConsumer,
+    tp: TopicPartition,
+    key: str,
+    from_seq: int,
+) -> None:
+    """Write the conversation's records as events until the client goes or it is deleted."""
+    wanted, last_write = key.encode(), time.monotonic()
+    keepalive = context(request).settings.timing.sse_keepalive
+    try:
+        while request.transport is not None and not request.transport.is_closing():
+            batch = await guarded(consumer.getmany(tp, timeout_ms=250, max_records=500))
+            chunks = []
+            for record in batch.get(tp, []):
+                if record.key != wanted:
+                    continue
+                event = ConversationRecord.model_validate_json(record.value or b"{}")
+                if event.kind == "message" and event.message is not None and event.message.seq >= from_seq:
+                    chunks.append(
+                        sse_event("message", event.message.model_dump_json(), str(event.message.seq))
+                    )
+                elif event.kind == "transition":
+                    chunks.append(sse_event("state", f'{{"state": "{event.state}", "at": {event.at}}}'))
+                elif event.kind == "deleted":
+                    await response.write(b"".join(chunks) + sse_event("deleted", f'{{"at": {event.at}}}'))
+                    return
+            if chunks:
+                await response.write(b"".join(chunks))
+                last_write = time.monotonic()
+            elif time.monotonic() - last_write >= keepalive:
+                await response.write(b": keep-alive\n\n")
+                last_write = time.monotonic()
+            await asyncio.sleep(0)
+    except ConnectionResetError:
+        return

@@ -1,0 +1,315 @@
+"""Conversations: create, transition, append and read back, on the conversation's owner.
+
+Every change is a record on the conversations log, appended by the owner of the
+conversation's key while it holds the key's lock on a caught-up view (bus.state.keyed): so
+checks (exists, state, participant) and the sequence number a message gets are decided
+one at a time, and sequence numbers have no gaps. A message does not wait for the view:
+the owner remembers the next number itself, so appends to one conversation are paced by
+Kafka's acknowledgement, not by the processor; reads wait for the view instead.
+Messages are never copied into the table: a replay reads them back from Kafka.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import JsonValue
+
+from bus import headers as h
+from bus.cluster.ownership import owner_partition
+from bus.conversations.models import (
+    ACCEPTS_MESSAGES,
+    RECENT_IDS,
+    TRANSITIONS,
+    Conversation,
+    ConversationRecord,
+    ConversationSpec,
+    ConversationView,
+    EnvelopeKind,
+    Message,
+    MessageSpec,
+    TransitionRequest,
+    conversation_key,
+)
+from bus.errors import (
+    ConversationExists,
+    ConversationNotFound,
+    ConversationNotOpen,
+    IllegalTransition,
+    NotAParticipant,
+)
+from bus.kafka.context import BusContext
+from bus.kafka.gateway import OutgoingRecord, guarded, partition_for
+from bus.state.waits import wait_until
+from tables.conversations import conversations
+
+# The owner's own count of sequence numbers handed out, ahead of its view while records
+# are on their way to the processor. Dropped with the partition (the next owner's view
+# has caught up before it decides anything).
+_next_seq: dict[str, int] = {}
+_last_appended: dict[int, int] = {}  # partition -> offset of the owner's last message
+_recent_ids: dict[str, dict[str, int]] = {}  # key -> message id -> seq, of the owner's own appends
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+async def view_of(ctx: BusContext, key: str) -> ConversationView:
+    """The owner's view of a conversation, reflecting every append so far; 404 if none."""
+    await conversations.catch_up(ctx, owner_partition(key))
+    await settle(ctx, key)
+    view = conversations.get(key, ConversationView)
+    if view is None:
+        raise ConversationNotFound(f"Conversation {key} does not exist", {"conversation": key})
+    return view
+
+
+async def create(ctx: BusContext, spec: ConversationSpec) -> Conversation:
+    conversation_id = spec.id or new_id()
+    key = conversation_key(spec.namespace, spec.tenant, conversation_id)
+    now = datetime.fromtimestamp(now_ms() / 1000, UTC)
+    view = ConversationView(
+        namespace=spec.namespace,
+        tenant=spec.tenant,
+        id=conversation_id,
+        participants=list(dict.fromkeys(spec.participants)),
+        title=spec.title,
+        state="open",
+        metadata=spec.metadata,
+        labels=spec.labels,
+        created_at=now,
+        last_activity_at=now,
+        message_count=0,
+    )
+    async with conversations.deciding(ctx, key):
+        await settle(ctx, key)
+        if conversations.get(key, ConversationView) is not None:
+            raise ConversationExists(f"Conversation {key} already exists", {"conversation": key})
+        record = ConversationRecord(kind="created", conversation=view, at=now_ms())
+        await conversations.append(ctx, key, record, {"bus.kind": "conversation.created"})
+        _next_seq[key] = 1
+    return view.public()
+
+
+async def settle(ctx: BusContext, key: str) -> None:
+    """Wait until the view has every message this owner appended to key's partition."""
+    partition = owner_partition(key)
+    appended = _last_appended.get(partition, -1)
+    await wait_until(
+        lambda: conversations.applied_offset(partition) >= appended,
+        ctx.settings.timing.command_timeout,
+        "the conversation view",
+    )
+
+
+async def transition(ctx: BusContext, key: str, request: TransitionRequest) -> Conversation:
+    async with conversations.deciding(ctx, key):
+        view = await view_of(ctx, key)
+        allowed = TRANSITIONS[view.state]
+        if request.to not in allowed:
+            raise IllegalTransition(
+                f"A conversation that is {view.state} cannot become {request.to}",
+                {"from": view.state, "to": request.to, "allowed": list(allowed)},
+            )
+        record = ConversationRecord(kind="transition", state=request.to, reason=request.reason, at=now_ms())
+        await conversations.append(ctx, key, record, {"bus.kind": "conversation.transition"})
+        return (await view_of(ctx, key)).public()
+
+
+async def delete(ctx: BusContext, key: str) -> Conversation:
+    async with conversations.deciding(ctx, key):
+        view = await view_of(ctx, key)
+        await conversations.append(ctx, key, ConversationRecord(kind="deleted", at=now_ms()))
+        _next_seq.pop(key, None)
+        return view.public()
+
+
+async def append_message(ctx: BusContext, key: str, spec: MessageSpec) -> tuple[Message, bool]:
+    """Append a message with the conversation's next sequence number: (message, appended now).
+
+    A message_id seen recently is not appended again: the first message comes back."""
+    async with conversations.deciding(ctx, key):
+        view = await open_view(ctx, key, spec.sender)
+        if spec.message_id is not None:
+            seen = _recent_ids.get(key, {}).get(spec.message_id) or view.recent_ids.get(spec.message_id)
+            if seen is not None:
+                return await message_at(ctx, key, seen), False
+        envelope = Envelope(
+            "message", spec.sender, spec.payload, spec.content_type, spec.metadata, spec.message_id
+        )
+        return await append_envelope(ctx, key, view, envelope), True
+
+
+@dataclass(frozen=True)
+class Envelope:
+    kind: EnvelopeKind
+    sender: str
+    payload: JsonValue
+    content_type: str = "application/json"
+    metadata: dict[str, JsonValue] = field(default_factory=dict)
+    message_id: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+async def open_view(ctx: BusContext, key: str, sender: str) -> ConversationView:
+    """The view of a conversation that takes envelopes from sender: 404, 409 or 403 if not."""
+    view = await current_view(ctx, key)
+    if view.state not in ACCEPTS_MESSAGES:
+        raise ConversationNotOpen(
+            f"Conversation {key} is {view.state} and takes no messages",
+            {"state": view.state, "accepts_messages_when": list(ACCEPTS_MESSAGES)},
+        )
+    if view.participants and sender not in view.participants:
+        raise NotAParticipant(
+            f"{sender} is not a participant of {key}", {"sender": sender, "participants": view.participants}
+        )
+    return view
+
+
+async def append_envelope(
+    ctx: BusContext,
+    key: str,
+    view: ConversationView,
+    envelope: Envelope,
+    extra: Sequence[OutgoingRecord] = (),
+) -> Message:
+    """Give the envelope the next sequence number and append it (with extra records, e.g. an
+    inbox copy, sent in the same request). The caller holds the key's lock."""
+    message, record = envelope_record(key, view, envelope)
+    partitions = [owner_partition(key)] + [
+        partition_for(r.key, ctx.settings.state_partitions, 0) for r in extra
+    ]
+    produced = await ctx.gateway.produce([record, *extra], partitions)
+    note_appended(key, message, produced[0].partition, produced[0].offset)
+    return message
+
+
+def envelope_record(key: str, view: ConversationView, envelope: Envelope) -> tuple[Message, OutgoingRecord]:
+    """The envelope with the next sequence number, and its record (not written yet: the
+    caller writes it, then calls note_appended)."""
+    seq = max(view.next_seq, _next_seq.get(key, 1))
+    message = Message(
+        conversation=key,
+        seq=seq,
+        kind=envelope.kind,
+        message_id=envelope.message_id or uuid.uuid4().hex,
+        sender=envelope.sender,
+        payload=envelope.payload,
+        content_type=envelope.content_type,
+        metadata=envelope.metadata,
+        sent_at=now_ms(),
+    )
+    record = ConversationRecord(kind="message", message=message, at=message.sent_at)
+    headers = {
+        **envelope.headers,
+        h.KIND: envelope.kind,
+        h.SEQ: str(seq),
+        h.MESSAGE_ID: message.message_id,
+        h.CONVERSATION: key,
+    }
+    return message, conversations.outgoing(key, record, headers)
+
+
+def note_appended(key: str, message: Message, partition: int, offset: int) -> None:
+    _next_seq[key] = message.seq + 1
+    _last_appended[partition] = max(_last_appended.get(partition, -1), offset)
+    remember(key, message)
+
+
+def remember(key: str, message: Message) -> None:
+    """Ids of messages on their way to the view (the view keeps them once applied)."""
+    recent = _recent_ids.setdefault(key, {})
+    recent[message.message_id] = message.seq
+    while len(recent) > RECENT_IDS:
+        del recent[next(iter(recent))]
+
+
+async def message_at(ctx: BusContext, key: str, seq: int) -> Message:
+    view = await view_of(ctx, key)
+    [found] = await read_messages(ctx, view, seq, seq, None, 1)
+    return found
+
+
+async def current_view(ctx: BusContext, key: str) -> ConversationView:
+    """The view as far as the processor has got (messages of ours may still be on their way:
+    they change only counts, which _next_seq covers); 404 if there is none."""
+    await conversations.catch_up(ctx, owner_partition(key))
+    view = conversations.get(key, ConversationView)
+    if view is None:
+        await settle(ctx, key)  # perhaps created a moment ago through this owner
+        view = conversations.get(key, ConversationView)
+    if view is None:
+        raise ConversationNotFound(f"Conversation {key} does not exist", {"conversation": key})
+    return view
+
+
+def forget(partitions: set[int]) -> None:
+    for key in [k for k in _next_seq if owner_partition(k) in partitions]:
+        del _next_seq[key]
+    for key in [k for k in _recent_ids if owner_partition(k) in partitions]:
+        del _recent_ids[key]
+    for partition in partitions:
+        _last_appended.pop(partition, None)
+
+
+async def read_messages(
+    ctx: BusContext,
+    view: ConversationView,
+    from_seq: int,
+    to_seq: int | None,
+    since_ms: int | None,
+    limit: int,
+) -> list[Message]:
+    """Messages of the conversation from Kafka itself, seeking near from_seq by the index."""
+    key = view.key
+    tp = TopicPartition(conversations.kafka_topic, owner_partition(key))
+    consumer = ctx.gateway.new_reader(isolation_level="read_committed")
+    await guarded(consumer.start())
+    try:
+        consumer.assign([tp])
+        end = (await guarded(consumer.end_offsets([tp])))[tp]
+        consumer.seek(tp, await start_offset(consumer, tp, view, from_seq, since_ms))
+        found: list[Message] = []
+        wanted = key.encode()
+        while len(found) < limit and await guarded(consumer.position(tp)) < end:
+            batch = await guarded(consumer.getmany(tp, timeout_ms=500, max_records=1000))
+            for record in batch.get(tp, []):
+                if record.key != wanted or record.offset >= end:
+                    continue
+                message = ConversationRecord.model_validate_json(record.value or b"{}").message
+                if message is None or message.seq < from_seq or (since_ms and message.sent_at < since_ms):
+                    continue
+                if (to_seq is not None and message.seq > to_seq) or len(found) >= limit:
+                    return found
+                found.append(message)
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def start_offset(
+    consumer: AIOKafkaConsumer,
+    tp: TopicPartition,
+    view: ConversationView,
+    from_seq: int,
+    since_ms: int | None,
+) -> int:
+    """Where to start reading: the index entry at or before from_seq, or the first record at
+    or after since_ms when that is later."""
+    below = [seq for seq in view.index if seq <= from_seq]
+    offset = view.index[max(below)] if below else view.first_offset
+    if since_ms:
+        hit = (await guarded(consumer.offsets_for_times({tp: since_ms}))).get(tp)
+        if hit is not None:
+            offset = max(offset, hit.offset)
+    return offset

@@ -1,0 +1,44 @@
+"""Who is metered for a request: the caller's key, and each tenant whose topics it touches."""
+
+from __future__ import annotations
+
+from bus.keys.auth import BOOTSTRAP_ID, Principal
+from bus.keys.quota_models import Quota
+from bus.keys.quotas import LEDGER, limits_for
+from tables.keys import get_key, get_tenant_quota
+
+Subject = tuple[str, Quota | None]
+
+
+def key_subject(principal: Principal) -> Subject:
+    key = None if principal.key_id == BOOTSTRAP_ID else get_key(principal.key_id)
+    return f"key:{principal.key_id}", key.quota if key is not None else None
+
+
+def tenant_subject(namespace: str, tenant: str) -> Subject:
+    entry = get_tenant_quota(namespace, tenant)
+    return f"tenant:{namespace}/{tenant}", entry.quota if entry is not None else None
+
+
+def publish_metered(principal: Principal, tenants: set[tuple[str, str]]) -> bool:
+    """Whether any publish quota applies; when none does there is nothing to count."""
+    subjects = [key_subject(principal)] + [tenant_subject(ns, t) for ns, t in tenants]
+    return bool(limits_for(subjects, 1, 1, "publish"))
+
+
+def admit_publish(principal: Principal, sizes: dict[tuple[str, str], tuple[int, int]]) -> None:
+    """sizes: (namespace, tenant) -> (records, payload bytes). QuotaExceeded (429) when over."""
+    records = sum(r for r, _ in sizes.values())
+    size = sum(b for _, b in sizes.values())
+    limits = limits_for([key_subject(principal)], records, size, "publish")
+    for (namespace, tenant), (r, b) in sizes.items():
+        limits += limits_for([tenant_subject(namespace, tenant)], r, b, "publish")
+    LEDGER.admit(limits)
+
+
+def delivery_subjects(principal: Principal, namespace: str, tenant: str) -> list[Subject]:
+    return [key_subject(principal), tenant_subject(namespace, tenant)]
+
+
+def has_delivery_quota(subjects: list[Subject]) -> bool:
+    return bool(limits_for(subjects, 1, 1, "deliver"))

@@ -1,0 +1,30 @@
+"""Quotas: rates a key or a tenant may publish and receive at, fleet-wide."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from bus.wire import StrictModel
+
+
+class Quota(StrictModel):
+    """Per-second limits; a missing limit is no limit."""
+
+    publish_records_per_s: int | None = Field(None, ge=1)
+    publish_bytes_per_s: int | None = Field(None, ge=1)
+    deliver_records_per_s: int | None = Field(None, ge=1)
+    deliver_bytes_per_s: int | None = Field(None, ge=1)
+
+
+class TenantQuota(StrictModel):
+    namespace: str
+    tenant: str
+    quota: Quota
+
+
+class UsageReport(StrictModel):
+    """What one worker admitted in one second, sent to the usage topic every ~100 ms."""
+
+    worker: str
+    window: int = Field(description="unix second")
+    usage: dict[str, int] = Field(description="'subject|dimension' -> amount admitted since the last report")

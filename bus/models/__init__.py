@@ -1,1 +1,0 @@
-"""Wire models: everything that crosses HTTP or Kafka, as pydantic v2 models."""

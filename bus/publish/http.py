@@ -1,0 +1,66 @@
+"""HTTP: /v1/publish and /v1/publish/batch."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bus.http.routes import AUDIT_TARGET, context, json_response, principal, read_model, route
+from bus.keys.auth import Access, require
+from bus.keys.metering import admit_publish, publish_metered
+from bus.keys.models import Action
+from bus.publish import service as publish
+from bus.publish.models import Batch, BatchResult, Envelope, PublishResult
+
+PUBLISH_ERRORS = (400, 403, 404, 413, 422, 503)
+
+
+def require_write(request: web.Request, envelopes: list[Envelope]) -> None:
+    """Authorize every target, then meter the request against the fleet-wide quotas."""
+    who = principal(request)
+    for ref in sorted({e.topic for e in envelopes}):
+        namespace, tenant, name = ref.split("/")
+        request[AUDIT_TARGET] = (namespace, tenant)  # a denial is audited against this tenant
+        require(who, Action.WRITE, namespace, tenant, name)
+    tenants = {(ns, t) for ns, t, _ in (e.topic.split("/") for e in envelopes)}
+    if not publish_metered(who, tenants):
+        return  # no quota applies: skip encoding payloads just to count them
+    sizes: dict[tuple[str, str], tuple[int, int]] = {}
+    for e in envelopes:
+        namespace, tenant, _ = e.topic.split("/")
+        records, size = sizes.get((namespace, tenant), (0, 0))
+        sizes[(namespace, tenant)] = (records + 1, size + len(publish.encode_payload(e)))
+    admit_publish(who, sizes)
+
+
+@route(
+    "POST",
+    "/v1/publish",
+    summary="Publish one record; answers after acks=all",
+    tag="publish",
+    access=Access.WRITE,
+    body=Envelope,
+    response=PublishResult,
+    errors=PUBLISH_ERRORS,
+)
+async def publish_one(request: web.Request) -> web.StreamResponse:
+    envelope = await read_model(request, Envelope)
+    require_write(request, [envelope])
+    [result] = await publish.publish(context(request), [envelope], "single", principal(request).key_id)
+    return json_response(result)
+
+
+@route(
+    "POST",
+    "/v1/publish/batch",
+    summary="Publish many records in order; all or none pass the checks",
+    tag="publish",
+    access=Access.WRITE,
+    body=Batch,
+    response=BatchResult,
+    errors=PUBLISH_ERRORS,
+)
+async def publish_batch(request: web.Request) -> web.StreamResponse:
+    batch = await read_model(request, Batch)
+    require_write(request, batch.records)
+    results = await publish.publish(context(request), batch.records, "batch", principal(request).key_id)
+    return json_response(BatchResult(results=results))

@@ -1,0 +1,182 @@
+"""Keyed state: a Kafka log per primitive and the Faust table that is its view.
+
+Agents and conversations keep their state the same way. Every change is a record on a
+topic keyed by the entity (agent, conversation), appended by the key's owner only. A Faust
+agent on that topic applies each record to a partitioned table (Kafka-changelogged, in
+RocksDB), so the table is a view of the log: a worker that takes a partition over
+recovers the table from its changelog and then applies whatever the log holds beyond it.
+
+The owner decides (409s, sequence numbers) on a view that has caught up with the log:
+once per partition after it got it (so nothing a previous owner appended is missed), and
+then it waits for its own appends. Decisions about one key run one at a time (a lock per
+key), so two requests never decide on the same view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import faust
+from pydantic import BaseModel
+
+from bus.cluster.ownership import is_owner, owned_partitions, owner_partition
+from bus.errors import OwnerMoved
+from bus.kafka.context import BusContext
+from bus.kafka.faust_app import app
+from bus.kafka.gateway import OutgoingRecord, Produced
+from bus.settings import get_settings
+from bus.state.waits import wait_until
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
+Apply = Callable[["KeyedState", str, bytes, dict[str, str], int], None]
+APPLIED = "\x00applied:"  # + partition: the last log offset the view reflects (never an entity key)
+BARRIER = "\x00barrier"  # key of the records catch_up() waits for; the processors skip them
+KIND_HEADER, BARRIER_KIND = "bus.kind", b"barrier"
+
+
+class KeyedState:
+    def __init__(self, name: str, help: str) -> None:
+        s = get_settings()
+        self.name = name
+        self.topic = app.topic(
+            f"{s.prefix}-{name}",
+            partitions=s.state_partitions,
+            internal=True,
+            key_type=str,
+            value_type=bytes,
+            value_serializer="raw",
+        )
+        self.table = app.Table(
+            f"{name}-view", key_type=str, value_type=bytes, partitions=s.state_partitions, help=help
+        )
+        self.caught_up: set[int] = set()  # partitions whose view has the previous owner's records
+        # Bumped when a partition is lost: a catch-up that began before does not count (it
+        # would leave the partition marked caught up, and a later takeover would skip it).
+        self.epochs: dict[int, int] = {}
+        self.locks: dict[str, asyncio.Lock] = {}
+
+    @property
+    def kafka_topic(self) -> str:
+        return str(self.topic.get_topic_name())
+
+    # -- the view ---------------------------------------------------------------------
+
+    def get(self, key: str, model: type[M]) -> M | None:
+        raw = self.table.get(key)
+        return None if raw is None else model.model_validate_json(raw)
+
+    def put(self, key: str, value: BaseModel) -> None:
+        """Only inside the processor (Faust writes tables in stream context)."""
+        self.table[key] = value.model_dump_json().encode()
+
+    def remove(self, key: str) -> None:
+        self.table.pop(key, None)
+
+    def owned_values(self, model: type[M], prefix: str = "") -> list[M]:
+        """Every entity this worker owns (its active partitions), parsed. A view may hold
+        other kinds under "kind:" keys (the conversations view holds calls and streams):
+        those are read with their prefix, plain entity keys have no ':'."""
+        found = []
+        for key, raw in list(self.table.items()):
+            wanted = key.startswith(prefix) if prefix else ":" not in key
+            if wanted and not key.startswith(APPLIED) and raw is not None and is_owner(key, self.topic):
+                found.append(model.model_validate_json(raw))
+        return found
+
+    def applied_offset(self, partition: int) -> int:
+        raw = self.table.get(f"{APPLIED}{partition}")
+        return -1 if raw is None else int(raw)
+
+    # -- the owner's side -------------------------------------------------------------
+
+    @asynccontextmanager
+    async def deciding(self, ctx: BusContext, key: str) -> AsyncIterator[None]:
+        """Hold key's lock on a view that reflects its whole log so far (owner only)."""
+        if not is_owner(key, self.topic):
+            raise OwnerMoved("This worker does not own this key now; retry", {"key": key})
+        lock = self.locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            await self.catch_up(ctx, owner_partition(key))
+            yield
+
+    async def catch_up(self, ctx: BusContext, partition: int) -> None:
+        """Wait until the view reflects every record of the partition so far.
+
+        A barrier record is appended and waited for: the processor applies records in order,
+        so once it passed the barrier it applied everything before. (The log's end offset
+        would not do: transaction markers take offsets that no record ever reaches.)"""
+        if partition in self.caught_up:
+            return
+        epoch = self.epochs.get(partition, 0)
+        barrier = OutgoingRecord(self.kafka_topic, b"{}", BARRIER.encode(), [(KIND_HEADER, BARRIER_KIND)])
+        [produced] = await ctx.gateway.produce([barrier], [partition])
+        await wait_until(
+            lambda: self.applied_offset(partition) >= produced.offset,
+            ctx.settings.timing.command_timeout,
+            f"{self.name} partition {partition} to catch up",
+        )
+        # Lost meanwhile, or never ours (a standby copy of the view can pass the barrier too).
+        if self.epochs.get(partition, 0) != epoch or partition not in owned_partitions(self.topic):
+            raise OwnerMoved(
+                "This worker lost the partition while catching up; retry", {"partition": partition}
+            )
+        self.caught_up.add(partition)
+
+    async def append(
+        self, ctx: BusContext, key: str, value: BaseModel, headers: dict[str, str] | None = None
+    ) -> Produced:
+        """Append a record for key and wait until this worker's view reflects it."""
+        partition = owner_partition(key)
+        [produced] = await ctx.gateway.produce([self.outgoing(key, value, headers)], [partition])
+        await wait_until(
+            lambda: self.applied_offset(partition) >= produced.offset,
+            ctx.settings.timing.command_timeout,
+            f"{self.name} record {produced.offset} to apply",
+        )
+        return produced
+
+    def outgoing(self, key: str, value: BaseModel, headers: dict[str, str] | None = None) -> OutgoingRecord:
+        return OutgoingRecord(
+            self.kafka_topic,
+            value.model_dump_json().encode(),
+            key.encode(),
+            [(k, v.encode()) for k, v in (headers or {}).items()],
+        )
+
+    def forget(self, partitions: set[int]) -> None:
+        """Partitions this worker lost: the next owner catches up on its own."""
+        self.caught_up -= partitions
+        for partition in partitions:
+            self.epochs[partition] = self.epochs.get(partition, 0) + 1
+
+
+async def run_processor(
+    state: KeyedState, stream: faust.StreamT[bytes], apply: Apply, unnoted: frozenset[str] = frozenset()
+) -> None:
+    """Apply each record of state's log to its view, in order, and note the offset, except
+    after records of the unnoted kinds: nobody waits for those, and noting costs a table
+    write (and a changelog record) each."""
+    async for event in stream.events():
+        message = event.message
+        headers = {k: v.decode("utf-8", "replace") for k, v in (message.headers or [])}
+        kind = headers.get(KIND_HEADER)
+        try:
+            if kind != BARRIER_KIND.decode():
+                apply(state, str(event.key), event.value, headers, message.offset)
+        except Exception:  # one unreadable record must not stop the log behind it
+            log.exception("skipping %s record at %d/%d", state.name, message.partition, message.offset)
+        if kind not in unnoted:
+            state.table[f"{APPLIED}{message.partition}"] = str(message.offset).encode()
+
+
+def on_revoked(states: list[KeyedState]) -> Callable[..., Any]:
+    async def revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
+        for state in states:
+            state.forget({tp.partition for tp in revoked})
+
+    return revoked
