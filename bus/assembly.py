@@ -1,8 +1,15 @@
-"""Assembles a worker: the app, its tables and agents, the HTTP routes and the Kafka gateway."""
+"""Assembles a worker, in one place: the Faust app and its tables, the processors and
+their timers, the HTTP routes behind the middleware, and the background services.
+
+Reading order: the context every handler gets; the route modules (importing one
+declares its routes); the processors (importing one declares its Faust agents); the
+timers; the service that starts the Kafka gateway and the loops.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 from collections.abc import Awaitable, Callable
@@ -13,15 +20,16 @@ from bus.agents import http as agents
 from bus.agents import inbox_http as inbox
 from bus.approvals import http as approvals
 from bus.audit import http as audit
-from bus.audit.service import ensure_audit_topic
+from bus.audit.service import ensure_audit_topic, record_request
 from bus.cluster import ownership
 from bus.conversations import http as conversations
-from bus.http.routes import install
+from bus.http.server import install
 from bus.kafka.context import BusContext
 from bus.kafka.faust_app import app
 from bus.kafka.gateway import KafkaGateway, declare_topics
 from bus.kafka.transactions import TRANSACTIONS
 from bus.keys import http as keys
+from bus.keys.auth import authenticate
 from bus.keys.quotas import LEDGER, ensure_usage_topic, follow_usage, report_usage
 from bus.publish import http as publish
 from bus.rules import http as rules
@@ -46,6 +54,8 @@ from workers import schemas as schema_commands
 from workers import subscriptions as subscription_commands
 from workers import topics as topic_commands
 
+__all__ = ["app", "ctx"]
+
 # Importing a module registers its routes or agents; naming them here keeps the
 # imports from looking unused (a linter once removed them and every route vanished).
 HTTP_MODULES = (
@@ -67,7 +77,7 @@ HTTP_MODULES = (
     rules,
     system,
 )
-WORKER_MODULES = (
+PROCESSOR_MODULES = (
     topic_commands,
     schema_commands,
     key_commands,
@@ -85,7 +95,17 @@ ctx = BusContext(
     gateway=gateway,
     recovered=lambda: bool(app.tables.recovery.completed.is_set()),
 )
-install(app, ctx)
+install(app, ctx, functools.partial(authenticate, ctx.settings), record_request)
+
+
+@app.timer(interval=agent_records.LIVENESS_TICK_S)  # type: ignore[untyped-decorator]
+async def evaluate_liveness() -> None:
+    await agent_records.evaluate_liveness(ctx)
+
+
+@app.timer(interval=0.5)  # type: ignore[untyped-decorator]
+async def time_out_calls() -> None:
+    await conversation_records.time_out_calls(ctx)
 
 
 async def keep_running(what: str, run: Callable[[], Awaitable[None]]) -> None:
@@ -140,6 +160,3 @@ class GatewayService(mode.Service):  # type: ignore[misc]
         await TRANSACTIONS.forget(None)
         await ownership.FORWARDER.close()
         await gateway.stop()
-
-
-__all__ = ["app", "ctx"]

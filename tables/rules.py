@@ -7,15 +7,7 @@ worker. Keys: 'namespace/tenant' -> RuleSet. Written only by workers.rules.
 from __future__ import annotations
 
 from bus.kafka.faust_app import app
-from bus.rules.models import RuleSet
-from bus.state.command_table import CommandedTable
+from bus.state.command_table import CommandedTable, command_topic
 
 rules = CommandedTable(app, "rules", help="Publish rules by namespace/tenant.")
-
-
-def rule_set_key(namespace: str, tenant: str) -> str:
-    return f"{namespace}/{tenant}"
-
-
-def get_rule_set(namespace: str, tenant: str) -> RuleSet | None:
-    return rules.get(rule_set_key(namespace, tenant), RuleSet)
+rule_commands = command_topic(app, "rule")

@@ -8,18 +8,9 @@ start-up. Keys are subscription_key(namespace, tenant, id).
 from __future__ import annotations
 
 from bus.kafka.faust_app import app
-from bus.state.command_table import CommandedTable
-from bus.subscriptions.models import Subscription
+from bus.state.command_table import CommandedTable, command_topic
 
 subscriptions = CommandedTable(
     app, "subscriptions", help="Subscription metadata by key (namespace/tenant/id)."
 )
-
-
-def get_subscription(key: str) -> Subscription | None:
-    return subscriptions.get(key, Subscription)
-
-
-def all_subscriptions() -> list[Subscription]:
-    found = (subscriptions.get(key, Subscription) for key in subscriptions.keys())
-    return [s for s in found if s is not None]
+subscription_commands = command_topic(app, "subscription")

@@ -24,6 +24,7 @@ import faust
 
 from bus.agents import service as ops
 from bus.agents.models import Agent, AgentRecord, HeartbeatRecord, HeartbeatView
+from bus.kafka.context import BusContext
 from bus.kafka.faust_app import app
 from bus.state.keyed import APPLIED, BARRIER_KIND, KIND_HEADER, KeyedState, on_revoked, run_processor
 from tables.agents import agents, heartbeats
@@ -149,10 +150,8 @@ def apply_heartbeat(state: KeyedState, key: str, record: HeartbeatRecord) -> Non
         state.put(key, view.model_copy(update={"liveness": record.liveness, "since": record.at}))
 
 
-@app.timer(interval=LIVENESS_TICK_S)  # type: ignore[untyped-decorator]
-async def evaluate_liveness() -> None:
-    from bus.assembly import ctx  # late: bus.assembly imports this module
-
+async def evaluate_liveness(ctx: BusContext) -> None:
+    """Every LIVENESS_TICK_S (a timer of bus.assembly): flush heartbeats, move agents along."""
     if not ctx.ready():
         return
     try:

@@ -15,6 +15,7 @@ from bus.approvals import service as approval_ops
 from bus.approvals.models import ApprovalRecord, ApprovalView
 from bus.conversations.models import RECENT_IDS, ConversationRecord, ConversationView, Message
 from bus.conversations.service import forget
+from bus.kafka.context import BusContext
 from bus.kafka.faust_app import app
 from bus.kafka.transactions import TRANSACTIONS
 from bus.state.keyed import KeyedState, on_revoked, run_processor
@@ -81,10 +82,8 @@ def locate(state: KeyedState, key: str, value: bytes, headers: dict[str, str], o
     state.put(key, CallLocation.model_validate_json(value))
 
 
-@app.timer(interval=0.5)  # type: ignore[untyped-decorator]
-async def time_out_calls() -> None:
-    from bus.assembly import ctx  # late: bus.assembly imports this module
-
+async def time_out_calls(ctx: BusContext) -> None:
+    """Every 0.5 s (a timer of bus.assembly): expire calls and approvals, sweep idle streams."""
     if ctx.ready():
         await tools.expire_due(ctx)
         await approval_ops.expire_due(ctx)

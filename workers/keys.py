@@ -9,20 +9,11 @@ import faust
 
 from bus.kafka.faust_app import app
 from bus.keys.models import KeyCommand
-from bus.settings import get_settings
+from bus.keys.store import tenant_quota_key
 from bus.state.command_apply import apply_commands
-from tables.keys import keys, tenant_quota_key
+from tables.keys import key_commands, keys
 
 log = logging.getLogger(__name__)
-
-key_commands = app.topic(
-    f"{get_settings().prefix}-key-commands",
-    partitions=1,
-    internal=True,
-    key_type=str,
-    value_type=bytes,
-    value_serializer="raw",
-)
 
 
 @app.agent(key_commands)  # type: ignore[untyped-decorator]

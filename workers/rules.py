@@ -11,20 +11,11 @@ import faust
 
 from bus.kafka.faust_app import app
 from bus.rules.models import RuleCommand
-from bus.settings import get_settings
+from bus.rules.store import rule_set_key
 from bus.state.command_apply import apply_commands
-from tables.rules import rule_set_key, rules
+from tables.rules import rule_commands, rules
 
 log = logging.getLogger(__name__)
-
-rule_commands = app.topic(
-    f"{get_settings().prefix}-rule-commands",
-    partitions=1,
-    internal=True,
-    key_type=str,
-    value_type=bytes,
-    value_serializer="raw",
-)
 
 
 @app.agent(rule_commands)  # type: ignore[untyped-decorator]

@@ -13,20 +13,11 @@ import faust
 from bus.kafka.faust_app import app
 from bus.schemas.models import SchemaCommand, SubjectMeta
 from bus.schemas.registry import decide
-from bus.settings import get_settings
+from bus.schemas.store import get_meta, live_versions, subject_key, version_key
 from bus.state.command_apply import apply_commands
-from tables.schemas import get_meta, live_versions, schemas, subject_key, version_key
+from tables.schemas import schema_commands, schemas
 
 log = logging.getLogger(__name__)
-
-schema_commands = app.topic(
-    f"{get_settings().prefix}-schema-commands",
-    partitions=1,
-    internal=True,
-    key_type=str,
-    value_type=bytes,
-    value_serializer="raw",
-)
 
 
 @app.agent(schema_commands)  # type: ignore[untyped-decorator]

@@ -13,21 +13,12 @@ import logging
 import faust
 
 from bus.kafka.faust_app import app
-from bus.settings import get_settings
 from bus.state.command_apply import apply_commands
 from bus.subscriptions.models import SubscriptionCommand
-from tables.subscriptions import get_subscription, subscriptions
+from bus.subscriptions.store import get_subscription
+from tables.subscriptions import subscription_commands, subscriptions
 
 log = logging.getLogger(__name__)
-
-subscription_commands = app.topic(
-    f"{get_settings().prefix}-subscription-commands",
-    partitions=1,
-    internal=True,  # created before the consumer first subscribes (BusApp.on_first_start)
-    key_type=str,
-    value_type=bytes,
-    value_serializer="raw",  # the payload is a SubscriptionCommand's JSON, parsed by pydantic
-)
 
 
 @app.agent(subscription_commands)  # type: ignore[untyped-decorator]

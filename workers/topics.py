@@ -12,21 +12,12 @@ import logging
 import faust
 
 from bus.kafka.faust_app import app
-from bus.settings import get_settings
 from bus.state.command_apply import apply_commands
 from bus.topics.models import TopicCommand
-from tables.topics import get_topic, topics
+from bus.topics.store import get_topic
+from tables.topics import topic_commands, topics
 
 log = logging.getLogger(__name__)
-
-topic_commands = app.topic(
-    f"{get_settings().prefix}-topic-commands",
-    partitions=1,
-    internal=True,  # faust creates it at start-up
-    key_type=str,
-    value_type=bytes,
-    value_serializer="raw",  # the payload is a TopicCommand's JSON, parsed by pydantic
-)
 
 
 @app.agent(topic_commands)  # type: ignore[untyped-decorator]

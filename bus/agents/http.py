@@ -21,9 +21,8 @@ from bus.agents.models import (
 )
 from bus.cluster.ownership import FORWARDER, WORKER_HEADER, is_forwarded, is_owner, self_url, worker_urls
 from bus.errors import InvalidParameter, OwnerMoved
+from bus.http.access import Access, Action, Principal, can_see, require
 from bus.http.routes import AUDIT_TARGET, Param, context, json_response, principal, read_model, route
-from bus.keys.auth import Access, Principal, can_see, require
-from bus.keys.models import Action
 from tables.agents import agents
 
 AGENT_PATH = "/v1/agents/{namespace}/{tenant}/{agent_id}"

@@ -12,9 +12,8 @@ from aiohttp import web
 from bus.agents.models import agent_key
 from bus.agents.service import inbox_key
 from bus.errors import AgentNotFound, SubscriptionNotFound
+from bus.http.access import Access, Action
 from bus.http.routes import json_response, principal, read_model, route
-from bus.keys.auth import Access
-from bus.keys.models import Action
 from bus.subscriptions import delivery_http as deliveries
 from bus.subscriptions.dispatcher import Dispatcher
 from bus.subscriptions.models import (

@@ -78,8 +78,8 @@ from bus.subscriptions.models import Subscription, SubscriptionCommand, subscrip
 from bus.subscriptions.service import find_topic, require_subscription, send_command
 from bus.topics.models import Topic, TopicSpec, topic_id
 from bus.topics.service import create_topic
+from bus.topics.store import get_topic
 from tables.agents import agents, heartbeats
-from tables.topics import get_topic
 
 log = logging.getLogger(__name__)
 EVENTS_TOPIC = "agent-events"  # a bus topic per tenant: agent.registered, .state, .liveness, .deleted

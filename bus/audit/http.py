@@ -9,9 +9,8 @@ from aiohttp import web
 from bus.audit import service as audit
 from bus.audit.models import AuditPage
 from bus.errors import InvalidParameter
+from bus.http.access import Access, Action, require
 from bus.http.routes import Param, context, json_response, principal, route
-from bus.keys.auth import Access, require
-from bus.keys.models import Action
 
 MAX_LIMIT = 1000
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
+from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bus.audit.models import AuditPage, AuditRecord
 from bus.errors import BusError
+from bus.http.routes import AUDIT_TARGET, CONTEXT, PRINCIPAL, Route
 from bus.kafka.context import BusContext
 from bus.kafka.gateway import OutgoingRecord, guarded
 
@@ -111,3 +113,32 @@ def matches(
         and (key_id is None or entry.key_id == key_id)
         and (action is None or entry.action == action)
     )
+
+
+DENIED_STATUSES = frozenset({401, 403, 429})  # audited as refusals
+
+
+async def record_request(request: web.Request, declared: Route, status: int, error: BusError | None) -> None:
+    """Record admin actions that succeeded and requests that were denied."""
+    denied = status in DENIED_STATUSES
+    admin_action = (
+        status < 400 and declared.method != "GET" and declared.tag != "publish" and declared.audited
+    )
+    if not (denied or admin_action):
+        return
+    who = request.get(PRINCIPAL)
+    m = request.match_info
+    namespace, tenant = request.get(AUDIT_TARGET) or (m.get("namespace"), m.get("tenant"))
+    entry = AuditRecord(
+        at=now(),
+        action=f"{declared.tag}.{declared.handler.__name__}",
+        outcome="denied" if denied else "ok",
+        status=status,
+        code=error.code if error is not None else None,
+        key_id=getattr(who, "key_id", None),
+        namespace=namespace,
+        tenant=tenant,
+        method=request.method,
+        path=request.path,
+    )
+    await record(request.app[CONTEXT], entry)

@@ -32,10 +32,9 @@ from bus.conversations.models import (
     conversation_key,
 )
 from bus.errors import InvalidParameter, OwnerMoved
+from bus.http.access import Access, Action, can_see, require
 from bus.http.routes import AUDIT_TARGET, Param, context, json_response, principal, read_model, route
 from bus.kafka.gateway import guarded
-from bus.keys.auth import Access, can_see, require
-from bus.keys.models import Action
 from bus.subscribe.service import sse_event
 from tables.conversations import conversations
 

@@ -21,11 +21,10 @@ from bus.errors import (
     RequestTooLarge,
     RouteNotFound,
 )
-from bus.http.routes import AUDIT_TARGET, CONTEXT, PRINCIPAL, Route, route_for
-from bus.keys.auth import Access, authenticate, require, require_admin
+from bus.http.access import Access, require, require_admin
+from bus.http.routes import AUDITOR, AUTHENTICATOR, PRINCIPAL, Route, route_for
 
 log = logging.getLogger(__name__)
-DENIED_STATUSES = frozenset({401, 403, 429})  # audited as refusals
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -73,47 +72,15 @@ async def errors_and_metrics(request: web.Request, handler: Handler) -> web.Stre
     template = route.canonical if route is not None else "unmatched"
     metrics.HTTP_REQUESTS.labels(request.method, template, str(response.status)).inc()
     if declared is not None:
-        await audit(request, declared, response.status, error)
+        await request.app[AUDITOR](request, declared, response.status, error)
     return response
-
-
-async def audit(request: web.Request, declared: Route, status: int, error: BusError | None) -> None:
-    """Record admin actions that succeeded and requests that were denied."""
-    denied = status in DENIED_STATUSES
-    admin_action = (
-        status < 400 and declared.method != "GET" and declared.tag != "publish" and declared.audited
-    )
-    if not (denied or admin_action):
-        return
-    from bus.audit.models import AuditRecord
-    from bus.audit.service import (  # late: bus.audit.service needs the Faust app, which needs this module
-        now,
-        record,
-    )
-
-    who = request.get(PRINCIPAL)
-    m = request.match_info
-    namespace, tenant = request.get(AUDIT_TARGET) or (m.get("namespace"), m.get("tenant"))
-    entry = AuditRecord(
-        at=now(),
-        action=f"{declared.tag}.{declared.handler.__name__}",
-        outcome="denied" if denied else "ok",
-        status=status,
-        code=error.code if error is not None else None,
-        key_id=getattr(who, "key_id", None),
-        namespace=namespace,
-        tenant=tenant,
-        method=request.method,
-        path=request.path,
-    )
-    await record(request.app[CONTEXT], entry)
 
 
 def authorize_route(request: web.Request, declared: Route | None) -> None:
     """Check what the route declares; an undeclared route (404/405) passes to its error."""
     if declared is None or declared.access is Access.PUBLIC:
         return
-    who = authenticate(request.app[CONTEXT].settings, request.headers.get("Authorization"))
+    who = request.app[AUTHENTICATOR](request.headers.get("Authorization"))
     request[PRINCIPAL] = who
     if declared.access is Access.ADMIN:
         require_admin(who)
@@ -121,7 +88,3 @@ def authorize_route(request: web.Request, declared: Route | None) -> None:
     m = request.match_info
     if action is not None and "namespace" in m and "tenant" in m:
         require(who, action, m["namespace"], m["tenant"], m.get("name"))
-
-
-def middlewares() -> list[Callable[..., Awaitable[web.StreamResponse]]]:
-    return [errors_and_metrics]

@@ -6,22 +6,24 @@ exist without being documented. install() turns the table into Faust web views.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import faust
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from bus.errors import InvalidJson, Unprocessable, UnsupportedMediaType
+from bus.errors import BusError, InvalidJson, Unprocessable, UnsupportedMediaType
+from bus.http.access import Access, Principal
 from bus.kafka.context import BusContext
-from bus.keys.auth import Access, Principal
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)
 CONTEXT: web.AppKey[BusContext] = web.AppKey("agentbus.context", BusContext)
+Authenticator = Callable[[str | None], Principal]  # the Authorization header -> who (or raise)
+Auditor = Callable[[web.Request, "Route", int, BusError | None], Awaitable[None]]  # after each request
+AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("agentbus.authenticator")
+AUDITOR: web.AppKey[Auditor] = web.AppKey("agentbus.auditor")
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,9 @@ def route(
     """Declare an endpoint and who may call it; the handler takes the aiohttp request."""
 
     def register(handler: Handler) -> Handler:
-        ROUTES.append(Route(method.upper(), path, handler, summary, tag, access, **options))
+        declared = Route(method.upper(), path, handler, summary, tag, access, **options)
+        ROUTES.append(declared)
+        _BY_TEMPLATE[(declared.method, declared.path)] = declared
         return handler
 
     return register
@@ -111,29 +115,3 @@ def field_errors(exc: ValidationError) -> list[dict[str, Any]]:
 
 def json_response(model: BaseModel, status: int = 200) -> web.Response:
     return web.Response(body=model.model_dump_json(), status=status, content_type="application/json")
-
-
-def install(app: faust.App, ctx: BusContext) -> None:
-    """Register every declared route as a Faust view on this worker's web server."""
-    app.web.web_app[CONTEXT] = ctx
-    by_path: dict[str, dict[str, Handler]] = defaultdict(dict)
-    for r in ROUTES:
-        _BY_TEMPLATE[(r.method, r.path)] = r
-        by_path[r.path][r.method.lower()] = r.handler
-    for path, handlers in by_path.items():
-        app.page(path, name=view_name(path))(view_for(handlers))
-
-
-def view_name(path: str) -> str:
-    return "route" + path.replace("/", "_").replace("{", "").replace("}", "")
-
-
-def view_for(handlers: dict[str, Handler]) -> type[faust.web.View]:
-    methods: dict[str, Any] = {}
-    for method, handler in handlers.items():
-
-        async def call(_view: Any, request: web.Request, _h: Handler = handler, **_: Any) -> Any:
-            return await _h(request)
-
-        methods[method] = call
-    return type("BusView", (faust.web.View,), methods)

@@ -104,9 +104,6 @@ def create_app() -> faust.App:
     s = get_settings()
     tune_worker_consumer()
     safe_standby_seeks()
-    # Imported here so the error middleware is in place before Faust builds its aiohttp app.
-    from bus.http.middleware import middlewares
-
     Path(s.data_dir).parent.mkdir(parents=True, exist_ok=True)  # faust makes only the leaf
     return BusApp(
         s.app_id,
@@ -121,7 +118,6 @@ def create_app() -> faust.App:
         broker_heartbeat_interval=min(3.0, s.timing.session_timeout / 3),
         autodiscover=False,
         web_application_options={
-            "middlewares": middlewares(),
             "client_max_size": s.limits.max_request_bytes,
         },
     )

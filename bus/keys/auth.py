@@ -1,9 +1,7 @@
-"""Authentication and authorization: one mechanism for every route.
+"""Authentication: which key a request carries (what it may do is bus.http.access).
 
-Every route declares its Access in the route table (routes.py); the middleware
-authenticates every request but /healthz and checks what the declaration allows. A
-route whose target is in the body (create topic, publish) also calls require() on it,
-and list routes filter with can_see(). Keys are 'abk_<id>.<secret>': the id finds the
+The middleware calls authenticate() (wired by bus.assembly) on every request but the
+public ones. Keys are 'abk_<id>.<secret>': the id finds the
 key, and only a sha256 of the secret is stored. Secrets never reach a log or an error.
 """
 
@@ -12,40 +10,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass, field
-from enum import StrEnum
-from fnmatch import fnmatchcase
 
-from bus.errors import AdminRequired, InvalidKey, PermissionMissing, TenantForbidden, Unauthenticated
-from bus.keys.models import Action, ApiKey, Grant
+from bus.errors import InvalidKey, Unauthenticated
+from bus.http.access import Principal
+from bus.keys.models import ApiKey
+from bus.keys.store import get_key
 from bus.settings import Settings
 
 KEY_PREFIX = "abk_"
 BOOTSTRAP_ID = "bootstrap"
-
-
-class Access(StrEnum):
-    """What a route requires of the caller's key."""
-
-    PUBLIC = "public"  # no key at all (/healthz)
-    AUTHENTICATED = "authenticated"  # any valid key; the handler shows only what the key may see
-    ADMIN = "admin"
-    READ = "read"  # the action on the route's target (path, or body when the path has none)
-    WRITE = "write"
-    MANAGE = "manage"
-
-    @property
-    def action(self) -> Action | None:
-        return Action(self.value) if self.value in Action.__members__.values() else None
-
-
-@dataclass(frozen=True)
-class Principal:
-    key_id: str
-    admin: bool
-    namespace: str | None = None
-    tenant: str | None = None
-    grants: tuple[Grant, ...] = field(default_factory=tuple)
 
 
 def new_secret(key_id: str) -> str:
@@ -77,7 +50,6 @@ def lookup(token: str) -> ApiKey | None:
     if not token.startswith(KEY_PREFIX) or "." not in token:
         return None
     # Imported here: the key table needs the Faust app, whose web middleware needs this module.
-    from tables.keys import get_key
 
     key_id = token[len(KEY_PREFIX) :].split(".", 1)[0]
     key = get_key(key_id)
@@ -88,35 +60,3 @@ def lookup(token: str) -> ApiKey | None:
 
 def principal_of(key: ApiKey) -> Principal:
     return Principal(key.id, key.role == "admin", key.namespace, key.tenant, tuple(key.grants))
-
-
-def require_admin(principal: Principal) -> None:
-    if not principal.admin:
-        raise AdminRequired("This needs an admin key", {"permission": "admin"})
-
-
-def require(principal: Principal, action: Action, namespace: str, tenant: str, topic: str | None) -> None:
-    """Raise unless the key may do action on the tenant's topic (any topic when None)."""
-    if principal.admin:
-        return
-    if (principal.namespace, principal.tenant) != (namespace, tenant):
-        raise TenantForbidden("This key belongs to another tenant", {"permission": action.value})
-    if not has_grant(principal, action, topic):
-        raise PermissionMissing(
-            f"This key lacks the '{action.value}' permission here", {"permission": action.value}
-        )
-
-
-def has_grant(principal: Principal, action: Action, topic: str | None) -> bool:
-    return any(
-        action in g.actions and (topic is None or fnmatchcase(topic, g.topics)) for g in principal.grants
-    )
-
-
-def can_see(principal: Principal, namespace: str, tenant: str, topic: str | None = None) -> bool:
-    """Whether a list may show this item to the key: own tenant, and some grant on it."""
-    if principal.admin:
-        return True
-    if (principal.namespace, principal.tenant) != (namespace, tenant):
-        return False
-    return any(topic is None or fnmatchcase(topic, g.topics) for g in principal.grants)

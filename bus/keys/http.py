@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bus.http.access import Access
 from bus.http.routes import context, json_response, read_model, route
 from bus.keys import service as keys
-from bus.keys.auth import Access
 from bus.keys.models import ApiKeyView, KeyList, KeySpec, KeyWithSecret
 from bus.keys.quota_models import Quota, TenantQuota
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from bus.keys.auth import BOOTSTRAP_ID, Principal
+from bus.http.access import Principal
+from bus.keys.auth import BOOTSTRAP_ID
 from bus.keys.quota_models import Quota
 from bus.keys.quotas import LEDGER, limits_for
-from tables.keys import get_key, get_tenant_quota
+from bus.keys.store import get_key, get_tenant_quota
 
 Subject = tuple[str, Quota | None]
 

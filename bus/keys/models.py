@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from bus.http.access import Grant
 from bus.keys.quota_models import Quota, TenantQuota
 from bus.wire import Labels, Name, StrictModel
-
-TOPIC_GLOB = r"^[a-z0-9*?-]{1,63}$"
-
-
-class Action(StrEnum):
-    READ = "read"  # subscribe, pull, replay
-    WRITE = "write"  # publish
-    MANAGE = "manage"  # topics, subscriptions, schemas of the tenant
-
-
-class Grant(StrictModel):
-    """Actions on the tenant's topics whose names match a glob (* and ?)."""
-
-    topics: str = Field("*", pattern=TOPIC_GLOB)
-    actions: list[Action] = Field(min_length=1)
 
 
 class KeySpec(StrictModel):

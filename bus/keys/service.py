@@ -10,10 +10,10 @@ from bus.kafka.context import BusContext
 from bus.keys.auth import hash_secret, new_secret
 from bus.keys.models import ApiKey, ApiKeyView, KeyCommand, KeySpec, KeyWithSecret
 from bus.keys.quota_models import Quota, TenantQuota
+from bus.keys.store import all_keys, get_key, get_tenant_quota
 from bus.state.command_log import send_and_wait
-from tables.keys import all_keys, get_key, get_tenant_quota
+from tables.keys import key_commands
 from tables.keys import keys as keys_table
-from workers.keys import key_commands
 
 
 def view(key: ApiKey) -> ApiKeyView:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bus.http.access import Access, Action, require
 from bus.http.routes import AUDIT_TARGET, context, json_response, principal, read_model, route
-from bus.keys.auth import Access, require
 from bus.keys.metering import admit_publish, publish_metered
-from bus.keys.models import Action
 from bus.publish import service as publish
 from bus.publish.models import Batch, BatchResult, Envelope, PublishResult
 

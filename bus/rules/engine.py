@@ -29,9 +29,9 @@ from bus.errors import RuleDenied, TopicNotFound
 from bus.kafka.context import BusContext
 from bus.publish.models import Envelope
 from bus.rules.models import DenyAction, PayloadCondition, RequireApprovalAction, Rule, TagAction
+from bus.rules.store import get_rule_set
 from bus.topics.models import topic_id
 from bus.topics.service import require_topic
-from tables.rules import get_rule_set
 
 ARRAY_INDEX = re.compile(r"^(?:0|[1-9][0-9]*)$")
 RuleLookup = Callable[[str, str], Sequence[Rule]]  # (namespace, tenant) -> its rules, in order

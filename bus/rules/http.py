@@ -5,9 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from bus.errors import InvalidParameter, PermissionMissing, Unprocessable
+from bus.http.access import Access, Action, Principal
 from bus.http.routes import context, json_response, principal, read_model, route
-from bus.keys.auth import Access, Principal
-from bus.keys.models import Action
 from bus.rules import service as rulesets
 from bus.rules.models import RuleSet, RuleSetSpec
 from bus.wire import NAME_RE

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, JsonValue, field_validator, model_validator
 
 from bus.headers import is_reserved
-from bus.keys.models import TOPIC_GLOB
+from bus.http.access import TOPIC_GLOB
 from bus.wire import Name, StrictModel
 
 MAX_RULES = 100  # per tenant

@@ -14,12 +14,12 @@ from typing import Any
 from bus.errors import InvalidRule, RulesTooLarge, TopicNotFound, Unprocessable
 from bus.kafka.context import BusContext
 from bus.rules.models import MAX_RULE_SET_BYTES, RerouteAction, Rule, RuleCommand, RuleSet, RuleSetSpec
+from bus.rules.store import get_rule_set, rule_set_key
 from bus.state.command_log import catch_up, send_and_wait
 from bus.topics.models import topic_id
 from bus.topics.service import require_topic
-from tables.rules import get_rule_set, rule_set_key
+from tables.rules import rule_commands
 from tables.rules import rules as rules_table
-from workers.rules import rule_commands
 
 RULE_PATH = re.compile(r"^rules/(\d+)(?:/(.*))?$")
 

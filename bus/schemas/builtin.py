@@ -16,8 +16,8 @@ from bus.kafka.context import BusContext
 from bus.publish.models import Batch, DeliveredRecord, Envelope, PublishResult
 from bus.schemas.models import CompatibilityMode, SchemaSubmission
 from bus.schemas.service import configure, register
+from bus.schemas.store import get_meta
 from bus.wire import ErrorBody
-from tables.schemas import get_meta
 
 log = logging.getLogger(__name__)
 

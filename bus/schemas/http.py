@@ -7,8 +7,8 @@ import re
 from aiohttp import web
 
 from bus.errors import InvalidParameter, ReservedNamespace
+from bus.http.access import Access, can_see
 from bus.http.routes import Param, context, json_response, principal, read_model, route
-from bus.keys.auth import Access, can_see
 from bus.schemas import service as schemas
 from bus.schemas.models import (
     SUBJECT_PATTERN,

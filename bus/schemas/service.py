@@ -23,13 +23,13 @@ from bus.schemas.models import (
     SubjectSummary,
 )
 from bus.schemas.registry import Decision, check_schema, decide, report, schema_id
+from bus.schemas.store import all_subjects, get_meta, get_version, live_versions
 from bus.state.command_log import catch_up, send_and_wait
-from tables.schemas import all_subjects, get_meta, get_version, live_versions
+from bus.topics.store import all_topics
+from tables.schemas import schema_commands
 from tables.schemas import schemas as schemas_table
-from tables.topics import all_topics
+from tables.topics import topic_commands
 from tables.topics import topics as topics_table
-from workers.schemas import schema_commands
-from workers.topics import topic_commands
 
 VersionRef = int | Literal["latest"]
 

@@ -28,6 +28,7 @@ import faust
 from pydantic import BaseModel
 
 from bus.errors import Timeout
+from bus.settings import get_settings
 from bus.state.waits import wait_until
 
 log = logging.getLogger(__name__)
@@ -96,3 +97,15 @@ class CommandedTable:
         """Offset of the last command this worker's copy reflects (-1: none yet)."""
         raw = self.table.get(APPLIED_KEY)
         return -1 if raw is None else int(raw)
+
+
+def command_topic(app: faust.App, noun: str) -> faust.TopicT:
+    """The single-partition log of one table's commands, e.g. '{prefix}-topic-commands'."""
+    return app.topic(
+        f"{get_settings().prefix}-{noun}-commands",
+        partitions=1,
+        internal=True,  # created before the consumer first subscribes (BusApp.on_first_start)
+        key_type=str,
+        value_type=bytes,
+        value_serializer="raw",  # the payload is a command's JSON, parsed by pydantic
+    )

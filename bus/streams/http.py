@@ -12,8 +12,8 @@ from bus.conversations.http import at_owner, path_key
 from bus.conversations.models import conversation_key
 from bus.conversations.service import view_of
 from bus.errors import InvalidParameter
+from bus.http.access import Access
 from bus.http.routes import Param, context, json_response, read_model, route
-from bus.keys.auth import Access
 from bus.streams import service as streams
 from bus.streams.models import CancelStream, ChunksReceipt, ChunksSpec, StreamEnd, StreamEndSpec
 from bus.streams.reader import follow

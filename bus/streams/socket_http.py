@@ -30,9 +30,9 @@ from bus.errors import (
     Unprocessable,
     WebSocketRequired,
 )
+from bus.http.access import Access
 from bus.http.routes import Param, context, field_errors, route
 from bus.kafka.context import BusContext
-from bus.keys.auth import Access
 from bus.streams import service as streams
 from bus.streams.http import STREAM, stream_conversation
 from bus.streams.models import SocketFrame, StreamEnd, StreamEndSpec, stream_view_key

@@ -10,9 +10,9 @@ from aiokafka.structs import ConsumerRecord
 
 from bus import metrics
 from bus.errors import TooManySubscribers
+from bus.http.access import Access, Principal
 from bus.http.routes import Param, context, principal, route
 from bus.kafka.context import BusContext
-from bus.keys.auth import Access, Principal
 from bus.keys.metering import delivery_subjects, has_delivery_quota
 from bus.keys.quotas import deliver_within_quota
 from bus.subscribe.service import TopicReader, delivered, encode_cursor, parse_start, sse_event

@@ -20,12 +20,11 @@ from pydantic import BaseModel
 from bus import metrics
 from bus.cluster.ownership import FORWARDER, is_forwarded, is_owner
 from bus.errors import BusError, InvalidParameter, TooManySubscribers, Unavailable
+from bus.http.access import Access, Action, Principal
 from bus.http.routes import Param, context, json_response, principal, read_model, route
 from bus.kafka.context import BusContext
 from bus.kafka.faust_app import app
-from bus.keys.auth import Access, Principal
 from bus.keys.metering import delivery_subjects, has_delivery_quota
-from bus.keys.models import Action
 from bus.keys.quotas import deliver_within_quota
 from bus.subscribe.service import sse_event
 from bus.subscriptions import dead_letters as deadletters

@@ -19,9 +19,9 @@ from bus.kafka.faust_app import app
 from bus.settings import Settings
 from bus.subscriptions.dispatcher import Dispatcher
 from bus.subscriptions.models import Subscription
+from bus.subscriptions.store import get_subscription
 from bus.topics.models import Topic, topic_id
 from bus.topics.service import require_topic
-from tables.subscriptions import get_subscription
 
 log = logging.getLogger(__name__)
 RECONCILE_S = 1.0

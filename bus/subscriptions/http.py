@@ -5,9 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from bus.errors import SubscriptionNotFound
+from bus.http.access import Access, Action, can_see, require
 from bus.http.routes import AUDIT_TARGET, Param, context, json_response, principal, read_model, route
-from bus.keys.auth import Access, can_see, require
-from bus.keys.models import Action
 from bus.subscriptions import service as subscriptions
 from bus.subscriptions.models import Subscription, SubscriptionList, SubscriptionSpec, subscription_key
 

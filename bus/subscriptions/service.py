@@ -14,22 +14,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bus.errors import SubscriptionExists, SubscriptionNotFound, TenantForbidden, TopicExists, Unprocessable
+from bus.http import access
+from bus.http.access import Action, Principal
 from bus.kafka.context import BusContext
-from bus.keys import auth
-from bus.keys.auth import Principal
-from bus.keys.models import Action
 from bus.state.command_log import catch_up, send_and_wait
 from bus.subscriptions.models import Subscription, SubscriptionCommand, SubscriptionSpec, subscription_key
+from bus.subscriptions.store import all_subscriptions, get_subscription
 from bus.topics.models import Topic, TopicSpec, topic_id
 from bus.topics.service import create_topic, require_topic
+from bus.topics.store import get_topic
 from bus.types import TopicId
 from bus.wire import NAME_RE
-from tables.subscriptions import all_subscriptions, get_subscription
+from tables.subscriptions import subscription_commands
 from tables.subscriptions import subscriptions as subscriptions_table
-from tables.topics import get_topic
+from tables.topics import topic_commands
 from tables.topics import topics as topics_table
-from workers.subscriptions import subscription_commands
-from workers.topics import topic_commands
 
 
 async def require_subscription(ctx: BusContext, key: str) -> Subscription:
@@ -147,7 +146,7 @@ async def delete_subscription(ctx: BusContext, key: str) -> Subscription:
 def authorize(who: Principal, sub: Subscription, action: Action) -> None:
     """Raise unless the key may do action on the subscription: its rights on the source
     topic (consuming a subscription is reading its topic)."""
-    auth.require(who, action, sub.namespace, sub.tenant, sub.topic)
+    access.require(who, action, sub.namespace, sub.tenant, sub.topic)
 
 
 async def refuse_if_taken(ctx: BusContext, key: str) -> None:

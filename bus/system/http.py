@@ -8,9 +8,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
+from bus.http.access import Access
 from bus.http.openapi import build_openapi
 from bus.http.routes import context, json_response, route
-from bus.keys.auth import Access
 
 
 class Health(BaseModel):

@@ -15,8 +15,8 @@ from yarl import URL
 from bus.cluster.ownership import FORWARDER, WORKER_HEADER, is_forwarded, is_owner, owner_url, self_url
 from bus.conversations.http import at_owner, path_key
 from bus.errors import InvalidParameter
+from bus.http.access import Access
 from bus.http.routes import Param, context, json_response, read_model, route
-from bus.keys.auth import Access
 from bus.tools import service as tools
 from bus.tools.models import (
     CallLocation,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bus.http.access import Access, Action, can_see, require
 from bus.http.routes import AUDIT_TARGET, Param, context, json_response, principal, read_model, route
-from bus.keys.auth import Access, can_see, require
-from bus.keys.models import Action
 from bus.topics import service as topics
 from bus.topics.models import SchemaBinding, Topic, TopicList, TopicSpec, topic_id
 

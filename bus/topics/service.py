@@ -17,10 +17,10 @@ from bus.kafka.gateway import RECORD_OVERHEAD_BYTES
 from bus.schemas.service import find_version
 from bus.state.command_log import catch_up, send_and_wait
 from bus.topics.models import SchemaBinding, Topic, TopicCommand, TopicSpec, kafka_topic_name
+from bus.topics.store import all_topics, get_topic
 from bus.types import TopicId
-from tables.topics import all_topics, get_topic
+from tables.topics import topic_commands
 from tables.topics import topics as topics_table
-from workers.topics import topic_commands
 
 log = logging.getLogger(__name__)
 

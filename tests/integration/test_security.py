@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 
 import bus.assembly  # noqa: F401  (registers every route, so ROUTES is complete at collection)
+from bus.http.access import Access
 from bus.http.routes import ROUTES, Route
-from bus.keys.auth import Access
 from tests.fleet import Fleet
 from tests.helpers import unique
 
