@@ -22,6 +22,7 @@ from bus.approvals import http as approvals
 from bus.audit import http as audit
 from bus.audit.service import ensure_audit_topic, record_request
 from bus.cluster import ownership
+from bus.cluster.forwarding import FORWARDER
 from bus.conversations import http as conversations
 from bus.http.server import install
 from bus.kafka.context import BusContext
@@ -158,5 +159,5 @@ class GatewayService(mode.Service):  # type: ignore[misc]
     async def on_stop(self) -> None:
         await DISPATCHERS.stop_partitions(None)
         await TRANSACTIONS.forget(None)
-        await ownership.FORWARDER.close()
+        await FORWARDER.close()
         await gateway.stop()

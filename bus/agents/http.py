@@ -19,7 +19,8 @@ from bus.agents.models import (
     StateChange,
     agent_key,
 )
-from bus.cluster.ownership import FORWARDER, WORKER_HEADER, is_forwarded, is_owner, self_url, worker_urls
+from bus.cluster.forwarding import FORWARDER, WORKER_HEADER, is_forwarded
+from bus.cluster.ownership import is_owner, self_url, worker_urls
 from bus.errors import InvalidParameter, OwnerMoved
 from bus.http.access import Access, Action, Principal, can_see, require
 from bus.http.routes import AUDIT_TARGET, Param, context, json_response, principal, read_model, route

@@ -6,7 +6,8 @@ from aiohttp import web
 
 from bus.approvals import service as ops
 from bus.approvals.models import Approval, ApprovalList, Decision
-from bus.cluster.ownership import FORWARDER, WORKER_HEADER, is_forwarded, is_owner, self_url, worker_urls
+from bus.cluster.forwarding import FORWARDER, WORKER_HEADER, is_forwarded
+from bus.cluster.ownership import is_owner, self_url, worker_urls
 from bus.errors import InvalidParameter, OwnerMoved
 from bus.http.access import Access, can_see
 from bus.http.routes import Param, context, json_response, principal, read_model, route

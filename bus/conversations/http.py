@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import time
+import json
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bus.cluster.ownership import (
-    FORWARDER,
-    WORKER_HEADER,
-    is_forwarded,
-    is_owner,
-    owner_partition,
-    self_url,
-    worker_urls,
-)
+from bus.cluster.forwarding import FORWARDER, WORKER_HEADER, is_forwarded
+from bus.cluster.ownership import is_owner, owner_partition, self_url, worker_urls
 from bus.conversations import service as ops
 from bus.conversations.models import (
     Conversation,
@@ -33,9 +26,9 @@ from bus.conversations.models import (
 )
 from bus.errors import InvalidParameter, OwnerMoved
 from bus.http.access import Access, Action, can_see, require
+from bus.http.event_stream import EventStream, event
 from bus.http.routes import AUDIT_TARGET, Param, context, json_response, principal, read_model, route
 from bus.kafka.gateway import guarded
-from bus.subscribe.service import sse_event
 from tables.conversations import conversations
 
 PATH = "/v1/conversations/{namespace}/{tenant}/{id}"
@@ -300,64 +293,44 @@ async def follow(request: web.Request, key: str, from_seq: int | None) -> web.St
     ctx = context(request)
     view = await ops.view_of(ctx, key)
     tp = TopicPartition(conversations.kafka_topic, owner_partition(key))
-    consumer = ctx.gateway.new_reader(isolation_level="read_committed")
-    await guarded(consumer.start())
-    try:
-        consumer.assign([tp])
-        if from_seq is None:  # only what comes next
-            from_seq = view.next_seq
-            consumer.seek(tp, (await guarded(consumer.end_offsets([tp])))[tp])
-        else:
-            consumer.seek(tp, await ops.start_offset(consumer, tp, view, from_seq, None))
-        response = web.StreamResponse(
-            headers={
-                "Content-Type": "text/event-stream",
-                "Cache-Control": "no-cache",
-                "X-Accel-Buffering": "no",
-            }
-        )
-        await response.prepare(request)
-        await response.write(f": following {key} from seq {from_seq}\n\n".encode())
-        await relay_records(request, response, consumer, tp, key, from_seq)
-        return response
-    finally:
-        await consumer.stop()
+    async with EventStream(request) as events:
+        consumer = ctx.gateway.new_reader(isolation_level="read_committed")
+        await guarded(consumer.start())
+        try:
+            consumer.assign([tp])
+            if from_seq is None:  # only what comes next
+                from_seq = view.next_seq
+                consumer.seek(tp, (await guarded(consumer.end_offsets([tp])))[tp])
+            else:
+                consumer.seek(tp, await ops.start_offset(consumer, tp, view, from_seq, None))
+            await events.start(f"following {key} from seq {from_seq}")
+            await relay_records(events, consumer, tp, key, from_seq)
+        finally:
+            await consumer.stop()
+    return events.response
 
 
 async def relay_records(
-    request: web.Request,
-    response: web.StreamResponse,
-    consumer: AIOKafkaConsumer,
-    tp: TopicPartition,
-    key: str,
-    from_seq: int,
+    events: EventStream, consumer: AIOKafkaConsumer, tp: TopicPartition, key: str, from_seq: int
 ) -> None:
     """Write the conversation's records as events until the client goes or it is deleted."""
-    wanted, last_write = key.encode(), time.monotonic()
-    keepalive = context(request).settings.timing.sse_keepalive
-    try:
-        while request.transport is not None and not request.transport.is_closing():
-            batch = await guarded(consumer.getmany(tp, timeout_ms=250, max_records=500))
-            chunks = []
-            for record in batch.get(tp, []):
-                if record.key != wanted:
-                    continue
-                event = ConversationRecord.model_validate_json(record.value or b"{}")
-                if event.kind == "message" and event.message is not None and event.message.seq >= from_seq:
-                    chunks.append(
-                        sse_event("message", event.message.model_dump_json(), str(event.message.seq))
-                    )
-                elif event.kind == "transition":
-                    chunks.append(sse_event("state", f'{{"state": "{event.state}", "at": {event.at}}}'))
-                elif event.kind == "deleted":
-                    await response.write(b"".join(chunks) + sse_event("deleted", f'{{"at": {event.at}}}'))
-                    return
-            if chunks:
-                await response.write(b"".join(chunks))
-                last_write = time.monotonic()
-            elif time.monotonic() - last_write >= keepalive:
-                await response.write(b": keep-alive\n\n")
-                last_write = time.monotonic()
-            await asyncio.sleep(0)
-    except ConnectionResetError:
-        return
+    wanted = key.encode()
+    while events.connected:
+        batch = await guarded(consumer.getmany(tp, timeout_ms=250, max_records=500))
+        found = []
+        for record in batch.get(tp, []):
+            if record.key != wanted:
+                continue
+            entry = ConversationRecord.model_validate_json(record.value or b"{}")
+            if entry.kind == "message" and entry.message is not None and entry.message.seq >= from_seq:
+                found.append(event("message", entry.message.model_dump_json(), str(entry.message.seq)))
+            elif entry.kind == "transition":
+                found.append(event("state", json.dumps({"state": entry.state, "at": entry.at})))
+            elif entry.kind == "deleted":
+                await events.send([*found, event("deleted", json.dumps({"at": entry.at}))])
+                return
+        if found:
+            await events.send(found)
+        else:
+            await events.keep_alive()
+        await asyncio.sleep(0)

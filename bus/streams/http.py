@@ -7,17 +7,18 @@ import json
 
 from aiohttp import web
 
-from bus.cluster.ownership import FORWARDER, is_forwarded, is_owner
+from bus.cluster.forwarding import FORWARDER, is_forwarded
+from bus.cluster.ownership import is_owner
 from bus.conversations.http import at_owner, path_key
 from bus.conversations.models import conversation_key
 from bus.conversations.service import view_of
 from bus.errors import InvalidParameter
 from bus.http.access import Access
+from bus.http.event_stream import EventStream, event
 from bus.http.routes import Param, context, json_response, read_model, route
 from bus.streams import service as streams
 from bus.streams.models import CancelStream, ChunksReceipt, ChunksSpec, StreamEnd, StreamEndSpec
 from bus.streams.reader import follow
-from bus.subscribe.service import sse_event
 from tables.conversations import conversations
 
 CONVERSATION = "/v1/conversations/{namespace}/{tenant}/{id}"
@@ -114,24 +115,22 @@ async def read(request: web.Request) -> web.StreamResponse:
         return await FORWARDER.stream(request, key, conversations.topic)
     await view_of(context(request), key)  # 404 before the stream opens
     batches = follow(context(request), key, request.match_info["stream_id"], from_chunk, gap_timeout)
-    response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    )
-    await response.prepare(request)
-    await response.write(b": stream\n\n")
-    try:
-        async for events in batches:  # one write per batch: chunks come many at a time
-            await response.write(b"".join(render(name, data) for name, data in events) or b": keep-alive\n\n")
-    except ConnectionResetError:
-        pass
-    finally:
-        await batches.aclose()
-    return response
+    async with EventStream(request) as events:
+        try:
+            await events.start("stream")
+            async for found in batches:  # one write per batch: chunks come many at a time
+                if found:
+                    await events.send(render(name, data) for name, data in found)
+                else:
+                    await events.keep_alive()
+        finally:
+            await batches.aclose()
+    return events.response
 
 
 def render(name: str, data: dict[str, object]) -> bytes:
     event_id = str(data["chunk_seq"]) if name == "chunk" else None
-    return sse_event(name, json.dumps(data), event_id)
+    return event(name, json.dumps(data), event_id)
 
 
 def whole(request: web.Request, name: str, default: int, maximum: int) -> int:

@@ -19,7 +19,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
-from bus.cluster.ownership import FORWARDER, is_forwarded, is_owner
+from bus.cluster.forwarding import FORWARDER, is_forwarded
+from bus.cluster.ownership import is_owner
 from bus.conversations.models import ConversationView
 from bus.errors import (
     BusError,

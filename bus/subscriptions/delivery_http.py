@@ -11,22 +11,22 @@ import asyncio
 import json
 import logging
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from pydantic import BaseModel
 
 from bus import metrics
-from bus.cluster.ownership import FORWARDER, is_forwarded, is_owner
-from bus.errors import BusError, InvalidParameter, TooManySubscribers, Unavailable
+from bus.cluster.forwarding import FORWARDER, is_forwarded
+from bus.cluster.ownership import is_owner
+from bus.errors import BusError, InvalidParameter, Unavailable
 from bus.http.access import Access, Action, Principal
+from bus.http.event_stream import EventStream, event
 from bus.http.routes import Param, context, json_response, principal, read_model, route
 from bus.kafka.context import BusContext
 from bus.kafka.faust_app import app
 from bus.keys.metering import delivery_subjects, has_delivery_quota
 from bus.keys.quotas import deliver_within_quota
-from bus.subscribe.service import sse_event
 from bus.subscriptions import dead_letters as deadletters
 from bus.subscriptions.dispatcher import Dispatcher
 from bus.subscriptions.dispatcher_pool import DISPATCHERS
@@ -282,58 +282,37 @@ async def serve_events(request: web.Request, key: str, base: str) -> web.StreamR
     sub = await require_subscription(ctx, key)
     who = principal(request)
     authorize(who, sub, Action.READ)
-    if ctx.sse_clients >= ctx.settings.limits.max_sse_clients:
-        raise TooManySubscribers("This worker serves its maximum of SSE clients", None)
     session = secrets.token_urlsafe(12)
-    ctx.sse_clients += 1
-    metrics.SSE_CLIENTS.inc()
-    try:
-        response = web.StreamResponse(
-            headers={
-                "Content-Type": "text/event-stream",
-                "Cache-Control": "no-cache",
-                "X-Accel-Buffering": "no",
-            }
-        )
-        await response.prepare(request)
-        await response.write(f": session {session}\n\n".encode())
-        await stream_deliveries(request, response, sub, session, base)
-        return response
-    finally:
-        ctx.sse_clients -= 1
-        metrics.SSE_CLIENTS.dec()
-        await release_anywhere(request, sub, session, base)
+    async with EventStream(request) as events:
+        try:
+            await events.start(f"session {session}")
+            await stream_deliveries(events, request, sub, session, base)
+        finally:
+            await release_anywhere(request, sub, session, base)
+    return events.response
 
 
 async def stream_deliveries(
-    request: web.Request, response: web.StreamResponse, sub: Subscription, session: str, base: str
+    events: EventStream, request: web.Request, sub: Subscription, session: str, base: str
 ) -> None:
     """Pull and write until the client goes away; ride out an owner moving (a rebalance)."""
-    ctx, last_write = context(request), time.monotonic()
-    try:
-        while request.transport is not None and not request.transport.is_closing():
-            try:
-                deliveries = await pull_anywhere(request, sub, session, base)
-            except Unavailable as exc:
-                log.debug("SSE pull for %s: %s; retrying", sub.key, exc.message)
-                await asyncio.sleep(0.5)
-                deliveries = []
-            except OwnerRefused as exc:  # e.g. the subscription was deleted: end the stream
-                await response.write(sse_event("error", json.dumps(exc.body)))
-                return
-            except BusError as exc:  # the same, decided here
-                await response.write(sse_event("error", json.dumps(exc.to_body())))
-                return
-            if deliveries:
-                await response.write(
-                    b"".join(sse_event("delivery", d.model_dump_json(), d.delivery_id) for d in deliveries)
-                )
-                last_write = time.monotonic()
-            elif time.monotonic() - last_write >= ctx.settings.timing.sse_keepalive:
-                await response.write(b": keep-alive\n\n")
-                last_write = time.monotonic()
-    except ConnectionResetError:
-        log.debug("SSE client of %s went away", sub.key)
+    while events.connected:
+        try:
+            deliveries = await pull_anywhere(request, sub, session, base)
+        except Unavailable as exc:
+            log.debug("SSE pull for %s: %s; retrying", sub.key, exc.message)
+            await asyncio.sleep(0.5)
+            deliveries = []
+        except OwnerRefused as exc:  # e.g. the subscription was deleted: end the stream
+            await events.send([event("error", json.dumps(exc.body))])
+            return
+        except BusError as exc:  # the same, decided here
+            await events.send([event("error", json.dumps(exc.to_body()))])
+            return
+        if deliveries:
+            await events.send(event("delivery", d.model_dump_json(), d.delivery_id) for d in deliveries)
+        else:
+            await events.keep_alive()
 
 
 async def pull_anywhere(request: web.Request, sub: Subscription, session: str, base: str) -> list[Delivery]:

@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from yarl import URL
 
-from bus.cluster.ownership import FORWARDER, WORKER_HEADER, is_forwarded, is_owner, owner_url, self_url
+from bus.cluster.forwarding import FORWARDER, WORKER_HEADER, is_forwarded
+from bus.cluster.ownership import is_owner, owner_url, self_url
 from bus.conversations.http import at_owner, path_key
 from bus.errors import InvalidParameter
 from bus.http.access import Access

@@ -23,7 +23,8 @@ from jsonschema import Draft202012Validator
 
 from bus import headers as h
 from bus.agents.models import Agent, AgentRecord, Capability
-from bus.cluster.ownership import FORWARDER, is_owner, owned_partitions, owner_partition
+from bus.cluster.forwarding import FORWARDER
+from bus.cluster.ownership import is_owner, owned_partitions, owner_partition
 from bus.conversations.models import ACCEPTS_MESSAGES, ConversationView, EnvelopeKind
 from bus.conversations.service import Envelope, append_envelope, open_view
 from bus.conversations.service import settle as settle_view

@@ -1,0 +1,228 @@
+"""Handing a request to the worker that owns its key, written once for every primitive.
+
+at_owner() runs a handler here when this worker owns the key, and otherwise relays the
+request to the owner as it came (a JSON answer, an event stream or a WebSocket). A
+forwarded request carries FORWARDED, and its receiver never forwards it again (a
+rebalance under way makes that receiver answer 503 owner_moved, and the client retries).
+fan_out() gathers a list from every worker at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, TypeVar
+
+import aiohttp
+import faust
+from aiohttp import web
+
+from bus.cluster.ownership import is_owner, owner_url, owners_topic, self_url, worker_urls
+from bus.errors import OwnerMoved
+
+__all__ = [
+    "FORWARDED",
+    "FORWARDER",
+    "WORKER_HEADER",
+    "Forwarder",
+    "Relay",
+    "at_owner",
+    "fan_out",
+    "is_forwarded",
+]
+
+log = logging.getLogger(__name__)
+
+FORWARDED = "X-Agentbus-Forwarded"  # set on a forwarded request: the receiver never forwards again
+WORKER_HEADER = "X-Agentbus-Worker"  # on an answer: the worker that owns the key and answered
+RELAY_CLOSE_S = 5.0  # for the other side of a relayed WebSocket to close after one side did
+_PASSED_HEADERS = ("Authorization", "Content-Type", "Accept", "Last-Event-ID")
+T = TypeVar("T")
+Relay = Literal["answer", "event_stream", "websocket"]
+Here = Callable[[], Awaitable[web.StreamResponse]]
+
+
+async def at_owner(
+    request: web.Request, key: str, topic: faust.TopicT, here: Here, relay: Relay = "answer"
+) -> web.StreamResponse:
+    """Answer with here() if this worker owns key on topic (or the request was forwarded to
+    it); otherwise relay the request to the owner, as relay says its answer comes."""
+    if is_forwarded(request) or is_owner(key, topic):
+        response = await here()
+        if not response.prepared:  # a stream's headers are gone already
+            response.headers[WORKER_HEADER] = self_url()
+        return response
+    if relay == "event_stream":
+        return await FORWARDER.stream(request, key, topic)
+    if relay == "websocket":
+        return await FORWARDER.websocket(request, key, topic)
+    return await FORWARDER.forward(request, key, topic)
+
+
+async def fan_out(
+    request: web.Request, local: Callable[[], list[T]], parse: Callable[[Any], list[T]]
+) -> list[T]:
+    """Everything the fleet holds for a list request: this worker's own items (local) and
+    every other worker's, asked at once with the same query plus scope=local and the
+    caller's key (parse reads one answer). A forwarded scope=local request gets local only."""
+    if request.query.get("scope") == "local" and is_forwarded(request):
+        return local()
+    others = [url for url in worker_urls() if url != self_url()]
+    path = str(request.rel_url.update_query(scope="local").path_qs)
+    auth = request.headers.get("Authorization", "")
+    answers = await asyncio.gather(*(FORWARDER.call("", "GET", path, auth, None, base=url) for url in others))
+    merged = local()
+    for url, (status, body) in zip(others, answers, strict=True):
+        if status != 200:
+            raise OwnerMoved("A worker did not answer the list; retry", {"worker": url, "status": status})
+        merged += parse(body)
+    return merged
+
+
+def is_forwarded(request: web.Request) -> bool:
+    return FORWARDED in request.headers
+
+
+class Forwarder:
+    """One HTTP client per worker for requests handed to the owner of a key."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:  # made on first use: it needs the running loop
+            # No pool limit: relayed SSE readers hold a connection each, and a capped pool
+            # would queue every forwarded request behind them.
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def forward(
+        self,
+        request: web.Request,
+        key: str,
+        topic: faust.TopicT = owners_topic,
+        base: str | None = None,
+        path_qs: str | None = None,
+    ) -> web.Response:
+        """Send the request to key's owner (or to base, at path_qs) and answer with what it answered."""
+        url = (base or owner_url(key, topic)) + (path_qs or request.rel_url.path_qs)
+        headers = {h: request.headers[h] for h in _PASSED_HEADERS if h in request.headers}
+        headers[FORWARDED] = "1"
+        body = await request.read()
+        try:
+            async with self.session.request(request.method, url, data=body, headers=headers) as answer:
+                passed = {h: answer.headers[h] for h in (WORKER_HEADER, "Retry-After") if h in answer.headers}
+                return web.Response(
+                    body=await answer.read(),
+                    status=answer.status,
+                    content_type=answer.content_type,
+                    headers=passed,
+                )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise OwnerMoved("The worker owning this key did not answer; retry", {"key": key}) from exc
+
+    async def stream(self, request: web.Request, key: str, topic: faust.TopicT) -> web.StreamResponse:
+        """Relay a streaming answer (SSE) of key's owner, chunk by chunk, until either side ends."""
+        url = owner_url(key, topic) + request.rel_url.path_qs
+        headers = {h: request.headers[h] for h in _PASSED_HEADERS if h in request.headers}
+        headers[FORWARDED] = "1"
+        try:
+            async with self.session.get(url, headers=headers) as answer:
+                if answer.status != 200:
+                    return web.Response(
+                        body=await answer.read(), status=answer.status, content_type=answer.content_type
+                    )
+                relay = web.StreamResponse(
+                    headers={"Content-Type": answer.content_type, "Cache-Control": "no-cache"}
+                )
+                await relay.prepare(request)
+                async for chunk in answer.content.iter_any():
+                    await relay.write(chunk)
+                return relay
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise OwnerMoved("The worker owning this key did not answer; retry", {"key": key}) from exc
+
+    async def websocket(self, request: web.Request, key: str, topic: faust.TopicT) -> web.StreamResponse:
+        """Relay a WebSocket to key's owner, frame by frame both ways, until either side closes.
+        If the owner refuses the handshake, answer what it answers to the plain request (the
+        error as JSON)."""
+        downstream = web.WebSocketResponse(max_msg_size=0)
+        if not downstream.can_prepare(request).ok:  # not a WebSocket: the owner says what is wrong
+            return await self.forward(request, key, topic)
+        url = owner_url(key, topic) + request.rel_url.path_qs
+        headers = {h: request.headers[h] for h in _PASSED_HEADERS if h in request.headers}
+        headers[FORWARDED] = "1"
+        try:
+            upstream = await self.session.ws_connect(url, headers=headers, max_msg_size=0)
+        except aiohttp.WSServerHandshakeError:
+            return await self.forward(request, key, topic)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise OwnerMoved("The worker owning this key did not answer; retry", {"key": key}) from exc
+        async with upstream:
+            await downstream.prepare(request)
+            await relay_frames(downstream, upstream)
+        return downstream
+
+    async def call(
+        self,
+        key: str,
+        method: str,
+        path: str,
+        auth: str,
+        body: Any,
+        base: str | None = None,
+        topic: faust.TopicT = owners_topic,
+    ) -> tuple[int, Any]:
+        """A JSON request to key's owner (or to base) for a client, whose key goes along: (status, body)."""
+        headers = {"Authorization": auth, FORWARDED: "1"}
+        url = (base or owner_url(key, topic)) + path
+        try:
+            async with self.session.request(method, url, json=body, headers=headers) as answer:
+                return answer.status, await answer.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise OwnerMoved("The worker owning this key did not answer; retry", {"key": key}) from exc
+
+
+async def relay_frames(client: web.WebSocketResponse, owner: aiohttp.ClientWebSocketResponse) -> None:
+    """Pass text and binary frames both ways; when one side closes, close the other with its code."""
+
+    async def to_owner() -> None:
+        async for frame in client:
+            if frame.type == aiohttp.WSMsgType.TEXT:
+                await owner.send_str(frame.data)
+            elif frame.type == aiohttp.WSMsgType.BINARY:
+                await owner.send_bytes(frame.data)
+        await owner.close()
+
+    async def to_client() -> None:
+        while True:
+            frame = await owner.receive()
+            if frame.type == aiohttp.WSMsgType.TEXT:
+                await client.send_str(frame.data)
+            elif frame.type == aiohttp.WSMsgType.BINARY:
+                await client.send_bytes(frame.data)
+            else:
+                break
+        reason = frame.extra if frame.type == aiohttp.WSMsgType.CLOSE and frame.extra else ""
+        await client.close(code=owner.close_code or 1000, message=reason.encode())
+
+    tasks = [asyncio.create_task(to_owner()), asyncio.create_task(to_client())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(tasks, timeout=RELAY_CLOSE_S)  # the side that ended closes the other
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+FORWARDER = Forwarder()

@@ -1,0 +1,90 @@
+"""Server-sent events, written once for every SSE endpoint of the bus.
+
+An EventStream holds one of the worker's SSE client slots for as long as it is open
+(max_sse_clients; the agentbus_sse_clients gauge counts them), sends its headers only on
+start() (so a handler can still refuse with a JSON error after taking the slot), writes a
+batch of events in one socket write, keeps an idle client's connection alive with a
+comment, and treats a client that went away as the normal end of a stream.
+
+    async with EventStream(request) as events:
+        reader = await open_something()        # may still raise: the client gets JSON
+        await events.start("following x")
+        while events.connected:
+            await events.send([event("record", data, cursor)])
+    return events.response
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from types import TracebackType
+
+from aiohttp import web
+
+from bus import metrics
+from bus.errors import TooManySubscribers
+from bus.http.routes import context
+
+__all__ = ["EventStream", "event"]
+
+_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+_GONE = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
+
+
+def event(name: str, data: str, event_id: str | None = None) -> bytes:
+    """One event in the wire format: every line of data gets its own 'data:' field, as the
+    SSE spec wants (a JSON document may hold newlines in pretty-printed payloads)."""
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    body = "".join(f"data: {line}\n" for line in data.split("\n"))
+    return f"{head}event: {name}\n{body}\n".encode()
+
+
+class EventStream:
+    """One SSE response; use as `async with`, then return .response."""
+
+    def __init__(self, request: web.Request) -> None:
+        self._request = request
+        self._ctx = context(request)
+        self.response = web.StreamResponse(headers=_HEADERS)
+        self._last_write = time.monotonic()
+
+    async def __aenter__(self) -> EventStream:
+        if self._ctx.sse_clients >= self._ctx.settings.limits.max_sse_clients:
+            raise TooManySubscribers("This worker serves its maximum of SSE clients", None)
+        self._ctx.sse_clients += 1
+        metrics.SSE_CLIENTS.inc()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        self._ctx.sse_clients -= 1
+        metrics.SSE_CLIENTS.dec()
+        return kind is not None and issubclass(kind, _GONE)  # the client left: a normal end
+
+    @property
+    def connected(self) -> bool:
+        transport = self._request.transport
+        return transport is not None and not transport.is_closing()
+
+    async def start(self, comment: str) -> None:
+        """Send the headers and a first comment line (clients see the stream is open)."""
+        await self.response.prepare(self._request)
+        await self._write(f": {comment}\n\n".encode())
+
+    async def send(self, events: Iterable[bytes]) -> None:
+        """Write events in one socket write (nothing when there are none)."""
+        data = b"".join(events)
+        if data:
+            await self._write(data)
+
+    async def keep_alive(self) -> None:
+        """A comment line if nothing was written for sse_keepalive seconds: proxies and
+        clients keep an idle connection open, and a client that left is noticed."""
+        if time.monotonic() - self._last_write >= self._ctx.settings.timing.sse_keepalive:
+            await self._write(b": keep-alive\n\n")
+
+    async def _write(self, data: bytes) -> None:
+        await self.response.write(data)
+        self._last_write = time.monotonic()
