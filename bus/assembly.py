@@ -35,7 +35,6 @@ from bus.keys.quotas import LEDGER, ensure_usage_topic, follow_usage, report_usa
 from bus.publish import http as publish
 from bus.rules import http as rules
 from bus.schemas import http as schemas
-from bus.schemas.builtin import publish_bus_schemas
 from bus.settings import get_settings
 from bus.streams import http as streams
 from bus.streams import socket_http as stream_socket
@@ -45,6 +44,7 @@ from bus.subscriptions import http as subscriptions
 from bus.subscriptions.ack_log import ensure_log_topic
 from bus.subscriptions.dispatcher_pool import DISPATCHERS, inbox_kafka_topic
 from bus.system import http as system
+from bus.system.builtin_schemas import publish_bus_schemas
 from bus.tools import http as tools
 from bus.topics import http as topics
 from workers import agents as agent_records

@@ -3,7 +3,7 @@ asks every worker for the agents it owns."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -19,9 +19,8 @@ from bus.agents.models import (
     StateChange,
     agent_key,
 )
-from bus.cluster.forwarding import FORWARDER, WORKER_HEADER, is_forwarded
-from bus.cluster.ownership import is_owner, self_url, worker_urls
-from bus.errors import InvalidParameter, OwnerMoved
+from bus.cluster.forwarding import at_owner, fan_out
+from bus.errors import InvalidParameter
 from bus.http.access import Access, Action, Principal, can_see, require
 from bus.http.routes import AUDIT_TARGET, Param, context, json_response, principal, read_model, route
 from tables.agents import agents
@@ -34,17 +33,6 @@ STATES = ("enabled", "draining", "disabled")
 def path_key(request: web.Request) -> str:
     m = request.match_info
     return agent_key(m["namespace"], m["tenant"], m["agent_id"])
-
-
-async def at_owner(
-    request: web.Request, key: str, call: Callable[[], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Run call here if this worker owns the agent (or the request was forwarded to it)."""
-    if is_forwarded(request) or is_owner(key, agents.topic):
-        response = await call()
-        response.headers[WORKER_HEADER] = self_url()
-        return response
-    return await FORWARDER.forward(request, key, agents.topic)
 
 
 @route(
@@ -69,7 +57,7 @@ async def register(request: web.Request) -> web.StreamResponse:
         agent, created = await ops.register(context(request), spec)
         return json_response(agent, status=201 if created else 200)
 
-    return await at_owner(request, key, call)
+    return await at_owner(request, key, agents.topic, call)
 
 
 @route(
@@ -91,25 +79,9 @@ async def register(request: web.Request) -> web.StreamResponse:
 )
 async def list_agents(request: web.Request) -> web.StreamResponse:
     keep, who = filters(request), principal(request)
-    if request.query.get("scope") == "local" and is_forwarded(request):
-        return json_response(AgentList(agents=[a for a in ops.owned_agents() if keep(a) and visible(who, a)]))
-    merged: list[Agent] = []
-    for url in worker_urls():
-        if url == self_url():
-            merged += ops.owned_agents()
-            continue
-        auth = request.headers.get("Authorization", "")
-        status, body = await FORWARDER.call("", "GET", local_path(request), auth, None, base=url)
-        if status != 200:
-            raise OwnerMoved("A worker did not answer the list; retry", {"worker": url, "status": status})
-        merged += AgentList.model_validate(body).agents
+    merged = await fan_out(request, ops.owned_agents, lambda body: AgentList.model_validate(body).agents)
     shown = [a for a in merged if keep(a) and visible(who, a)]
     return json_response(AgentList(agents=sorted(shown, key=lambda a: a.key)))
-
-
-def local_path(request: web.Request) -> str:
-    """The same request with scope=local: the worker answers with the agents it owns."""
-    return str(request.rel_url.update_query(scope="local").path_qs)
 
 
 def visible(who: Principal, agent: Agent) -> bool:
@@ -156,7 +128,7 @@ async def get_agent(request: web.Request) -> web.StreamResponse:
     async def call() -> web.StreamResponse:
         return json_response(await ops.find(context(request), key))
 
-    return await at_owner(request, key, call)
+    return await at_owner(request, key, agents.topic, call)
 
 
 @route(
@@ -174,7 +146,7 @@ async def delete_agent(request: web.Request) -> web.StreamResponse:
     async def call() -> web.StreamResponse:
         return json_response(await ops.delete(context(request), key))
 
-    return await at_owner(request, key, call)
+    return await at_owner(request, key, agents.topic, call)
 
 
 @route(
@@ -193,7 +165,7 @@ async def change_state(request: web.Request) -> web.StreamResponse:
     async def call() -> web.StreamResponse:
         return json_response(await ops.change_state(context(request), key, change))
 
-    return await at_owner(request, key, call)
+    return await at_owner(request, key, agents.topic, call)
 
 
 @route(
@@ -216,7 +188,7 @@ async def heartbeat(request: web.Request) -> web.StreamResponse:
     async def call() -> web.StreamResponse:
         return json_response(await ops.heartbeat(context(request), key, body), status=202)
 
-    return await at_owner(request, key, call)
+    return await at_owner(request, key, agents.topic, call)
 
 
 @route(
@@ -238,4 +210,4 @@ async def send_message(request: web.Request) -> web.StreamResponse:
     async def call() -> web.StreamResponse:
         return json_response(await ops.send_message(context(request), key, spec))
 
-    return await at_owner(request, key, call)
+    return await at_owner(request, key, agents.topic, call)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from datetime import UTC, datetime
 
 from pydantic_core import to_json
@@ -52,6 +51,7 @@ from bus.agents.models import (
     agent_key,
     inbox_subscription_id,
 )
+from bus.clock import now_ms
 from bus.cluster.ownership import is_owner, owned_partitions, owner_partition
 from bus.errors import (
     AgentDisabled,
@@ -98,10 +98,6 @@ DECISIONS_AT_ONCE = 32  # liveness decisions in flight per worker
 # has (or says something new): half the processor's writes for agents that beat often,
 # and a view at most a quarter interval behind (late takes two).
 COALESCE = 4
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def at(unix_ms: int | None) -> datetime | None:

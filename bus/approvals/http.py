@@ -6,9 +6,8 @@ from aiohttp import web
 
 from bus.approvals import service as ops
 from bus.approvals.models import Approval, ApprovalList, Decision
-from bus.cluster.forwarding import FORWARDER, WORKER_HEADER, is_forwarded
-from bus.cluster.ownership import is_owner, self_url, worker_urls
-from bus.errors import InvalidParameter, OwnerMoved
+from bus.cluster.forwarding import at_owner, fan_out
+from bus.errors import InvalidParameter
 from bus.http.access import Access, can_see
 from bus.http.routes import Param, context, json_response, principal, read_model, route
 from tables.conversations import approvals
@@ -21,13 +20,6 @@ STATES = ("pending", "approved", "rejected", "expired")
 def path_key(request: web.Request) -> str:
     m = request.match_info
     return ops.approval_key(m["namespace"], m["tenant"], m["approval_id"])
-
-
-async def at_owner(request: web.Request, key: str) -> web.StreamResponse | None:
-    """None when this worker owns key (go on here); else the owner's answer."""
-    if is_forwarded(request) or is_owner(key, approvals.topic):
-        return None
-    return await FORWARDER.forward(request, key, approvals.topic)
 
 
 @route(
@@ -49,18 +41,11 @@ async def list_approvals(request: web.Request) -> web.StreamResponse:
     state = q.get("state")
     if state is not None and state not in STATES:
         raise InvalidParameter(f"state is one of {', '.join(STATES)}", {"state": state[:50]})
-    found = ops.owned(state, q.get("tool"), q.get("agent"))
-    if not (q.get("scope") == "local" and is_forwarded(request)):
-        for url in worker_urls():
-            if url == self_url():
-                continue
-            path = request.rel_url.with_query({**q, "scope": "local"})
-            status, body = await FORWARDER.call(
-                "", "GET", str(path), request.headers.get("Authorization", ""), None, base=url
-            )
-            if status != 200:
-                raise OwnerMoved("A worker did not answer the list; retry", {"worker": url, "status": status})
-            found += ApprovalList.model_validate(body).approvals
+    found = await fan_out(
+        request,
+        lambda: ops.owned(state, q.get("tool"), q.get("agent")),
+        lambda body: ApprovalList.model_validate(body).approvals,
+    )
     mine = [a for a in found if (a.namespace, a.tenant) == (m["namespace"], m["tenant"])]
     who = principal(request)
     shown = [a for a in mine if can_see(who, a.namespace, a.tenant)]
@@ -78,24 +63,21 @@ async def list_approvals(request: web.Request) -> web.StreamResponse:
 )
 async def get(request: web.Request) -> web.StreamResponse:
     key = path_key(request)
-    forwarded = await at_owner(request, key)
-    if forwarded is not None:
-        return forwarded
-    return stamped(json_response((await ops.find(context(request), key)).public()))
+
+    async def here() -> web.StreamResponse:
+        return json_response((await ops.find(context(request), key)).public())
+
+    return await at_owner(request, key, approvals.topic, here)
 
 
 async def decide(request: web.Request, approve: bool) -> web.StreamResponse:
     key, decision = path_key(request), await read_model(request, Decision)
-    forwarded = await at_owner(request, key)
-    if forwarded is not None:
-        return forwarded
     who = principal(request).key_id
-    return stamped(json_response(await ops.decide(context(request), key, decision, approve, who)))
 
+    async def here() -> web.StreamResponse:
+        return json_response(await ops.decide(context(request), key, decision, approve, who))
 
-def stamped(response: web.StreamResponse) -> web.StreamResponse:
-    response.headers[WORKER_HEADER] = self_url()
-    return response
+    return await at_owner(request, key, approvals.topic, here)
 
 
 @route(

@@ -24,7 +24,9 @@ import uuid
 
 from bus import headers as h
 from bus.approvals.models import Approval, ApprovalRecord, ApprovalView, Decision, ParkedRecord
+from bus.clock import now_ms
 from bus.cluster.ownership import owned_partitions, owner_partition
+from bus.conversations.calls import call_envelope, inbox_copy
 from bus.conversations.service import envelope_record, note_appended, open_view
 from bus.errors import AlreadyDecided, ApprovalNotFound, DigestMismatch, ToolCallNotFound
 from bus.kafka.context import BusContext
@@ -32,7 +34,6 @@ from bus.kafka.gateway import OutgoingRecord, partition_for
 from bus.kafka.transactions import TRANSACTIONS
 from bus.state.waits import Waiters, wait_for_wake, wait_until, wake
 from bus.tools.models import CallLocation, ToolCall, ToolCallView, ToolResult, call_view_key
-from bus.tools.service import call_envelope, inbox_copy
 from tables.conversations import approvals, conversations, locator
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,6 @@ _decision_waiters: Waiters = {}  # approval key -> GETs of its call
 def is_parked(vkey: str) -> bool:
     """A call id taken by a call that waits for approval (the call has no view until then)."""
     return vkey in _parked_calls
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def approval_key(namespace: str, tenant: str, approval_id: str) -> str:

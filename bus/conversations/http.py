@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bus.cluster.forwarding import FORWARDER, WORKER_HEADER, is_forwarded
-from bus.cluster.ownership import is_owner, owner_partition, self_url, worker_urls
+from bus.cluster.forwarding import FORWARDER, at_owner, fan_out, is_forwarded
+from bus.cluster.ownership import is_owner, owner_partition
 from bus.conversations import service as ops
 from bus.conversations.models import (
     Conversation,
@@ -24,7 +24,7 @@ from bus.conversations.models import (
     TransitionRequest,
     conversation_key,
 )
-from bus.errors import InvalidParameter, OwnerMoved
+from bus.errors import InvalidParameter
 from bus.http.access import Access, Action, can_see, require
 from bus.http.event_stream import EventStream, event
 from bus.http.routes import AUDIT_TARGET, Param, context, json_response, principal, read_model, route
@@ -38,16 +38,6 @@ MAX_PAGE = 1000
 def path_key(request: web.Request) -> str:
     m = request.match_info
     return conversation_key(m["namespace"], m["tenant"], m["id"])
-
-
-async def at_owner(
-    request: web.Request, key: str, call: Callable[[], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    if is_forwarded(request) or is_owner(key, conversations.topic):
-        response = await call()
-        response.headers[WORKER_HEADER] = self_url()
-        return response
-    return await FORWARDER.forward(request, key, conversations.topic)
 
 
 @route(
@@ -96,27 +86,12 @@ async def create(request: web.Request) -> web.StreamResponse:
     errors=(400, 503),
 )
 async def list_conversations(request: web.Request) -> web.StreamResponse:
-    q = request.query
     keep = filters(request)
-    if q.get("scope") == "local" and is_forwarded(request):
-        found = [v.public() for v in conversations.owned_values(ConversationView)]
-        return json_response(ConversationList(conversations=[c for c in found if keep(c)]))
-    merged: list[Conversation] = []
-    for url in worker_urls():
-        if url == self_url():
-            merged += [v.public() for v in conversations.owned_values(ConversationView)]
-            continue
-        status, body = await FORWARDER.call(
-            "",
-            "GET",
-            "/v1/conversations?scope=local",
-            request.headers.get("Authorization", ""),
-            None,
-            base=url,
-        )
-        if status != 200:
-            raise OwnerMoved("A worker did not answer the list; retry", {"worker": url, "status": status})
-        merged += ConversationList.model_validate(body).conversations
+    merged = await fan_out(
+        request,
+        lambda: [v.public() for v in conversations.owned_values(ConversationView)],
+        lambda body: ConversationList.model_validate(body).conversations,
+    )
     who = principal(request)
     shown = [c for c in merged if keep(c) and can_see(who, c.namespace, c.tenant)]
     return json_response(ConversationList(conversations=sorted(shown, key=lambda c: c.key)))
@@ -160,7 +135,7 @@ async def get(request: web.Request) -> web.StreamResponse:
     async def call() -> web.StreamResponse:
         return json_response((await ops.view_of(context(request), key)).public())
 
-    return await at_owner(request, key, call)
+    return await at_owner(request, key, conversations.topic, call)
 
 
 @route(
@@ -178,7 +153,7 @@ async def delete(request: web.Request) -> web.StreamResponse:
     async def call() -> web.StreamResponse:
         return json_response(await ops.delete(context(request), key))
 
-    return await at_owner(request, key, call)
+    return await at_owner(request, key, conversations.topic, call)
 
 
 @route(
@@ -197,7 +172,7 @@ async def transition(request: web.Request) -> web.StreamResponse:
     async def call() -> web.StreamResponse:
         return json_response(await ops.transition(context(request), key, body))
 
-    return await at_owner(request, key, call)
+    return await at_owner(request, key, conversations.topic, call)
 
 
 @route(
@@ -218,7 +193,7 @@ async def append(request: web.Request) -> web.StreamResponse:
         message, appended = await ops.append_message(context(request), key, body)
         return json_response(message, status=201 if appended else 200)
 
-    return await at_owner(request, key, call)
+    return await at_owner(request, key, conversations.topic, call)
 
 
 @route(
@@ -253,7 +228,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
         more = last is not None and last < view.message_count and (to_seq is None or last < to_seq)
         return json_response(MessagePage(messages=found, next_from_seq=last + 1 if more and last else None))
 
-    return await at_owner(request, key, call)
+    return await at_owner(request, key, conversations.topic, call)
 
 
 def number(request: web.Request, name: str, default: int | None, minimum: int) -> int | None:
@@ -284,9 +259,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
     if last_id is not None and not last_id.isdigit():
         raise InvalidParameter("Last-Event-ID is a sequence number", {"Last-Event-ID": last_id[:50]})
     from_seq = int(last_id) + 1 if last_id is not None else number(request, "from_seq", None, minimum=1)
-    if not is_forwarded(request) and not is_owner(key, conversations.topic):
-        return await FORWARDER.stream(request, key, conversations.topic)
-    return await follow(request, key, from_seq)
+    return await at_owner(
+        request, key, conversations.topic, lambda: follow(request, key, from_seq), relay="event_stream"
+    )
 
 
 async def follow(request: web.Request, key: str, from_seq: int | None) -> web.StreamResponse:

@@ -11,7 +11,6 @@ Messages are never copied into the table: a replay reads them back from Kafka.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import JsonValue
 
 from bus import headers as h
+from bus.clock import now_ms
 from bus.cluster.ownership import owner_partition
 from bus.conversations.models import (
     ACCEPTS_MESSAGES,
@@ -54,10 +54,6 @@ from tables.conversations import conversations
 _next_seq: dict[str, int] = {}
 _last_appended: dict[int, int] = {}  # partition -> offset of the owner's last message
 _recent_ids: dict[str, dict[str, int]] = {}  # key -> message id -> seq, of the owner's own appends
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def new_id() -> str:

@@ -25,7 +25,7 @@ from bus.schemas.models import (
 from bus.schemas.registry import Decision, check_schema, decide, report, schema_id
 from bus.schemas.store import all_subjects, get_meta, get_version, live_versions
 from bus.state.command_log import catch_up, send_and_wait
-from bus.topics.store import all_topics
+from bus.topics.models import Topic
 from tables.schemas import schema_commands
 from tables.schemas import schemas as schemas_table
 from tables.topics import topic_commands
@@ -195,7 +195,7 @@ async def delete_version(
 def topics_bound_to(version: SchemaVersion, meta: SubjectMeta) -> list[str]:
     """Topics whose binding resolves to this version (pinned to it, or 'latest' while it is)."""
     users = []
-    for topic in all_topics():
+    for topic in _all_topics():
         b = topic.schema_binding
         if b is None or (topic.namespace, topic.tenant, b.subject) != (
             version.namespace,
@@ -211,3 +211,9 @@ def topics_bound_to(version: SchemaVersion, meta: SubjectMeta) -> list[str]:
 async def send(ctx: BusContext, command: SchemaCommand) -> None:
     key = f"{command.namespace}/{command.tenant}/{command.subject}"
     await send_and_wait(ctx, schema_commands, key, command, schemas_table)
+
+
+def _all_topics() -> list[Topic]:
+    # Read from the topics table itself: topics depend on schemas (bindings), not back.
+    found = (topics_table.get(key, Topic) for key in topics_table.keys())
+    return [t for t in found if t is not None]

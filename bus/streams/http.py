@@ -7,9 +7,8 @@ import json
 
 from aiohttp import web
 
-from bus.cluster.forwarding import FORWARDER, is_forwarded
-from bus.cluster.ownership import is_owner
-from bus.conversations.http import at_owner, path_key
+from bus.cluster.forwarding import at_owner
+from bus.conversations.http import path_key
 from bus.conversations.models import conversation_key
 from bus.conversations.service import view_of
 from bus.errors import InvalidParameter
@@ -43,7 +42,7 @@ async def write_chunks(request: web.Request) -> web.StreamResponse:
     async def call() -> web.StreamResponse:
         return json_response(await streams.add_chunks(context(request), key, spec))
 
-    return await at_owner(request, key, call)
+    return await at_owner(request, key, conversations.topic, call)
 
 
 @route(
@@ -63,7 +62,7 @@ async def end(request: web.Request) -> web.StreamResponse:
     async def call() -> web.StreamResponse:
         return json_response(await streams.end_stream(context(request), key, spec))
 
-    return await at_owner(request, key, call)
+    return await at_owner(request, key, conversations.topic, call)
 
 
 def stream_conversation(request: web.Request) -> str:
@@ -88,7 +87,7 @@ async def cancel(request: web.Request) -> web.StreamResponse:
     async def call() -> web.StreamResponse:
         return json_response(await streams.end_stream(context(request), key, spec, by="consumer"))
 
-    return await at_owner(request, key, call)
+    return await at_owner(request, key, conversations.topic, call)
 
 
 @route(
@@ -111,21 +110,23 @@ async def read(request: web.Request) -> web.StreamResponse:
     key = stream_conversation(request)
     from_chunk = whole(request, "from_chunk", 0, 10_000_000)
     gap_timeout = whole(request, "gap_timeout_ms", 2_000, MAX_GAP_TIMEOUT_MS) / 1000
-    if not is_forwarded(request) and not is_owner(key, conversations.topic):
-        return await FORWARDER.stream(request, key, conversations.topic)
-    await view_of(context(request), key)  # 404 before the stream opens
-    batches = follow(context(request), key, request.match_info["stream_id"], from_chunk, gap_timeout)
-    async with EventStream(request) as events:
-        try:
-            await events.start("stream")
-            async for found in batches:  # one write per batch: chunks come many at a time
-                if found:
-                    await events.send(render(name, data) for name, data in found)
-                else:
-                    await events.keep_alive()
-        finally:
-            await batches.aclose()
-    return events.response
+
+    async def here() -> web.StreamResponse:
+        await view_of(context(request), key)  # 404 before the stream opens
+        batches = follow(context(request), key, request.match_info["stream_id"], from_chunk, gap_timeout)
+        async with EventStream(request) as events:
+            try:
+                await events.start("stream")
+                async for found in batches:  # one write per batch: chunks come many at a time
+                    if found:
+                        await events.send(render(name, data) for name, data in found)
+                    else:
+                        await events.keep_alive()
+            finally:
+                await batches.aclose()
+        return events.response
+
+    return await at_owner(request, key, conversations.topic, here, relay="event_stream")
 
 
 def render(name: str, data: dict[str, object]) -> bytes:

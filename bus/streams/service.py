@@ -18,6 +18,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
+from bus.clock import now_ms
 from bus.cluster.ownership import owner_partition
 from bus.conversations.models import ConversationRecord, ConversationView
 from bus.conversations.service import Envelope, append_envelope, current_view, open_view, view_of
@@ -75,10 +76,6 @@ class LiveStream:
 _live: dict[str, LiveStream] = {}
 IDLE_FORGET_S = 600.0  # a stream nobody wrote or read for this long leaves memory (the view keeps it)
 ENDED_FORGET_S = 60.0  # an ended one sooner, once the view surely has its end
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def live_stream(skey: str) -> LiveStream:

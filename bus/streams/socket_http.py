@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
-from bus.cluster.forwarding import FORWARDER, is_forwarded
+from bus.cluster.forwarding import at_owner
 from bus.cluster.ownership import is_owner
 from bus.conversations.models import ConversationView
 from bus.errors import (
@@ -61,24 +61,28 @@ CLOSE_ENDED = 4409  # close code after the stream ended under a producer (4000 +
 )
 async def write_socket(request: web.Request) -> web.StreamResponse:
     key, stream_id = stream_conversation(request), request.match_info["stream_id"]
-    if not is_forwarded(request) and not is_owner(key, conversations.topic):
-        return await FORWARDER.websocket(request, key, conversations.topic)
-    sender = request.query.get("sender") or None
-    if not STREAM_ID.match(stream_id):
-        raise InvalidParameter("stream_id is 1 to 128 of A-Z a-z 0-9 _ -", {"stream_id": stream_id[:200]})
-    if sender is not None and not re.match(NAME_PATTERN, sender):
-        raise InvalidParameter("sender is not an agent name", {"sender": sender[:200]})
-    ctx = context(request)
-    await streams.check_open(ctx, key, sender)
-    streams.refuse_if_over(stream_view_key(key, stream_id), live_stream(stream_view_key(key, stream_id)).end)
-    socket = web.WebSocketResponse(
-        heartbeat=ctx.settings.timing.sse_keepalive, max_msg_size=ctx.settings.limits.max_request_bytes
-    )
-    if not socket.can_prepare(request).ok:
-        raise WebSocketRequired("Open this route as a WebSocket (Upgrade: websocket)", None)
-    await socket.prepare(request)
-    await StreamSocket(ctx, key, stream_id, sender, socket).run()
-    return socket
+
+    async def here() -> web.StreamResponse:
+        sender = request.query.get("sender") or None
+        if not STREAM_ID.match(stream_id):
+            raise InvalidParameter("stream_id is 1 to 128 of A-Z a-z 0-9 _ -", {"stream_id": stream_id[:200]})
+        if sender is not None and not re.match(NAME_PATTERN, sender):
+            raise InvalidParameter("sender is not an agent name", {"sender": sender[:200]})
+        ctx = context(request)
+        await streams.check_open(ctx, key, sender)
+        streams.refuse_if_over(
+            stream_view_key(key, stream_id), live_stream(stream_view_key(key, stream_id)).end
+        )
+        socket = web.WebSocketResponse(
+            heartbeat=ctx.settings.timing.sse_keepalive, max_msg_size=ctx.settings.limits.max_request_bytes
+        )
+        if not socket.can_prepare(request).ok:
+            raise WebSocketRequired("Open this route as a WebSocket (Upgrade: websocket)", None)
+        await socket.prepare(request)
+        await StreamSocket(ctx, key, stream_id, sender, socket).run()
+        return socket
+
+    return await at_owner(request, key, conversations.topic, here, relay="websocket")
 
 
 @dataclass

@@ -17,8 +17,8 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from bus import metrics
-from bus.cluster.forwarding import FORWARDER, is_forwarded
-from bus.cluster.ownership import is_owner
+from bus.cluster.forwarding import FORWARDER, at_owner
+from bus.cluster.ownership import is_owner, owners_topic
 from bus.errors import BusError, InvalidParameter, Unavailable
 from bus.http.access import Access, Action, Principal
 from bus.http.event_stream import EventStream, event
@@ -66,9 +66,11 @@ async def on_owner(
     ctx = context(request)
     sub = await require_subscription(ctx, key or path_subscription_key(request))
     authorize(principal(request), sub, action)
-    if is_forwarded(request) or is_owner(sub.key):
+
+    async def here() -> web.StreamResponse:
         return await call(await DISPATCHERS.get(ctx, sub))
-    return await FORWARDER.forward(request, sub.key)
+
+    return await at_owner(request, sub.key, owners_topic, here)
 
 
 async def pull_here(dispatcher: Dispatcher, who: Principal, body: PullRequest) -> list[Delivery]:

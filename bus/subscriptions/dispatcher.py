@@ -33,6 +33,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from bus import headers as h
+from bus.clock import now_ms
 from bus.errors import (
     DeliveryNotFound,
     DeliveryStale,
@@ -103,10 +104,6 @@ def parse_delivery_id(text: str) -> DeliveryRef | None:
     if len(parts) != 5 or not all(p.isdigit() for p in parts[1:]):
         return None
     return DeliveryRef(parts[0], *(int(p) for p in parts[1:]))
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class Dispatcher:

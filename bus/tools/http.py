@@ -12,9 +12,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from yarl import URL
 
-from bus.cluster.forwarding import FORWARDER, WORKER_HEADER, is_forwarded
+from bus.cluster.forwarding import FORWARDER, WORKER_HEADER, at_owner, is_forwarded
 from bus.cluster.ownership import is_owner, owner_url, self_url
-from bus.conversations.http import at_owner, path_key
+from bus.conversations.http import path_key
 from bus.errors import InvalidParameter
 from bus.http.access import Access
 from bus.http.routes import Param, context, json_response, read_model, route
@@ -52,7 +52,7 @@ async def place(request: web.Request) -> web.StreamResponse:
     async def call() -> web.StreamResponse:
         return json_response(await tools.place(context(request), key, spec), status=201)
 
-    return await at_owner(request, key, call)
+    return await at_owner(request, key, conversations.topic, call)
 
 
 @route(
@@ -71,7 +71,7 @@ async def settle(request: web.Request) -> web.StreamResponse:
     async def call() -> web.StreamResponse:
         return json_response(await tools.settle(context(request), key, spec))
 
-    return await at_owner(request, key, call)
+    return await at_owner(request, key, conversations.topic, call)
 
 
 def call_key(request: web.Request) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from typing import Any
 
@@ -23,8 +22,10 @@ from jsonschema import Draft202012Validator
 
 from bus import headers as h
 from bus.agents.models import Agent, AgentRecord, Capability
+from bus.clock import now_ms
 from bus.cluster.forwarding import FORWARDER
 from bus.cluster.ownership import is_owner, owned_partitions, owner_partition
+from bus.conversations.calls import call_envelope, call_headers, inbox_copy
 from bus.conversations.models import ACCEPTS_MESSAGES, ConversationView, EnvelopeKind
 from bus.conversations.service import Envelope, append_envelope, open_view
 from bus.conversations.service import settle as settle_view
@@ -47,7 +48,6 @@ from bus.kafka.context import BusContext
 from bus.kafka.gateway import OutgoingRecord
 from bus.schemas.validation import violations
 from bus.state.waits import Waiters, wait_for_wake, wake
-from bus.subscriptions.dispatcher_pool import inbox_kafka_topic
 from bus.tools.models import (
     CallLocation,
     ToolCall,
@@ -64,10 +64,6 @@ log = logging.getLogger(__name__)
 _waiters: Waiters = {}
 _deadlines: dict[str, int] = {}  # call view key -> deadline, for pending calls this worker owns
 _scanned: set[int] = set()  # partitions whose pending calls are in _deadlines
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 # -- placing a call ------------------------------------------------------------------------
@@ -202,45 +198,6 @@ def check_parent(conv_key: str, ns: str, tenant: str, parent_id: str | None) -> 
     if parent.status != "pending":
         raise finished(parent)
     return parent_id
-
-
-def call_envelope(call: ToolCallView) -> Envelope:
-    return Envelope(
-        "tool_call",
-        call.caller,
-        call.model_dump(mode="json"),
-        message_id=f"call-{call.call_id}",
-        headers=call_headers(call),
-    )
-
-
-def call_headers(call: ToolCall) -> dict[str, str]:
-    stamped = {h.CALL_ID: call.call_id}
-    if call.correlation_id is not None:
-        stamped[h.CORRELATION_ID] = call.correlation_id
-    return stamped
-
-
-def inbox_copy(
-    ctx: BusContext, call: ToolCall, kind: str, value: str, to: str | None = None
-) -> OutgoingRecord:
-    """The record an agent's inbox gets: the call (callee), the result (reply_to), a cancel (callee)."""
-    agent = to or call.callee
-    key = f"{call.namespace}/{call.tenant}/{agent}"
-    stamped = {
-        **call_headers(call),
-        h.KIND: kind,
-        h.MESSAGE_ID: f"{kind}-{call.call_id}",
-        h.NAMESPACE: call.namespace,
-        h.TENANT: call.tenant,
-        h.PUBLISHED_AT: str(now_ms()),
-        h.CONTENT_TYPE: "application/json",
-        h.CONVERSATION: call.conversation,
-        h.FROM: f"{call.namespace}/{call.tenant}/{call.caller}",
-        h.TO: key,
-        h.REPLY_TO: f"{call.namespace}/{call.tenant}/{call.reply_to}",
-    }
-    return OutgoingRecord(inbox_kafka_topic(ctx.settings), value.encode(), key.encode(), h.to_kafka(stamped))
 
 
 async def locate(ctx: BusContext, vkey: str, conv_key: str) -> None:
