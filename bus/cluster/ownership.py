@@ -19,6 +19,7 @@ import faust
 
 from bus.errors import OwnerMoved
 from bus.kafka.faust_app import app
+from bus.kafka.faust_patches import active_partitions, assignment_token
 from bus.kafka.gateway import partition_for
 from bus.settings import get_settings
 
@@ -52,14 +53,14 @@ _owned_from: list[Any] = [None]  # the assignment _owned was computed from
 
 def owned_partitions(topic: faust.TopicT = owners_topic) -> frozenset[int]:
     # Asked on every request: computed once per assignment (each rebalance brings a new object).
-    assignment = app.assignor._assignment
+    assignment = assignment_token(app)
     if assignment is not _owned_from[0]:
         _owned.clear()
         _owned_from[0] = assignment
     name = topic.get_topic_name()
     found = _owned.get(name)
     if found is None:
-        found = _owned[name] = frozenset(assignment.actives.get(name, ()))
+        found = _owned[name] = active_partitions(app, name)
     return found
 
 

@@ -1,0 +1,95 @@
+"""Every change the bus makes to faust-streaming's internals, in one place.
+
+Each patch wraps one private method; tests/unit/test_faust_patches.py pins the private
+names and signatures they rely on, so a faust or aiokafka upgrade that moves them fails
+a test instead of silently undoing a fix.
+
+- Worker consumer: read committed records only (approval decisions are Kafka
+  transactions; an aborted one must never be applied), and optionally let the broker
+  hold a fetch to gather records (AGENTBUS_PROCESSOR_FETCH_WAIT).
+- Recovery: never seek a changelog partition to None or below -1 (read it from its
+  start instead); faust-streaming passed a standby partition without a position as
+  None, aiokafka refused it, and the worker crashed.
+- Assignment: which partitions this worker actively holds, read from the assignor.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+from faust.tables.recovery import Recovery
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+__all__ = [
+    "PROCESSOR_FETCH_MIN_BYTES",
+    "active_partitions",
+    "apply",
+    "assignment_token",
+    "safe_seeks",
+    "tuned_consumer",
+]
+
+log = logging.getLogger(__name__)
+PROCESSOR_FETCH_MIN_BYTES = 65_536  # the broker holds a processor's fetch until this much, or the wait
+Build = Callable[[Any, Any], Any]
+Seek = Callable[[Any, Any, Any, Any, str], Awaitable[None]]
+
+
+def apply(fetch_wait_s: float) -> None:
+    """Install both patches (once per process)."""
+    build = AIOKafkaConsumerThread._create_worker_consumer
+    if not getattr(build, "patched", False):
+        AIOKafkaConsumerThread._create_worker_consumer = tuned_consumer(build, fetch_wait_s)
+    seek = Recovery._seek_offsets
+    if not getattr(seek, "patched", False):
+        Recovery._seek_offsets = safe_seeks(seek)
+
+
+def tuned_consumer(build: Build, fetch_wait_s: float) -> Build:
+    """Faust's worker consumer, built as before, then set to read committed records and
+    (when fetch_wait_s > 0) to fetch in batches. aiokafka reads both when it starts."""
+    wait_ms = int(fetch_wait_s * 1000)
+
+    @functools.wraps(build)
+    def build_tuned(thread: Any, transport: Any) -> Any:
+        consumer = build(thread, transport)
+        consumer._isolation_level = "read_committed"
+        if wait_ms > 0:
+            consumer._fetch_min_bytes = PROCESSOR_FETCH_MIN_BYTES
+            consumer._fetch_max_wait_ms = wait_ms
+        return consumer
+
+    build_tuned.patched = True  # type: ignore[attr-defined]
+    return build_tuned
+
+
+def safe_seeks(seek: Seek) -> Seek:
+    """Recovery's seek, with any position that is not an offset (None, below -1) replaced by
+    -1 (the partition's start): applying a changelog again is harmless, a crash is not."""
+
+    @functools.wraps(seek)
+    async def seek_safely(recovery: Any, consumer: Any, tps: Any, offsets: Any, title: str) -> None:
+        for tp in tps:
+            if not isinstance(offsets[tp], int) or offsets[tp] < -1:
+                log.info(
+                    "recovery would seek %s (%s) to %r: reading it from its start", tp, title, offsets[tp]
+                )
+                offsets[tp] = -1
+        await seek(recovery, consumer, tps, offsets, title)
+
+    seek_safely.patched = True  # type: ignore[attr-defined]
+    return seek_safely
+
+
+def active_partitions(app: faust.App, topic_name: str) -> frozenset[int]:
+    """The partitions of topic_name this worker actively holds since the last rebalance."""
+    return frozenset(app.assignor._assignment.actives.get(topic_name, ()))
+
+
+def assignment_token(app: faust.App) -> object:
+    """An object that changes with every rebalance (a new assignment each time)."""
+    return app.assignor._assignment

@@ -1,0 +1,71 @@
+"""Pins what bus.kafka.faust_patches changes in faust-streaming and aiokafka: the private
+names it wraps must still exist with the shapes it expects, and each wrapper must do
+exactly its one change."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.tables.recovery import Recovery
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+from bus.kafka import faust_patches
+from bus.kafka.faust_patches import PROCESSOR_FETCH_MIN_BYTES, safe_seeks, tuned_consumer
+
+
+def test_the_wrapped_private_methods_keep_their_signatures() -> None:
+    seek = inspect.signature(inspect.unwrap(Recovery._seek_offsets))
+    assert list(seek.parameters) == ["self", "consumer", "tps", "offsets", "title"]
+    assert inspect.iscoroutinefunction(inspect.unwrap(Recovery._seek_offsets))
+    build = inspect.signature(inspect.unwrap(AIOKafkaConsumerThread._create_worker_consumer))
+    assert list(build.parameters) == ["self", "transport"]
+
+
+async def test_aiokafka_consumer_has_the_private_fields_the_patch_sets() -> None:
+    consumer = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1")
+    for name in ("_isolation_level", "_fetch_min_bytes", "_fetch_max_wait_ms"):
+        assert hasattr(consumer, name), name
+
+
+class Built:
+    _isolation_level = "read_uncommitted"
+    _fetch_min_bytes = 1
+    _fetch_max_wait_ms = 500
+
+
+def test_tuned_consumer_reads_committed_and_leaves_fetching_alone_by_default() -> None:
+    consumer = tuned_consumer(lambda _t, _tr: Built(), 0.0)(object(), object())
+    assert consumer._isolation_level == "read_committed"
+    assert (consumer._fetch_min_bytes, consumer._fetch_max_wait_ms) == (1, 500)
+
+
+def test_tuned_consumer_fetches_in_batches_when_asked() -> None:
+    consumer = tuned_consumer(lambda _t, _tr: Built(), 0.1)(object(), object())
+    assert (consumer._fetch_min_bytes, consumer._fetch_max_wait_ms) == (PROCESSOR_FETCH_MIN_BYTES, 100)
+
+
+def test_safe_seeks_replaces_positions_that_are_not_offsets() -> None:
+    seen: dict[Any, Any] = {}
+
+    async def seek(_r: Any, _c: Any, tps: Any, offsets: Any, _title: str) -> None:
+        seen.update({tp: offsets[tp] for tp in tps})
+
+    tps = [TopicPartition("t", p) for p in range(4)]
+    offsets = dict(zip(tps, [None, -7, -1, 42], strict=True))
+    asyncio.run(safe_seeks(seek)(object(), object(), tps, offsets, "standby"))
+    assert [seen[tp] for tp in tps] == [-1, -1, -1, 42]
+
+
+def test_apply_installs_each_patch_once() -> None:
+    faust_patches.apply(0.0)
+    faust_patches.apply(0.0)
+    assert getattr(Recovery._seek_offsets, "patched", False)
+    assert getattr(AIOKafkaConsumerThread._create_worker_consumer, "patched", False)
+    assert not getattr(
+        Recovery._seek_offsets.__wrapped__ if hasattr(Recovery._seek_offsets, "__wrapped__") else None,
+        "patched",
+        False,
+    )
