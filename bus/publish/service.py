@@ -32,10 +32,11 @@ from bus.errors import (
 from bus.kafka.context import BusContext
 from bus.kafka.gateway import OutgoingRecord, partition_for
 from bus.publish.models import JSON_CONTENT_TYPE, Envelope, PublishResult
-from bus.rules.engine import apply_rules, approval_gates
 from bus.rules.models import RequireApprovalAction
+from bus.rules.service import apply_rules, approval_gates
 from bus.schemas.models import Violation
-from bus.schemas.validation import BoundSchema, bound_schema, violations
+from bus.schemas.service import bound_schema
+from bus.schemas.validation import BoundSchema, violations
 from bus.topics.models import Topic
 from bus.topics.service import require_topic
 from bus.types import TopicId

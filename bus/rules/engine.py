@@ -25,13 +25,10 @@ from typing import Any, TypeGuard
 
 from pydantic import JsonValue
 
-from bus.errors import RuleDenied, TopicNotFound
-from bus.kafka.context import BusContext
+from bus.errors import RuleDenied
 from bus.publish.models import Envelope
 from bus.rules.models import DenyAction, PayloadCondition, RequireApprovalAction, Rule, TagAction
-from bus.rules.store import get_rule_set
 from bus.topics.models import topic_id
-from bus.topics.service import require_topic
 
 ARRAY_INDEX = re.compile(r"^(?:0|[1-9][0-9]*)$")
 RuleLookup = Callable[[str, str], Sequence[Rule]]  # (namespace, tenant) -> its rules, in order
@@ -158,9 +155,8 @@ def evaluate(envelopes: Sequence[Envelope], rules_of: RuleLookup, single: bool) 
     return out
 
 
-def approval_gates(envelopes: Sequence[Envelope]) -> list[RequireApprovalAction | None]:
+def approval_gates(envelopes: Sequence[Envelope], rules_of: RuleLookup) -> list[RequireApprovalAction | None]:
     """For each envelope, the require_approval action of the first rule that matches it."""
-    rules_of = stored_rules()
     gates: list[RequireApprovalAction | None] = []
     for envelope in envelopes:
         namespace, tenant, _ = envelope.topic.split("/")
@@ -169,44 +165,3 @@ def approval_gates(envelopes: Sequence[Envelope]) -> list[RequireApprovalAction 
             rule.action if rule is not None and isinstance(rule.action, RequireApprovalAction) else None
         )
     return gates
-
-
-def stored_rules() -> RuleLookup:
-    """Rules from this worker's copy of the rules table, each tenant read once per request.
-
-    No catch-up: a rule change is in force on the worker that answered it at once, and
-    on the others within milliseconds, as it replicates.
-    """
-    seen: dict[tuple[str, str], Sequence[Rule]] = {}
-
-    def rules_of(namespace: str, tenant: str) -> Sequence[Rule]:
-        if (namespace, tenant) not in seen:
-            found = get_rule_set(namespace, tenant)
-            seen[(namespace, tenant)] = found.rules if found is not None else ()
-        return seen[(namespace, tenant)]
-
-    return rules_of
-
-
-async def apply_rules(ctx: BusContext, envelopes: Sequence[Envelope], single: bool) -> list[Envelope]:
-    """The envelopes as the tenants' rules rewrite them; raises before anything is produced.
-
-    A reroute to a topic deleted since the rule was stored is a 404 topic_not_found
-    that names the target and the topic the record was sent to.
-    """
-    rewritten = evaluate(envelopes, stored_rules(), single)
-    for i, (sent, routed) in enumerate(zip(envelopes, rewritten, strict=True)):
-        if routed.topic != sent.topic:
-            await require_target(ctx, routed.topic, sent.topic, None if single else i)
-    return rewritten
-
-
-async def require_target(ctx: BusContext, target: str, sent_to: str, index: int | None) -> None:
-    try:
-        await require_topic(ctx, target)
-    except TopicNotFound:
-        where = {} if index is None else {"index": index}
-        raise TopicNotFound(
-            f"A rule reroutes {sent_to} to {target}, which does not exist",
-            {**where, "topic": target, "rerouted_from": sent_to},
-        ) from None

@@ -8,12 +8,24 @@ answered. What a rule does on publish is in bus.rules.engine.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from bus.errors import InvalidRule, RulesTooLarge, TopicNotFound, Unprocessable
 from bus.kafka.context import BusContext
-from bus.rules.models import MAX_RULE_SET_BYTES, RerouteAction, Rule, RuleCommand, RuleSet, RuleSetSpec
+from bus.publish.models import Envelope
+from bus.rules import engine
+from bus.rules.engine import RuleLookup, evaluate
+from bus.rules.models import (
+    MAX_RULE_SET_BYTES,
+    RequireApprovalAction,
+    RerouteAction,
+    Rule,
+    RuleCommand,
+    RuleSet,
+    RuleSetSpec,
+)
 from bus.rules.store import get_rule_set, rule_set_key
 from bus.state.command_log import catch_up, send_and_wait
 from bus.topics.models import topic_id
@@ -95,3 +107,52 @@ async def clear_rules(ctx: BusContext, namespace: str, tenant: str) -> RuleSet:
 async def send(ctx: BusContext, command: RuleCommand) -> None:
     key = rule_set_key(command.namespace, command.tenant)
     await send_and_wait(ctx, rule_commands, key, command, rules_table)
+
+
+# -- applying the stored rules on publish --------------------------------------------------
+
+
+def stored_rules() -> RuleLookup:
+    """Rules from this worker's copy of the rules table, each tenant read once per request.
+
+    No catch-up: a rule change is in force on the worker that answered it at once, and
+    on the others within milliseconds, as it replicates.
+    """
+    seen: dict[tuple[str, str], Sequence[Rule]] = {}
+
+    def rules_of(namespace: str, tenant: str) -> Sequence[Rule]:
+        if (namespace, tenant) not in seen:
+            found = get_rule_set(namespace, tenant)
+            seen[(namespace, tenant)] = found.rules if found is not None else ()
+        return seen[(namespace, tenant)]
+
+    return rules_of
+
+
+async def apply_rules(ctx: BusContext, envelopes: Sequence[Envelope], single: bool) -> list[Envelope]:
+    """The envelopes as the tenants' rules rewrite them; raises before anything is produced.
+
+    A reroute to a topic deleted since the rule was stored is a 404 topic_not_found
+    that names the target and the topic the record was sent to.
+    """
+    rewritten = evaluate(envelopes, stored_rules(), single)
+    for i, (sent, routed) in enumerate(zip(envelopes, rewritten, strict=True)):
+        if routed.topic != sent.topic:
+            await require_target(ctx, routed.topic, sent.topic, None if single else i)
+    return rewritten
+
+
+async def require_target(ctx: BusContext, target: str, sent_to: str, index: int | None) -> None:
+    try:
+        await require_topic(ctx, target)
+    except TopicNotFound:
+        where = {} if index is None else {"index": index}
+        raise TopicNotFound(
+            f"A rule reroutes {sent_to} to {target}, which does not exist",
+            {**where, "topic": target, "rerouted_from": sent_to},
+        ) from None
+
+
+def approval_gates(envelopes: Sequence[Envelope]) -> list[RequireApprovalAction | None]:
+    """For each envelope, the require_approval action of the first stored rule that matches it."""
+    return engine.approval_gates(envelopes, stored_rules())

@@ -24,6 +24,7 @@ from bus.schemas.models import (
 )
 from bus.schemas.registry import Decision, check_schema, decide, report, schema_id
 from bus.schemas.store import all_subjects, get_meta, get_version, live_versions
+from bus.schemas.validation import BoundSchema, validator_for
 from bus.state.command_log import catch_up, send_and_wait
 from bus.topics.models import Topic
 from tables.schemas import schema_commands
@@ -217,3 +218,14 @@ def _all_topics() -> list[Topic]:
     # Read from the topics table itself: topics depend on schemas (bindings), not back.
     found = (topics_table.get(key, Topic) for key in topics_table.keys())
     return [t for t in found if t is not None]
+
+
+async def bound_schema(ctx: BusContext, topic: Topic) -> BoundSchema | None:
+    """The version a topic's binding means now, with its compiled validator. A binding to
+    'latest' is resolved on every request from this worker's copy of the registry, so a
+    newly registered version is used from the moment the registration is answered."""
+    binding = topic.schema_binding
+    if binding is None:
+        return None
+    version = await find_version(ctx, topic.namespace, topic.tenant, binding.subject, binding.version)
+    return BoundSchema(version, validator_for(version))

@@ -1,8 +1,7 @@
 """Publish-edge validation: payloads of a bound topic are checked against its schema.
 
-Compiled validators are cached by schema id (equal schemas share one). A binding to
-'latest' is resolved on every request from this worker's copy of the registry, so a
-newly registered version is used from the moment the registration is answered.
+Compiled validators are cached by schema id (equal schemas share one). Pure: which
+version a topic's binding means is bus.schemas.service.bound_schema.
 """
 
 from __future__ import annotations
@@ -13,11 +12,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from bus.kafka.context import BusContext
 from bus.schemas.models import SchemaVersion, Violation
 from bus.schemas.registry import pointer
-from bus.schemas.service import find_version
-from bus.topics.models import Topic
 
 MAX_CACHED_VALIDATORS = 1024
 MAX_VIOLATIONS = 100  # per record: enough to fix a payload, bounded for a hostile one
@@ -39,14 +35,6 @@ def validator_for(version: SchemaVersion) -> Draft202012Validator:
         found = Draft202012Validator(version.schema_, format_checker=Draft202012Validator.FORMAT_CHECKER)
         _validators[version.schema_id] = found
     return found
-
-
-async def bound_schema(ctx: BusContext, topic: Topic) -> BoundSchema | None:
-    binding = topic.schema_binding
-    if binding is None:
-        return None
-    version = await find_version(ctx, topic.namespace, topic.tenant, binding.subject, binding.version)
-    return BoundSchema(version, validator_for(version))
 
 
 def violations(validator: Draft202012Validator, payload: Any) -> list[Violation]:
