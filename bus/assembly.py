@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 import mode
 
+from bus import logs
 from bus.agents import http as agents
 from bus.agents import inbox_http as inbox
 from bus.approvals import http as approvals
@@ -155,6 +156,7 @@ class GatewayService(mode.Service):  # type: ignore[misc]
         self.add_future(keep_running("quota usage reader", lambda: follow_usage(ctx, LEDGER)))
         self.add_future(keep_running("subscription reconciler", DISPATCHERS.reconcile))
         self.add_future(freeze_startup_objects())
+        logs.configure(ctx.settings.log_format, ownership.self_url())
 
     async def on_stop(self) -> None:
         await DISPATCHERS.stop_partitions(None)

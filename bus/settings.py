@@ -1,23 +1,29 @@
-"""One typed settings object, read from the environment once at start-up.
+"""One typed settings object, read from the environment once at start-up (pydantic-settings).
 
-Every knob the bus has lives here, grouped into small value objects, so a reader
-finds the defaults in one place and a test can build its own Settings.
+Every knob the bus has lives here, grouped into small value objects, so a reader finds
+the defaults in one place and a test can build its own Settings. Every variable is
+AGENTBUS_<FIELD> (KAFKA_BOOTSTRAP for the brokers); a secret may instead come from the
+file named by AGENTBUS_<FIELD>_FILE. docs/configuration.md lists them all.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Limits", "Settings", "Timing", "get_settings"]
+
+_ENV = SettingsConfigDict(env_prefix="AGENTBUS_", frozen=True, extra="ignore", populate_by_name=True)
 
 
-class Limits(BaseModel):
+class Limits(BaseSettings):
     """Size and count limits enforced at the HTTP edge, before anything is produced."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = _ENV
 
     max_payload_bytes: int = Field(1_048_576, gt=0)  # one encoded payload
     max_batch_records: int = Field(500, gt=0)  # records in one /v1/publish/batch
@@ -28,10 +34,10 @@ class Limits(BaseModel):
     max_in_flight_bytes: int = Field(64 * 1_048_576, gt=0)  # ... and their payload bytes
 
 
-class Timing(BaseModel):
+class Timing(BaseSettings):
     """Timeouts and intervals, in seconds."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = _ENV
 
     command_timeout: float = Field(15.0, gt=0)  # wait for a state change to apply
     sse_keepalive: float = Field(15.0, gt=0)  # comment line sent to idle SSE clients
@@ -42,12 +48,14 @@ class Timing(BaseModel):
     processor_fetch_wait: float = Field(0.0, ge=0, le=1)  # the broker may hold a processor's fetch this long
 
 
-class Settings(BaseModel):
+class Settings(BaseSettings):
     """Everything a worker needs to know about its environment."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = _ENV
 
-    bootstrap: str = "127.0.0.1:9092"
+    bootstrap: str = Field(
+        "127.0.0.1:9092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP", "AGENTBUS_BOOTSTRAP")
+    )
     prefix: str = Field("agentbus", pattern=r"^[a-z][a-z0-9-]{0,30}$")
     # Faust fills in {conf.web_port} when the worker starts, so workers on one machine
     # started with different --web-port values get different RocksDB directories.
@@ -60,8 +68,19 @@ class Settings(BaseModel):
     state_partitions: int = Field(12, ge=1, le=256)
     # The fleet's first admin key; every other key is created through /v1/keys.
     admin_key: SecretStr | None = None
-    limits: Limits = Limits()
-    timing: Timing = Timing()
+    admin_key_file: Path | None = None  # read into admin_key when that is not set
+    log_format: Literal["text", "json"] = "text"  # json: one JSON object per line
+    access_log: bool = False  # one line per answered request (method, path, status, ms)
+    limits: Limits = Field(default_factory=Limits)
+    timing: Timing = Field(default_factory=Timing)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets_from_files(cls, data: Any) -> Any:
+        """AGENTBUS_<SECRET>_FILE: the secret is the file's content (trailing newline dropped)."""
+        if isinstance(data, dict) and not data.get("admin_key") and data.get("admin_key_file"):
+            data = {**data, "admin_key": Path(data["admin_key_file"]).read_text().strip()}
+        return data
 
     @property
     def bootstrap_servers(self) -> list[str]:
@@ -72,35 +91,8 @@ class Settings(BaseModel):
         """The Faust app id: also the prefix of every internal topic and consumer group."""
         return self.prefix
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-        raw: dict[str, object] = {}
-        for field, var in _ENV_FIELDS.items():
-            if var in env:
-                raw[field] = env[var]
-        if "AGENTBUS_ADMIN_KEY_FILE" in env and "AGENTBUS_ADMIN_KEY" not in env:
-            raw["admin_key"] = Path(env["AGENTBUS_ADMIN_KEY_FILE"]).read_text().strip()
-        limits = {f: env[v] for f, v in _ENV_LIMITS.items() if v in env}
-        timing = {f: env[v] for f, v in _ENV_TIMING.items() if v in env}
-        return cls.model_validate({**raw, "limits": limits, "timing": timing})
-
-
-_ENV_FIELDS = {
-    "bootstrap": "KAFKA_BOOTSTRAP",
-    "prefix": "AGENTBUS_PREFIX",
-    "data_dir": "AGENTBUS_DATA_DIR",
-    "replication_factor": "AGENTBUS_REPLICATION_FACTOR",
-    "default_partitions": "AGENTBUS_DEFAULT_PARTITIONS",
-    "producer_linger_ms": "AGENTBUS_PRODUCER_LINGER_MS",
-    "state_partitions": "AGENTBUS_STATE_PARTITIONS",
-    "admin_key": "AGENTBUS_ADMIN_KEY",
-}
-_ENV_LIMITS = {name: f"AGENTBUS_{name.upper()}" for name in Limits.model_fields}
-_ENV_TIMING = {name: f"AGENTBUS_{name.upper()}" for name in Timing.model_fields}
-
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read from the environment on first use."""
-    return Settings.from_env()
+    return Settings()

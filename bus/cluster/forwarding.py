@@ -20,6 +20,7 @@ from aiohttp import web
 
 from bus.cluster.ownership import is_owner, owner_url, owners_topic, self_url, worker_urls
 from bus.errors import OwnerMoved
+from bus.logs import REQUEST_ID_HEADER
 
 __all__ = [
     "FORWARDED",
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 FORWARDED = "X-Agentbus-Forwarded"  # set on a forwarded request: the receiver never forwards again
 WORKER_HEADER = "X-Agentbus-Worker"  # on an answer: the worker that owns the key and answered
 RELAY_CLOSE_S = 5.0  # for the other side of a relayed WebSocket to close after one side did
-_PASSED_HEADERS = ("Authorization", "Content-Type", "Accept", "Last-Event-ID")
+_PASSED_HEADERS = ("Authorization", "Content-Type", "Accept", "Last-Event-ID", REQUEST_ID_HEADER)
 T = TypeVar("T")
 Relay = Literal["answer", "event_stream", "websocket"]
 Here = Callable[[], Awaitable[web.StreamResponse]]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -22,7 +23,8 @@ from bus.errors import (
     RouteNotFound,
 )
 from bus.http.access import Access, require, require_admin
-from bus.http.routes import AUDITOR, AUTHENTICATOR, PRINCIPAL, Route, route_for
+from bus.http.routes import AUDITOR, AUTHENTICATOR, CONTEXT, PRINCIPAL, Route, route_for
+from bus.logs import ACCESS, REQUEST_ID_HEADER, request_id_from, request_scope, set_tenant
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -49,6 +51,28 @@ def from_http_exception(exc: web.HTTPException) -> BusError:
 
 @web.middleware
 async def errors_and_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request: its id and tenant on every log line, authorization, one error shape,
+    metrics, the audit hook, and (when asked for) an access log line."""
+    request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+    started = time.perf_counter()
+    with request_scope(request_id, request.match_info.get("tenant")):
+        response = await answer(request, handler)
+        if not response.prepared:  # a stream's headers went out already
+            response.headers[REQUEST_ID_HEADER] = request_id
+        if request.app[CONTEXT].settings.access_log:
+            ms = (time.perf_counter() - started) * 1000
+            ACCESS.info(
+                "%s %s %d %.1f ms",
+                request.method,
+                request.path,
+                response.status,
+                ms,
+                extra={"method": request.method, "path": request.path, "status": response.status, "ms": ms},
+            )
+    return response
+
+
+async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     response: web.StreamResponse
     error: BusError | None = None
     declared = route_for(request)  # once: both the authorization and the audit need it
@@ -82,6 +106,7 @@ def authorize_route(request: web.Request, declared: Route | None) -> None:
         return
     who = request.app[AUTHENTICATOR](request.headers.get("Authorization"))
     request[PRINCIPAL] = who
+    set_tenant(who.tenant)
     if declared.access is Access.ADMIN:
         require_admin(who)
     action = declared.access.action
