@@ -15,8 +15,9 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bus.audit.models import AuditPage, AuditRecord
+from bus.cluster.forwarding import PRINCIPAL
 from bus.errors import BusError
-from bus.http.routes import AUDIT_TARGET, CONTEXT, PRINCIPAL, Route
+from bus.http.routes import AUDIT_TARGET, CONTEXT, Route
 from bus.kafka.context import BusContext
 from bus.kafka.gateway import OutgoingRecord, guarded
 

@@ -10,9 +10,12 @@ fan_out() gathers a list from every worker at once.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import aiohttp
 import faust
@@ -21,27 +24,33 @@ from aiohttp import web
 from bus.cluster.ownership import is_owner, owner_url, owners_topic, self_url, worker_urls
 from bus.errors import OwnerMoved
 from bus.logs import REQUEST_ID_HEADER
+from bus.settings import get_settings
 
 __all__ = [
     "FORWARDED",
     "FORWARDER",
+    "PRINCIPAL",
     "WORKER_HEADER",
     "Forwarder",
+    "Identified",
     "Relay",
     "at_owner",
     "fan_out",
+    "forwarded_identity",
     "is_forwarded",
 ]
 
 log = logging.getLogger(__name__)
 
-FORWARDED = "X-Agentbus-Forwarded"  # set on a forwarded request: the receiver never forwards again
+FORWARDED = "X-Agentbus-Forwarded"  # on a forwarded request: the caller's identity, signed by the fleet
+PRINCIPAL = "agentbus.principal"  # where the middleware keeps who is calling (an Identified)
 WORKER_HEADER = "X-Agentbus-Worker"  # on an answer: the worker that owns the key and answered
 RELAY_CLOSE_S = 5.0  # for the other side of a relayed WebSocket to close after one side did
 _PASSED_HEADERS = ("Authorization", "Content-Type", "Accept", "Last-Event-ID", REQUEST_ID_HEADER)
 T = TypeVar("T")
 Relay = Literal["answer", "event_stream", "websocket"]
 Here = Callable[[], Awaitable[web.StreamResponse]]
+_VERIFIED, _UNCHECKED = "agentbus.forwarded_identity", object()
 
 
 async def at_owner(
@@ -81,8 +90,54 @@ async def fan_out(
     return merged
 
 
+class Identified(Protocol):
+    """Who a request came from, as the middleware knows it (bus.http.access.Principal)."""
+
+    def to_identity(self) -> str: ...
+
+
 def is_forwarded(request: web.Request) -> bool:
-    return FORWARDED in request.headers
+    """Whether another worker of the fleet handed this request over (the receiver then
+    never forwards it again). Only a worker can say so: the header is signed."""
+    return forwarded_identity(request) is not None
+
+
+def forwarded_identity(request: web.Request) -> str | None:
+    """The caller's identity the forwarding worker vouched for ('' when it vouched for
+    nothing: the receiver then authenticates the request itself); None if not forwarded."""
+    found = request.get(_VERIFIED, _UNCHECKED)
+    if found is _UNCHECKED:
+        found = request[_VERIFIED] = _verified(request.headers.get(FORWARDED))
+    return found if isinstance(found, str) else None
+
+
+def _verified(header: str | None) -> str | None:
+    if header is None:
+        return None
+    encoded, _, signature = header.rpartition(".")
+    if not hmac.compare_digest(signature, _signature(encoded)):
+        log.warning("a request claimed to be forwarded with a bad signature; treated as a client's")
+        return None
+    return base64.urlsafe_b64decode(encoded.encode()).decode()
+
+
+def _stamp(identity: str) -> str:
+    encoded = base64.urlsafe_b64encode(identity.encode()).decode()
+    return f"{encoded}.{_signature(encoded)}"
+
+
+def _signature(encoded: str) -> str:
+    admin = get_settings().admin_key  # every worker of a fleet holds it: the shared secret
+    secret = admin.get_secret_value().encode() if admin is not None else b""
+    return hmac.new(secret, encoded.encode(), hashlib.sha256).hexdigest()
+
+
+def _passed_headers(request: web.Request) -> dict[str, str]:
+    """The request's headers a forward keeps, and the signed identity of its caller."""
+    headers = {h: request.headers[h] for h in _PASSED_HEADERS if h in request.headers}
+    who = request.get(PRINCIPAL)
+    headers[FORWARDED] = _stamp(who.to_identity() if who is not None else "")
+    return headers
 
 
 class Forwarder:
@@ -116,8 +171,7 @@ class Forwarder:
     ) -> web.Response:
         """Send the request to key's owner (or to base, at path_qs) and answer with what it answered."""
         url = (base or owner_url(key, topic)) + (path_qs or request.rel_url.path_qs)
-        headers = {h: request.headers[h] for h in _PASSED_HEADERS if h in request.headers}
-        headers[FORWARDED] = "1"
+        headers = _passed_headers(request)
         body = await request.read()
         try:
             async with self.session.request(request.method, url, data=body, headers=headers) as answer:
@@ -134,8 +188,7 @@ class Forwarder:
     async def stream(self, request: web.Request, key: str, topic: faust.TopicT) -> web.StreamResponse:
         """Relay a streaming answer (SSE) of key's owner, chunk by chunk, until either side ends."""
         url = owner_url(key, topic) + request.rel_url.path_qs
-        headers = {h: request.headers[h] for h in _PASSED_HEADERS if h in request.headers}
-        headers[FORWARDED] = "1"
+        headers = _passed_headers(request)
         try:
             async with self.session.get(url, headers=headers) as answer:
                 if answer.status != 200:
@@ -160,8 +213,7 @@ class Forwarder:
         if not downstream.can_prepare(request).ok:  # not a WebSocket: the owner says what is wrong
             return await self.forward(request, key, topic)
         url = owner_url(key, topic) + request.rel_url.path_qs
-        headers = {h: request.headers[h] for h in _PASSED_HEADERS if h in request.headers}
-        headers[FORWARDED] = "1"
+        headers = _passed_headers(request)
         try:
             upstream = await self.session.ws_connect(url, headers=headers, max_msg_size=0)
         except aiohttp.WSServerHandshakeError:
@@ -184,7 +236,7 @@ class Forwarder:
         topic: faust.TopicT = owners_topic,
     ) -> tuple[int, Any]:
         """A JSON request to key's owner (or to base) for a client, whose key goes along: (status, body)."""
-        headers = {"Authorization": auth, FORWARDED: "1"}
+        headers = {"Authorization": auth, FORWARDED: _stamp("")}
         url = (base or owner_url(key, topic)) + path
         try:
             async with self.session.request(method, url, json=body, headers=headers) as answer:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from fnmatch import fnmatchcase
 
-from pydantic import Field
+from pydantic import Field, TypeAdapter
 
 from bus.errors import AdminRequired, PermissionMissing, TenantForbidden
 from bus.wire import StrictModel
@@ -67,6 +67,14 @@ class Principal:
     tenant: str | None = None
     grants: tuple[Grant, ...] = field(default_factory=tuple)
 
+    def to_identity(self) -> str:
+        """What a forwarded request says of its caller (signed by the forwarding worker)."""
+        return _IDENTITY.dump_json(self).decode()
+
+    @classmethod
+    def from_identity(cls, identity: str) -> Principal:
+        return _IDENTITY.validate_json(identity)
+
 
 def require_admin(principal: Principal) -> None:
     if not principal.admin:
@@ -98,3 +106,6 @@ def can_see(principal: Principal, namespace: str, tenant: str, topic: str | None
     if (principal.namespace, principal.tenant) != (namespace, tenant):
         return False
     return any(topic is None or fnmatchcase(topic, g.topics) for g in principal.grants)
+
+
+_IDENTITY: TypeAdapter[Principal] = TypeAdapter(Principal)

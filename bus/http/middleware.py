@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from bus import metrics
+from bus.cluster.forwarding import PRINCIPAL, forwarded_identity
 from bus.errors import (
     BadRequest,
     BusError,
@@ -22,8 +23,8 @@ from bus.errors import (
     RequestTooLarge,
     RouteNotFound,
 )
-from bus.http.access import Access, require, require_admin
-from bus.http.routes import AUDITOR, AUTHENTICATOR, CONTEXT, PRINCIPAL, Route, route_for
+from bus.http.access import Access, Principal, require, require_admin
+from bus.http.routes import AUDITOR, AUTHENTICATOR, CONTEXT, Route, route_for
 from bus.logs import ACCESS, REQUEST_ID_HEADER, request_id_from, request_scope, set_tenant
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,11 @@ def authorize_route(request: web.Request, declared: Route | None) -> None:
     """Check what the route declares; an undeclared route (404/405) passes to its error."""
     if declared is None or declared.access is Access.PUBLIC:
         return
-    who = request.app[AUTHENTICATOR](request.headers.get("Authorization"))
+    vouched = forwarded_identity(request)  # a worker of the fleet authenticated it already
+    if vouched:
+        who = Principal.from_identity(vouched)
+    else:
+        who = request.app[AUTHENTICATOR](request.headers.get("Authorization"))
     request[PRINCIPAL] = who
     set_tenant(who.tenant)
     if declared.access is Access.ADMIN:

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from bus.cluster.forwarding import PRINCIPAL
 from bus.errors import BusError, InvalidJson, Unprocessable, UnsupportedMediaType
 from bus.http.access import Access, Principal
 from bus.kafka.context import BusContext
@@ -82,7 +83,6 @@ def principal(request: web.Request) -> Principal:
     return found
 
 
-PRINCIPAL = "agentbus.principal"
 AUDIT_TARGET = "agentbus.audit_target"  # (namespace, tenant) when the target is in the body
 _BY_TEMPLATE: dict[tuple[str, str], Route] = {}
 

@@ -13,7 +13,7 @@ from bus.publish.models import Batch, BatchResult, Envelope, PublishResult
 PUBLISH_ERRORS = (400, 403, 404, 413, 422, 503)
 
 
-def require_write(request: web.Request, envelopes: list[Envelope]) -> None:
+def require_write(request: web.Request, envelopes: list[Envelope], payloads: list[bytes]) -> None:
     """Authorize every target, then meter the request against the fleet-wide quotas."""
     who = principal(request)
     for ref in sorted({e.topic for e in envelopes}):
@@ -22,12 +22,12 @@ def require_write(request: web.Request, envelopes: list[Envelope]) -> None:
         require(who, Action.WRITE, namespace, tenant, name)
     tenants = {(ns, t) for ns, t, _ in (e.topic.split("/") for e in envelopes)}
     if not publish_metered(who, tenants):
-        return  # no quota applies: skip encoding payloads just to count them
+        return
     sizes: dict[tuple[str, str], tuple[int, int]] = {}
-    for e in envelopes:
+    for e, payload in zip(envelopes, payloads, strict=True):
         namespace, tenant, _ = e.topic.split("/")
         records, size = sizes.get((namespace, tenant), (0, 0))
-        sizes[(namespace, tenant)] = (records + 1, size + len(publish.encode_payload(e)))
+        sizes[(namespace, tenant)] = (records + 1, size + len(payload))
     admit_publish(who, sizes)
 
 
@@ -43,8 +43,10 @@ def require_write(request: web.Request, envelopes: list[Envelope]) -> None:
 )
 async def publish_one(request: web.Request) -> web.StreamResponse:
     envelope = await read_model(request, Envelope)
-    require_write(request, [envelope])
-    [result] = await publish.publish(context(request), [envelope], "single", principal(request).key_id)
+    payloads = [publish.encode_payload(envelope)]  # once: metering and the record share it
+    require_write(request, [envelope], payloads)
+    who = principal(request).key_id
+    [result] = await publish.publish(context(request), [envelope], "single", who, payloads)
     return json_response(result)
 
 
@@ -60,6 +62,8 @@ async def publish_one(request: web.Request) -> web.StreamResponse:
 )
 async def publish_batch(request: web.Request) -> web.StreamResponse:
     batch = await read_model(request, Batch)
-    require_write(request, batch.records)
-    results = await publish.publish(context(request), batch.records, "batch", principal(request).key_id)
+    payloads = [publish.encode_payload(e) for e in batch.records]  # once: metering and the records
+    require_write(request, batch.records, payloads)
+    who = principal(request).key_id
+    results = await publish.publish(context(request), batch.records, "batch", who, payloads)
     return json_response(BatchResult(results=results))

@@ -52,6 +52,7 @@ def encode_payload(envelope: Envelope) -> bytes:
 def prepare(
     ctx: BusContext,
     envelope: Envelope,
+    value: bytes,
     topics: dict[TopicId, Topic],
     bindings: dict[TopicId, BoundSchema | None],
     published_at: str,
@@ -66,7 +67,6 @@ def prepare(
     if len(envelope.headers) > limits.max_headers:
         raise Unprocessable("Too many headers", {**where, "limit": limits.max_headers})
     topic = topics[envelope.topic]
-    value = encode_payload(envelope)
     if len(value) > limits.max_payload_bytes:
         raise PayloadTooLarge(
             "The payload is over the size limit",
@@ -142,10 +142,16 @@ async def resolve_topics(ctx: BusContext, envelopes: Sequence[Envelope]) -> dict
 
 
 async def publish(
-    ctx: BusContext, envelopes: Sequence[Envelope], kind: str, who: str = ""
+    ctx: BusContext,
+    envelopes: Sequence[Envelope],
+    kind: str,
+    who: str = "",
+    payloads: Sequence[bytes] | None = None,
 ) -> list[PublishResult]:
     """Publish envelopes in order; returns one receipt per envelope. A record a
-    require_approval rule gates is parked instead (bus.approvals.service), not produced."""
+    require_approval rule gates is parked instead (bus.approvals.service), not produced.
+    payloads: the envelopes' encoded payloads, when the caller has them already (rules
+    change topics and headers, never a payload, so one encoding serves the whole way)."""
     limit = ctx.settings.limits.max_batch_records
     if len(envelopes) > limit:
         raise BatchTooLarge("Too many records in one batch", {"size": len(envelopes), "limit": limit})
@@ -157,9 +163,10 @@ async def publish(
     bindings = {topic_id: await bound_schema(ctx, topic) for topic_id, topic in topics.items()}
     check_payloads(envelopes, bindings, single)
     published_at = str(int(time.time() * 1000))
+    values = payloads if payloads is not None else [encode_payload(e) for e in envelopes]
     prepared = [
-        prepare(ctx, e, topics, bindings, published_at, None if single else i)
-        for i, e in enumerate(envelopes)
+        prepare(ctx, e, value, topics, bindings, published_at, None if single else i)
+        for i, (e, value) in enumerate(zip(envelopes, values, strict=True))
     ]
     spread = random.randrange(1 << 16)  # unkeyed records of one request share a partition
     partitions = [
