@@ -449,3 +449,14 @@ def all_error_classes() -> list[type[BusError]]:
         found.append(cls)
         pending.extend(cls.__subclasses__())
     return found
+
+
+def from_answer(status: int, body: Any) -> BusError:
+    """The error another worker of the fleet answered, as the same bus error (code, message,
+    details); an answer that is no bus error means that worker could not answer: retry."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        found = {cls.code: cls for cls in all_error_classes()}.get(str(error.get("code")))
+        if found is not None and found.status == status:
+            return found(str(error.get("message", "")), error.get("details"))
+    return OwnerMoved("Another worker could not answer; retry", {"status": status})

@@ -15,7 +15,7 @@ from yarl import URL
 from bus.cluster.forwarding import FORWARDER, WORKER_HEADER, at_owner, is_forwarded
 from bus.cluster.ownership import is_owner, owner_url, self_url
 from bus.conversations.http import path_key
-from bus.errors import InvalidParameter
+from bus.errors import InvalidParameter, from_answer
 from bus.http.access import Access
 from bus.http.routes import Param, context, json_response, read_model, route
 from bus.tools import service as tools
@@ -82,14 +82,14 @@ def call_key(request: web.Request) -> str:
 async def on_conversation_owner(
     request: web.Request, act: Callable[[CallLocation, str], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Find the call's conversation (on the locator's owner) and act on the conversation's owner."""
+    """Act on the call on its conversation's owner, the request forwarded once at most: the
+    call's location comes from the locator's owner (here, or asked there), then the request
+    goes to the conversation's owner with ?conversation= so that it needs no second lookup."""
     vkey = call_key(request)
     given = request.query.get("conversation")
     if given is not None and is_forwarded(request):
         return await act(CallLocation(conversation=given, approval_id=request.query.get("approval")), vkey)
-    if not is_forwarded(request) and not is_owner(vkey, locator.topic):
-        return await FORWARDER.forward(request, vkey, locator.topic)
-    location = await tools.find_location(context(request), vkey)
+    location = await locate(request, vkey)
     conversation = location.conversation
     if is_owner(conversation, conversations.topic):
         answer = await act(location, vkey)
@@ -102,6 +102,36 @@ async def on_conversation_owner(
     return await FORWARDER.forward(
         request, conversation, base=owner_url(conversation, conversations.topic), path_qs=str(target)
     )
+
+
+async def locate(request: web.Request, vkey: str) -> CallLocation:
+    """The call's location: from this worker's locator view, or asked of the locator's owner."""
+    if is_owner(vkey, locator.topic):
+        return await tools.find_location(context(request), vkey)
+    auth = request.headers.get("Authorization", "")
+    path = str(URL(request.rel_url.path.removesuffix("/cancel")) / "location")
+    status, body = await FORWARDER.call(vkey, "GET", path, auth, None, topic=locator.topic)
+    if status != 200:
+        raise from_answer(status, body)
+    return CallLocation.model_validate(body)
+
+
+@route(
+    "GET",
+    CALL + "/location",
+    summary="Which conversation a tool call belongs to (and its approval while it is parked)",
+    tag="tool-calls",
+    access=Access.READ,
+    response=CallLocation,
+    errors=(404, 503),
+)
+async def location(request: web.Request) -> web.StreamResponse:
+    vkey = call_key(request)
+
+    async def here() -> web.StreamResponse:
+        return json_response(await tools.find_location(context(request), vkey))
+
+    return await at_owner(request, vkey, locator.topic, here)
 
 
 @route(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from bus.errors import BusError, TopicNotFound, all_error_classes
+from bus.errors import BusError, OwnerMoved, TopicNotFound, all_error_classes, from_answer
 from bus.settings import Settings
 
 
@@ -68,3 +68,14 @@ def test_error_codes_are_unique_and_statuses_are_errors() -> None:
 def test_error_body_shape() -> None:
     body = TopicNotFound("gone", {"topic": "a/b/c"}).to_body()
     assert body == {"error": {"code": "topic_not_found", "message": "gone", "details": {"topic": "a/b/c"}}}
+
+
+def test_an_error_another_worker_answered_comes_back_as_the_same_error() -> None:
+    again = from_answer(404, TopicNotFound("No topic t", {"topic": "t"}).to_body())
+    assert (
+        isinstance(again, TopicNotFound) and again.details == {"topic": "t"} and again.message == "No topic t"
+    )
+    assert isinstance(from_answer(502, "<html>bad gateway</html>"), OwnerMoved)
+    assert isinstance(
+        from_answer(500, {"error": {"code": "topic_not_found"}}), OwnerMoved
+    )  # status disagrees
