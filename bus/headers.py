@@ -2,6 +2,29 @@
 
 from __future__ import annotations
 
+__all__ = [
+    "APPROVAL_ID",
+    "CALL_ID",
+    "CONTENT_TYPE",
+    "CONVERSATION",
+    "CORRELATION_ID",
+    "FROM",
+    "KIND",
+    "MESSAGE_ID",
+    "NAMESPACE",
+    "PUBLISHED_AT",
+    "REPLY_TO",
+    "SCHEMA_ID",
+    "SCHEMA_SUBJECT",
+    "SCHEMA_VERSION",
+    "SEQ",
+    "TENANT",
+    "TO",
+    "from_kafka",
+    "is_reserved",
+    "to_kafka",
+]
+
 RESERVED_PREFIX = "bus."
 MESSAGE_ID = "bus.message_id"
 NAMESPACE = "bus.namespace"

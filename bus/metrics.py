@@ -7,6 +7,16 @@ import time
 
 from prometheus_client import Counter, Gauge, Histogram
 
+__all__ = [
+    "ERRORS",
+    "HTTP_REQUESTS",
+    "PUBLISH_LATENCY",
+    "QUOTA_REJECTIONS",
+    "RECORDS_DELIVERED",
+    "RECORDS_PUBLISHED",
+    "SSE_CLIENTS",
+]
+
 HTTP_REQUESTS = Counter(
     "agentbus_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
 )

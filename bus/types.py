@@ -2,6 +2,8 @@
 
 from typing import Any, TypeAlias
 
+__all__ = ["TopicId"]
+
 TopicId: TypeAlias = str  # "namespace/tenant/name": how the bus names a topic
 KafkaTopic: TypeAlias = str  # the real Kafka topic name a TopicId maps to
 Partition: TypeAlias = int

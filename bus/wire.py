@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+__all__ = ["NAME_PATTERN", "NAME_RE", "ErrorBody", "Labels", "Name", "StrictModel"]
+
 # Lowercase letters, digits and inner hyphens. No '.' and no '_': the bus joins the three
 # parts with '.', and Kafka treats '.' and '_' as colliding in metric names, so
 # forbidding both makes the mapping to Kafka topic names collision-free.

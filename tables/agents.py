@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from bus.state.keyed import KeyedState
 
+__all__ = ["agents", "heartbeats"]
+
 agents = KeyedState("agents", help="Agent registrations and operator state, by agent key.")
 heartbeats = KeyedState(
     "heartbeats", help="Each agent's last heartbeat and the liveness last announced, by agent key."

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from bus.state.keyed import KeyedState
 
+__all__ = ["approvals", "conversations", "locator"]
+
 conversations = KeyedState(
     "conversations", help="Conversation state, counts and a sequence-to-offset index, by conversation key."
 )

@@ -7,5 +7,7 @@ from __future__ import annotations
 from bus.kafka.faust_app import app
 from bus.state.command_table import CommandedTable, command_topic
 
+__all__ = ["key_commands", "keys"]
+
 keys = CommandedTable(app, "keys", help="API keys by key id (secrets only as hashes).")
 key_commands = command_topic(app, "key")

@@ -9,5 +9,7 @@ from __future__ import annotations
 from bus.kafka.faust_app import app
 from bus.state.command_table import CommandedTable, command_topic
 
+__all__ = ["rule_commands", "rules"]
+
 rules = CommandedTable(app, "rules", help="Publish rules by namespace/tenant.")
 rule_commands = command_topic(app, "rule")

@@ -10,5 +10,7 @@ from __future__ import annotations
 from bus.kafka.faust_app import app
 from bus.state.command_table import CommandedTable, command_topic
 
+__all__ = ["schema_commands", "schemas"]
+
 schemas = CommandedTable(app, "schemas", help="Schema subjects and versions.")
 schema_commands = command_topic(app, "schema")

@@ -10,6 +10,8 @@ from __future__ import annotations
 from bus.kafka.faust_app import app
 from bus.state.command_table import CommandedTable, command_topic
 
+__all__ = ["subscription_commands", "subscriptions"]
+
 subscriptions = CommandedTable(
     app, "subscriptions", help="Subscription metadata by key (namespace/tenant/id)."
 )

@@ -29,6 +29,8 @@ from bus.kafka.faust_app import app
 from bus.state.keyed import APPLIED, BARRIER_KIND, KIND_HEADER, KeyedState, on_revoked, run_processor
 from tables.agents import agents, heartbeats
 
+__all__ = ["LIVENESS_TICK_S", "evaluate_liveness"]
+
 log = logging.getLogger(__name__)
 LIVENESS_TICK_S = 0.5
 FLUSH_S = 0.5  # a beat reaches the view at most this long after it reached the processor

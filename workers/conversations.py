@@ -25,6 +25,8 @@ from bus.tools import service as tools
 from bus.tools.models import FINAL_STATUS, CallLocation, ToolCallView, ToolResult, Usage, call_view_key
 from tables.conversations import approvals, conversations, locator
 
+__all__ = ["INDEX_EVERY", "time_out_calls", "with_message"]
+
 INDEX_EVERY = 64  # sequence numbers between two index entries
 
 app.on_partitions_revoked.connect(on_revoked([conversations]))

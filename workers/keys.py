@@ -13,6 +13,8 @@ from bus.keys.store import tenant_quota_key
 from bus.state.command_apply import apply_commands
 from tables.keys import key_commands, keys
 
+__all__: list[str] = []
+
 log = logging.getLogger(__name__)
 
 

@@ -15,6 +15,8 @@ from bus.rules.store import rule_set_key
 from bus.state.command_apply import apply_commands
 from tables.rules import rule_commands, rules
 
+__all__: list[str] = []
+
 log = logging.getLogger(__name__)
 
 

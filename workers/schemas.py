@@ -17,6 +17,8 @@ from bus.schemas.store import get_meta, live_versions, subject_key, version_key
 from bus.state.command_apply import apply_commands
 from tables.schemas import schema_commands, schemas
 
+__all__: list[str] = []
+
 log = logging.getLogger(__name__)
 
 

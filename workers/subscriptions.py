@@ -18,6 +18,8 @@ from bus.subscriptions.models import SubscriptionCommand
 from bus.subscriptions.store import get_subscription
 from tables.subscriptions import subscription_commands, subscriptions
 
+__all__: list[str] = []
+
 log = logging.getLogger(__name__)
 
 

@@ -17,6 +17,8 @@ from bus.topics.models import TopicCommand
 from bus.topics.store import get_topic
 from tables.topics import topic_commands, topics
 
+__all__: list[str] = []
+
 log = logging.getLogger(__name__)
 
 

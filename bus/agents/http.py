@@ -25,6 +25,8 @@ from bus.http.access import Access, Action, Principal, can_see, require
 from bus.http.routes import AUDIT_TARGET, Param, context, json_response, principal, read_model, route
 from tables.agents import agents
 
+__all__: list[str] = []  # nothing here is for other modules: routes register themselves
+
 AGENT_PATH = "/v1/agents/{namespace}/{tenant}/{agent_id}"
 LIVENESS = ("unknown", "alive", "late", "dead")
 STATES = ("enabled", "draining", "disabled")

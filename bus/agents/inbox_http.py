@@ -27,6 +27,8 @@ from bus.subscriptions.models import (
     ReleaseResponse,
 )
 
+__all__: list[str] = []  # nothing here is for other modules: routes register themselves
+
 INBOX = "/v1/agents/{namespace}/{tenant}/{agent_id}/inbox"
 
 

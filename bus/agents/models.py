@@ -12,6 +12,33 @@ from bus.subscriptions.models import Delivery
 from bus.tools.models import Usage, UsageTotals
 from bus.wire import Labels, Name, StrictModel
 
+__all__ = [
+    "DEAD_AFTER",
+    "LATE_AFTER",
+    "MAX_SCHEMA_BYTES",
+    "TRANSITIONS",
+    "Agent",
+    "AgentCard",
+    "AgentEvent",
+    "AgentList",
+    "AgentMessageSpec",
+    "AgentRecord",
+    "AgentSkill",
+    "AgentSpec",
+    "Capability",
+    "HeartbeatReceipt",
+    "HeartbeatRecord",
+    "HeartbeatRequest",
+    "HeartbeatView",
+    "InboxMessage",
+    "Liveness",
+    "OperatorState",
+    "SendReceipt",
+    "StateChange",
+    "agent_key",
+    "inbox_subscription_id",
+]
+
 OperatorState = Literal["enabled", "draining", "disabled"]
 Liveness = Literal["unknown", "alive", "late", "dead"]
 # The state machine operators drive; a state moving to itself is a no-op, not an error.

@@ -81,6 +81,23 @@ from bus.topics.service import create_topic
 from bus.topics.store import get_topic
 from tables.agents import agents, heartbeats
 
+__all__ = [
+    "as_datetime",
+    "change_state",
+    "check_capabilities",
+    "check_message",
+    "delete",
+    "evaluate_liveness",
+    "find",
+    "flush_heartbeats",
+    "forget",
+    "heartbeat",
+    "inbox_key",
+    "owned_agents",
+    "register",
+    "send_message",
+]
+
 log = logging.getLogger(__name__)
 EVENTS_TOPIC = "agent-events"  # a bus topic per tenant: agent.registered, .state, .liveness, .deleted
 DEAD_LETTERS_TOPIC = "inbox-dlq"  # a bus topic per tenant: inbox messages never acked

@@ -12,6 +12,8 @@ from bus.http.access import Access, can_see
 from bus.http.routes import Param, context, json_response, principal, read_model, route
 from tables.conversations import approvals
 
+__all__: list[str] = []  # nothing here is for other modules: routes register themselves
+
 TENANT = "/v1/approvals/{namespace}/{tenant}"
 ONE = TENANT + "/{approval_id}"
 STATES = ("pending", "approved", "rejected", "expired")

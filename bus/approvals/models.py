@@ -9,6 +9,16 @@ from pydantic import BaseModel, Field
 from bus.tools.models import ToolCallView
 from bus.wire import StrictModel
 
+__all__ = [
+    "Approval",
+    "ApprovalList",
+    "ApprovalRecord",
+    "ApprovalState",
+    "ApprovalView",
+    "Decision",
+    "ParkedRecord",
+]
+
 ApprovalState = Literal["pending", "approved", "rejected", "expired"]
 
 

@@ -36,6 +36,20 @@ from bus.state.waits import Waiters, wait_for_wake, wait_until, wake
 from bus.tools.models import CallLocation, ToolCall, ToolCallView, ToolResult, call_view_key
 from tables.conversations import approvals, conversations, locator
 
+__all__ = [
+    "approval_key",
+    "changed",
+    "decide",
+    "expire_due",
+    "find",
+    "forget",
+    "is_parked",
+    "owned",
+    "park",
+    "park_record",
+    "parked_call",
+]
+
 log = logging.getLogger(__name__)
 _expiries: dict[str, int] = {}  # approval key -> expires_at, pending approvals this worker owns
 _scanned: set[int] = set()

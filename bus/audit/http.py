@@ -12,6 +12,8 @@ from bus.errors import InvalidParameter
 from bus.http.access import Access, Action, require
 from bus.http.routes import Param, context, json_response, principal, route
 
+__all__: list[str] = []  # nothing here is for other modules: routes register themselves
+
 MAX_LIMIT = 1000
 
 

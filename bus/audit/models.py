@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+__all__ = ["AuditPage", "AuditRecord"]
+
 
 class AuditRecord(BaseModel):
     at: datetime

@@ -21,6 +21,8 @@ from bus.http.routes import AUDIT_TARGET, CONTEXT, Route
 from bus.kafka.context import BusContext
 from bus.kafka.gateway import OutgoingRecord, guarded
 
+__all__ = ["ensure_audit_topic", "record_request", "search"]
+
 log = logging.getLogger(__name__)
 
 MAX_SCAN = 200_000

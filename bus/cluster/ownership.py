@@ -23,6 +23,16 @@ from bus.kafka.faust_patches import active_partitions, assignment_token
 from bus.kafka.gateway import partition_for
 from bus.settings import get_settings
 
+__all__ = [
+    "is_owner",
+    "owned_partitions",
+    "owner_partition",
+    "owner_url",
+    "owners_topic",
+    "self_url",
+    "worker_urls",
+]
+
 log = logging.getLogger(__name__)
 
 owners_topic = app.topic(

@@ -31,6 +31,8 @@ from bus.http.routes import AUDIT_TARGET, Param, context, json_response, princip
 from bus.kafka.gateway import guarded
 from tables.conversations import conversations
 
+__all__ = ["path_key"]
+
 PATH = "/v1/conversations/{namespace}/{tenant}/{id}"
 MAX_PAGE = 1000
 

@@ -11,6 +11,23 @@ from bus.streams.models import ChunkRecord
 from bus.tools.models import UsageTotals
 from bus.wire import Labels, Name, StrictModel
 
+__all__ = [
+    "ACCEPTS_MESSAGES",
+    "RECENT_IDS",
+    "TRANSITIONS",
+    "Conversation",
+    "ConversationList",
+    "ConversationRecord",
+    "ConversationSpec",
+    "ConversationView",
+    "EnvelopeKind",
+    "Message",
+    "MessagePage",
+    "MessageSpec",
+    "TransitionRequest",
+    "conversation_key",
+]
+
 ConversationState = Literal["open", "active", "paused", "closed", "archived"]
 
 # Which states each state may move to by POST .../transition. open -> active also happens

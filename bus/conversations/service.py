@@ -48,6 +48,25 @@ from bus.kafka.gateway import OutgoingRecord, guarded, partition_for
 from bus.state.waits import wait_until
 from tables.conversations import conversations
 
+__all__ = [
+    "Envelope",
+    "append_envelope",
+    "append_message",
+    "create",
+    "current_view",
+    "delete",
+    "envelope_record",
+    "forget",
+    "new_id",
+    "note_appended",
+    "open_view",
+    "read_messages",
+    "settle",
+    "start_offset",
+    "transition",
+    "view_of",
+]
+
 # The owner's own count of sequence numbers handed out, ahead of its view while records
 # are on their way to the processor. Dropped with the partition (the next owner's view
 # has caught up before it decides anything).

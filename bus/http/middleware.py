@@ -27,6 +27,8 @@ from bus.http.access import Access, Principal, require, require_admin
 from bus.http.routes import AUDITOR, AUTHENTICATOR, CONTEXT, Route, route_for
 from bus.logs import ACCESS, REQUEST_ID_HEADER, request_id_from, request_scope, set_tenant
 
+__all__ = ["errors_and_metrics"]
+
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

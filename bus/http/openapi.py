@@ -11,6 +11,8 @@ from pydantic.json_schema import models_json_schema
 from bus.http.routes import ROUTES, Route
 from bus.wire import ErrorBody
 
+__all__ = ["build_openapi"]
+
 REF = "#/components/schemas/{model}"
 
 

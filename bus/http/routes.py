@@ -18,6 +18,26 @@ from bus.errors import BusError, InvalidJson, Unprocessable, UnsupportedMediaTyp
 from bus.http.access import Access, Principal
 from bus.kafka.context import BusContext
 
+__all__ = [
+    "AUDITOR",
+    "AUDIT_TARGET",
+    "AUTHENTICATOR",
+    "CONTEXT",
+    "ROUTES",
+    "Auditor",
+    "Authenticator",
+    "Handler",
+    "Param",
+    "Route",
+    "context",
+    "field_errors",
+    "json_response",
+    "principal",
+    "read_model",
+    "route",
+    "route_for",
+]
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)
 CONTEXT: web.AppKey[BusContext] = web.AppKey("agentbus.context", BusContext)

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from bus.kafka.gateway import KafkaGateway
 from bus.settings import Settings
 
+__all__ = ["BusContext"]
+
 
 @dataclass
 class BusContext:

@@ -11,6 +11,8 @@ from bus.kafka import faust_patches
 from bus.kafka.gateway import declare_topics
 from bus.settings import get_settings
 
+__all__ = ["app"]
+
 log = logging.getLogger(__name__)
 
 

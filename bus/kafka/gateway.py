@@ -30,6 +30,17 @@ from aiokafka.structs import OffsetAndMetadata
 from bus.errors import BusError, KafkaRejected, KafkaUnavailable, NotReady, TopicNotFound
 from bus.settings import Settings
 
+__all__ = [
+    "RECORD_OVERHEAD_BYTES",
+    "KafkaGateway",
+    "OutgoingRecord",
+    "Produced",
+    "declare_topics",
+    "guarded",
+    "partition_for",
+    "translate",
+]
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 

@@ -20,6 +20,8 @@ from bus.errors import OwnerMoved
 from bus.kafka.gateway import OutgoingRecord, Produced, translate
 from bus.settings import Settings
 
+__all__ = ["TRANSACTIONS"]
+
 log = logging.getLogger(__name__)
 
 

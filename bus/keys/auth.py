@@ -17,6 +17,8 @@ from bus.keys.models import ApiKey
 from bus.keys.store import get_key
 from bus.settings import Settings
 
+__all__ = ["BOOTSTRAP_ID", "authenticate", "hash_secret", "new_secret"]
+
 KEY_PREFIX = "abk_"
 BOOTSTRAP_ID = "bootstrap"
 

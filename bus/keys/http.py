@@ -10,6 +10,8 @@ from bus.keys import service as keys
 from bus.keys.models import ApiKeyView, KeyList, KeySpec, KeyWithSecret
 from bus.keys.quota_models import Quota, TenantQuota
 
+__all__: list[str] = []  # nothing here is for other modules: routes register themselves
+
 KEY_PATH = "/v1/keys/{key_id}"
 
 

@@ -8,6 +8,8 @@ from bus.keys.quota_models import Quota
 from bus.keys.quotas import LEDGER, limits_for
 from bus.keys.store import get_key, get_tenant_quota
 
+__all__ = ["admit_publish", "delivery_subjects", "has_delivery_quota", "publish_metered"]
+
 Subject = tuple[str, Quota | None]
 
 

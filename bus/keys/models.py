@@ -11,6 +11,8 @@ from bus.http.access import Grant
 from bus.keys.quota_models import Quota, TenantQuota
 from bus.wire import Labels, Name, StrictModel
 
+__all__ = ["ApiKey", "ApiKeyView", "KeyCommand", "KeyList", "KeySpec", "KeyWithSecret"]
+
 
 class KeySpec(StrictModel):
     """The body of POST /v1/keys."""

@@ -6,6 +6,8 @@ from pydantic import Field
 
 from bus.wire import StrictModel
 
+__all__ = ["Quota", "TenantQuota", "UsageReport"]
+
 
 class Quota(StrictModel):
     """Per-second limits; a missing limit is no limit."""

@@ -32,6 +32,17 @@ from bus.kafka.context import BusContext
 from bus.kafka.gateway import OutgoingRecord, guarded
 from bus.keys.quota_models import Quota, UsageReport
 
+__all__ = [
+    "LEDGER",
+    "Limit",
+    "QuotaLedger",
+    "deliver_within_quota",
+    "ensure_usage_topic",
+    "follow_usage",
+    "limits_for",
+    "report_usage",
+]
+
 log = logging.getLogger(__name__)
 
 REPORT_INTERVAL = 0.1  # seconds between usage reports

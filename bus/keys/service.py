@@ -15,6 +15,18 @@ from bus.state.command_log import send_and_wait
 from tables.keys import key_commands
 from tables.keys import keys as keys_table
 
+__all__ = [
+    "create_key",
+    "list_keys",
+    "require_key",
+    "revoke_key",
+    "rotate_key",
+    "set_key_quota",
+    "set_tenant_quota",
+    "tenant_quota",
+    "view",
+]
+
 
 def view(key: ApiKey) -> ApiKeyView:
     return ApiKeyView.model_validate(key.model_dump(exclude={"secret_hash"}))

@@ -6,6 +6,8 @@ from bus.keys.models import ApiKey
 from bus.keys.quota_models import TenantQuota
 from tables.keys import keys
 
+__all__ = ["all_keys", "get_key", "get_tenant_quota", "tenant_quota_key"]
+
 
 def get_key(key_id: str) -> ApiKey | None:
     return keys.get(key_id, ApiKey)

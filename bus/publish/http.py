@@ -10,6 +10,8 @@ from bus.keys.metering import admit_publish, publish_metered
 from bus.publish import service as publish
 from bus.publish.models import Batch, BatchResult, Envelope, PublishResult
 
+__all__: list[str] = []  # nothing here is for other modules: routes register themselves
+
 PUBLISH_ERRORS = (400, 403, 404, 413, 422, 503)
 
 

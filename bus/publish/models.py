@@ -8,6 +8,8 @@ from pydantic import BaseModel, Field, JsonValue
 
 from bus.wire import StrictModel
 
+__all__ = ["JSON_CONTENT_TYPE", "Batch", "BatchResult", "DeliveredRecord", "Envelope", "PublishResult"]
+
 TOPIC_REF_PATTERN = r"^[a-z0-9-]{1,63}/[a-z0-9-]{1,63}/[a-z0-9-]{1,63}$"
 JSON_CONTENT_TYPE = "application/json"
 

@@ -41,6 +41,8 @@ from bus.topics.models import Topic
 from bus.topics.service import require_topic
 from bus.types import TopicId
 
+__all__ = ["encode_payload", "publish"]
+
 
 def encode_payload(envelope: Envelope) -> bytes:
     """A string with a text/* content type travels as is; anything else as compact JSON."""

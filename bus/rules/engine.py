@@ -30,6 +30,18 @@ from bus.publish.models import Envelope
 from bus.rules.models import DenyAction, PayloadCondition, RequireApprovalAction, Rule, TagAction
 from bus.topics.models import topic_id
 
+__all__ = [
+    "MISSING",
+    "RuleLookup",
+    "approval_gates",
+    "evaluate",
+    "first_match",
+    "holds",
+    "json_equal",
+    "matches",
+    "resolve",
+]
+
 ARRAY_INDEX = re.compile(r"^(?:0|[1-9][0-9]*)$")
 RuleLookup = Callable[[str, str], Sequence[Rule]]  # (namespace, tenant) -> its rules, in order
 

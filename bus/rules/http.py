@@ -11,6 +11,8 @@ from bus.rules import service as rulesets
 from bus.rules.models import RuleSet, RuleSetSpec
 from bus.wire import NAME_RE
 
+__all__: list[str] = []  # nothing here is for other modules: routes register themselves
+
 RULES_PATH = "/v1/rules/{namespace}/{tenant}"
 
 

@@ -18,6 +18,19 @@ from bus.headers import is_reserved
 from bus.http.access import TOPIC_GLOB
 from bus.wire import Name, StrictModel
 
+__all__ = [
+    "MAX_RULE_SET_BYTES",
+    "DenyAction",
+    "PayloadCondition",
+    "RequireApprovalAction",
+    "RerouteAction",
+    "Rule",
+    "RuleCommand",
+    "RuleSet",
+    "RuleSetSpec",
+    "TagAction",
+]
+
 MAX_RULES = 100  # per tenant
 MAX_POINTER_CHARS = 256
 MAX_CONDITIONS = 32  # payload conditions of one rule

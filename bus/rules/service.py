@@ -33,6 +33,16 @@ from bus.topics.service import require_topic
 from tables.rules import rule_commands
 from tables.rules import rules as rules_table
 
+__all__ = [
+    "apply_rules",
+    "approval_gates",
+    "as_invalid_rule",
+    "check_rule_set",
+    "clear_rules",
+    "get_rules",
+    "put_rules",
+]
+
 RULE_PATH = re.compile(r"^rules/(\d+)(?:/(.*))?$")
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from bus.rules.models import RuleSet
 from tables.rules import rules
 
+__all__ = ["get_rule_set", "rule_set_key"]
+
 
 def rule_set_key(namespace: str, tenant: str) -> str:
     return f"{namespace}/{tenant}"

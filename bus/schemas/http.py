@@ -24,6 +24,8 @@ from bus.schemas.models import (
 from bus.schemas.service import VersionRef
 from bus.wire import NAME_RE
 
+__all__: list[str] = []  # nothing here is for other modules: routes register themselves
+
 SUBJECT_PATH = "/v1/schemas/{namespace}/{tenant}/{subject}"
 VERSIONS_PATH = SUBJECT_PATH + "/versions"
 VERSION_PATH = VERSIONS_PATH + "/{version}"

@@ -10,6 +10,24 @@ from pydantic import BaseModel, Field
 
 from bus.wire import StrictModel
 
+__all__ = [
+    "SUBJECT_PATTERN",
+    "BreakingChange",
+    "CompatibilityCheck",
+    "CompatibilityMode",
+    "CompatibilityReport",
+    "JsonSchema",
+    "SchemaCommand",
+    "SchemaSubmission",
+    "SchemaVersion",
+    "SubjectConfig",
+    "SubjectList",
+    "SubjectMeta",
+    "SubjectSummary",
+    "VersionList",
+    "Violation",
+]
+
 SUBJECT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 JsonSchema = dict[str, Any] | bool
 

@@ -19,6 +19,8 @@ from bus.errors import InvalidSchema, SchemaTooLarge
 from bus.schemas.compatibility import breaking_changes
 from bus.schemas.models import CompatibilityMode, CompatibilityReport, JsonSchema, SchemaVersion, SubjectMeta
 
+__all__ = ["Decision", "check_schema", "decide", "pointer", "report", "schema_id"]
+
 MAX_SCHEMA_BYTES = 262_144
 
 

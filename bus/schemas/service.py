@@ -32,6 +32,20 @@ from tables.schemas import schemas as schemas_table
 from tables.topics import topic_commands
 from tables.topics import topics as topics_table
 
+__all__ = [
+    "VersionRef",
+    "bound_schema",
+    "check_compatibility",
+    "configure",
+    "delete_version",
+    "find_version",
+    "register",
+    "require_meta",
+    "require_version",
+    "summaries",
+    "summary",
+]
+
 VersionRef = int | Literal["latest"]
 
 

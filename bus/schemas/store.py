@@ -5,6 +5,8 @@ from __future__ import annotations
 from bus.schemas.models import SchemaVersion, SubjectMeta
 from tables.schemas import schemas
 
+__all__ = ["all_subjects", "get_meta", "get_version", "live_versions", "subject_key", "version_key"]
+
 
 def subject_key(namespace: str, tenant: str, subject: str) -> str:
     return f"s|{namespace}/{tenant}/{subject}"

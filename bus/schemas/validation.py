@@ -15,6 +15,8 @@ from jsonschema.exceptions import ValidationError
 from bus.schemas.models import SchemaVersion, Violation
 from bus.schemas.registry import pointer
 
+__all__ = ["BoundSchema", "validator_for", "violations"]
+
 MAX_CACHED_VALIDATORS = 1024
 MAX_VIOLATIONS = 100  # per record: enough to fix a payload, bounded for a hostile one
 

@@ -18,6 +18,8 @@ import aiohttp
 
 from bus.sdk.client import RETRIABLE_STATUSES, RETRY_FOR_S, BusAgentError
 
+__all__ = ["SocketTransport"]
+
 if TYPE_CHECKING:
     from bus.sdk.client import BusClient
 

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ValidationError
 
 from bus.state.command_table import CommandedTable
 
+__all__ = ["apply_commands"]
+
 C = TypeVar("C", bound=BaseModel)
 log = logging.getLogger(__name__)
 SETTLE_TIMEOUT = 5.0  # seconds; see CommandedTable.settle

@@ -15,6 +15,8 @@ from bus.kafka.context import BusContext
 from bus.state.command_table import CommandedTable
 from bus.state.waits import wait_until
 
+__all__ = ["catch_up", "send_and_wait"]
+
 
 async def send_and_wait(
     ctx: BusContext, topic: faust.TopicT, key: str, command: BaseModel, table: CommandedTable

@@ -31,6 +31,8 @@ from bus.errors import Timeout
 from bus.settings import get_settings
 from bus.state.waits import wait_until
 
+__all__ = ["CommandedTable", "command_topic"]
+
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 

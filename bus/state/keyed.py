@@ -31,6 +31,8 @@ from bus.kafka.gateway import OutgoingRecord, Produced
 from bus.settings import get_settings
 from bus.state.waits import wait_until
 
+__all__ = ["APPLIED", "BARRIER", "KeyedState", "on_revoked", "run_processor"]
+
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 Apply = Callable[["KeyedState", str, bytes, dict[str, str], int], None]

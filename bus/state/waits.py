@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 from bus.errors import Timeout
 
+__all__ = ["Waiters", "wait_for_wake", "wait_until", "wake"]
+
 
 async def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
     """Poll condition every few ms until it holds; Timeout (504, retriable) if it never does."""

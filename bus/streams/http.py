@@ -20,6 +20,8 @@ from bus.streams.models import CancelStream, ChunksReceipt, ChunksSpec, StreamEn
 from bus.streams.reader import follow
 from tables.conversations import conversations
 
+__all__ = ["STREAM", "stream_conversation"]
+
 CONVERSATION = "/v1/conversations/{namespace}/{tenant}/{id}"
 STREAM = "/v1/streams/{namespace}/{tenant}/{conversation_id}/{stream_id}"
 MAX_GAP_TIMEOUT_MS = 60_000

@@ -9,6 +9,20 @@ from pydantic import BaseModel, Field, JsonValue, model_validator
 from bus.tools.models import Usage
 from bus.wire import Name, StrictModel
 
+__all__ = [
+    "CancelStream",
+    "Chunk",
+    "ChunkRecord",
+    "ChunksReceipt",
+    "ChunksSpec",
+    "EndStatus",
+    "SocketFrame",
+    "StreamEnd",
+    "StreamEndSpec",
+    "StreamView",
+    "stream_view_key",
+]
+
 StreamId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
 EndStatus = Literal["complete", "error", "cancelled"]
 

@@ -26,6 +26,8 @@ from bus.streams.models import Chunk, StreamEnd, stream_view_key
 from bus.streams.service import Pushed, first_offset, live_stream
 from tables.conversations import conversations
 
+__all__ = ["Reorder", "follow"]
+
 Event = tuple[str, dict[str, Any]]
 MAX_GAPS_KEPT = 1000  # reported gaps a reader remembers, for chunks that come late
 TICK_S = 0.05  # how often a reader with held chunks or a pending end looks at its gap timeout

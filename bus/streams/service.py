@@ -38,6 +38,20 @@ from bus.streams.models import (
 from bus.tools.service import agent_usage, require_open
 from tables.conversations import conversations
 
+__all__ = [
+    "Pushed",
+    "add_chunks",
+    "check_open",
+    "end_stream",
+    "enqueue",
+    "first_offset",
+    "fitting",
+    "forget",
+    "live_stream",
+    "refuse_if_over",
+    "sweep",
+]
+
 
 @dataclass
 class Pushed:

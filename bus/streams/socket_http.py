@@ -42,6 +42,8 @@ from bus.tools.service import require_open
 from bus.wire import NAME_PATTERN
 from tables.conversations import conversations
 
+__all__: list[str] = []  # nothing here is for other modules: routes register themselves
+
 STREAM_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 RECHECK_S = 0.1  # a conversation closed or moved takes chunks for at most this long after
 CLOSE_ENDED = 4409  # close code after the stream ended under a producer (4000 + 409)

@@ -17,6 +17,8 @@ from bus.subscribe.service import TopicReader, delivered, encode_cursor, parse_s
 from bus.topics.http import path_topic_id
 from bus.topics.service import require_topic
 
+__all__: list[str] = []  # nothing here is for other modules: routes register themselves
+
 log = logging.getLogger(__name__)
 POLL_MS = 250  # how often an idle stream notices a client that went away
 

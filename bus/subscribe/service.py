@@ -21,6 +21,8 @@ from bus.kafka.gateway import KafkaGateway, guarded
 from bus.publish.models import JSON_CONTENT_TYPE, DeliveredRecord
 from bus.topics.models import Topic
 
+__all__ = ["TopicReader", "decode_cursor", "delivered", "delivered_fields", "encode_cursor", "parse_start"]
+
 Cursor = dict[int, int]  # partition -> next offset to read
 Start = Literal["earliest", "latest"] | int | Cursor
 

@@ -28,6 +28,8 @@ from pydantic import BaseModel, Field
 from bus.kafka.gateway import OutgoingRecord, declare_topics, guarded
 from bus.settings import Settings
 
+__all__ = ["LogEvent", "LogWriter", "ensure_log_topic", "read_log"]
+
 log = logging.getLogger(__name__)
 
 EventKind = Literal["delivered", "acked", "seek"]

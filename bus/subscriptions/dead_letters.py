@@ -36,6 +36,8 @@ from bus.subscriptions.models import DeadLetter, DeadLetterOrigin, Subscription
 from bus.topics.models import Topic, topic_id
 from bus.topics.service import require_topic
 
+__all__ = ["list_dead_letters", "redrive"]
+
 REDRIVE_OF = "bus.dlq.redrive_of"
 REDRIVEN_FROM = "bus.redriven_from"  # on the copy in the source topic: dead-letter topic and id
 

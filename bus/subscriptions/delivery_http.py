@@ -51,6 +51,8 @@ from bus.subscriptions.models import (
 )
 from bus.subscriptions.service import authorize, require_subscription
 
+__all__ = ["OwnerCall", "on_owner", "pull_here", "serve_events"]
+
 log = logging.getLogger(__name__)
 SUB = "/v1/subscriptions/{namespace}/{tenant}/{id}"
 SSE_BATCH = 500

@@ -48,6 +48,23 @@ from bus.subscriptions.ack_log import LogEvent, LogWriter, read_log
 from bus.subscriptions.models import Delivery, LagReport, PartitionLag, Subscription
 from bus.topics.models import Topic, kafka_topic_name
 
+__all__ = [
+    "DLQ_DELIVERY_COUNT",
+    "DLQ_FIRST_DELIVERY",
+    "DLQ_LAST_DELIVERY",
+    "DLQ_OFFSET",
+    "DLQ_PARTITION",
+    "DLQ_PREFIX",
+    "DLQ_REASON",
+    "DLQ_SUBSCRIPTION",
+    "DLQ_TOPIC",
+    "DeliveryRef",
+    "Dispatcher",
+    "format_delivery_id",
+    "parse_delivery_id",
+    "parse_metadata",
+]
+
 log = logging.getLogger(__name__)
 
 Position = tuple[int, int]  # (partition, offset)

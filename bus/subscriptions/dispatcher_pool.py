@@ -23,6 +23,8 @@ from bus.subscriptions.store import get_subscription
 from bus.topics.models import Topic, topic_id
 from bus.topics.service import require_topic
 
+__all__ = ["DISPATCHERS", "inbox_kafka_topic"]
+
 log = logging.getLogger(__name__)
 RECONCILE_S = 1.0
 IDLE_STOP_S = 300.0  # a subscription nobody used this long stops (its consumer and producer close)

@@ -10,6 +10,8 @@ from bus.http.routes import AUDIT_TARGET, Param, context, json_response, princip
 from bus.subscriptions import service as subscriptions
 from bus.subscriptions.models import Subscription, SubscriptionList, SubscriptionSpec, subscription_key
 
+__all__ = ["path_subscription_key"]
+
 SUBSCRIPTION_PATH = "/v1/subscriptions/{namespace}/{tenant}/{id}"
 
 

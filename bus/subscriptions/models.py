@@ -10,6 +10,32 @@ from pydantic import BaseModel, Field, model_validator
 from bus.publish.models import DeliveredRecord
 from bus.wire import Labels, Name, StrictModel
 
+__all__ = [
+    "AckRequest",
+    "AckResponse",
+    "DeadLetter",
+    "DeadLetterList",
+    "DeadLetterOrigin",
+    "Delivery",
+    "LagReport",
+    "NackRequest",
+    "NackResponse",
+    "PartitionLag",
+    "PullRequest",
+    "PullResponse",
+    "RedriveRequest",
+    "RedriveResponse",
+    "ReleaseRequest",
+    "ReleaseResponse",
+    "SeekRequest",
+    "SeekResponse",
+    "Subscription",
+    "SubscriptionCommand",
+    "SubscriptionList",
+    "SubscriptionSpec",
+    "subscription_key",
+]
+
 # Ids are shorter than other names so that the default dead-letter topic, "{id}-dlq", is a name too.
 SubscriptionName = Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$")]
 StartPosition = Literal["earliest", "latest"] | Annotated[int, Field(ge=0)]

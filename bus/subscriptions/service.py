@@ -30,6 +30,19 @@ from tables.subscriptions import subscriptions as subscriptions_table
 from tables.topics import topic_commands
 from tables.topics import topics as topics_table
 
+__all__ = [
+    "authorize",
+    "consumer_group",
+    "create_subscription",
+    "dead_letter_name",
+    "delete_subscription",
+    "find_topic",
+    "list_subscriptions",
+    "require_subscription",
+    "send_command",
+    "source_topic_name",
+]
+
 
 async def require_subscription(ctx: BusContext, key: str) -> Subscription:
     """The subscription, or SubscriptionNotFound (404).

@@ -5,6 +5,8 @@ from __future__ import annotations
 from bus.subscriptions.models import Subscription
 from tables.subscriptions import subscriptions
 
+__all__ = ["all_subscriptions", "get_subscription"]
+
 
 def get_subscription(key: str) -> Subscription | None:
     return subscriptions.get(key, Subscription)

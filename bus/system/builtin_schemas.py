@@ -19,6 +19,8 @@ from bus.schemas.service import configure, register
 from bus.schemas.store import get_meta
 from bus.wire import ErrorBody
 
+__all__ = ["publish_bus_schemas"]
+
 log = logging.getLogger(__name__)
 
 NAMESPACE, TENANT = "bus", "system"

@@ -12,6 +12,8 @@ from bus.http.access import Access
 from bus.http.openapi import build_openapi
 from bus.http.routes import context, json_response, route
 
+__all__: list[str] = []  # nothing here is for other modules: routes register themselves
+
 
 class Health(BaseModel):
     status: str

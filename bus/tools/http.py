@@ -30,6 +30,8 @@ from bus.tools.models import (
 )
 from tables.conversations import conversations, locator
 
+__all__: list[str] = []  # nothing here is for other modules: routes register themselves
+
 CONVERSATION = "/v1/conversations/{namespace}/{tenant}/{id}"
 CALL = "/v1/tool-calls/{namespace}/{tenant}/{call_id}"
 MAX_WAIT_MS = 60_000

@@ -8,6 +8,22 @@ from pydantic import BaseModel, Field, JsonValue, model_validator
 
 from bus.wire import Name, StrictModel
 
+__all__ = [
+    "FINAL_STATUS",
+    "CallLocation",
+    "CancelRequest",
+    "CancelResult",
+    "ToolCall",
+    "ToolCallSpec",
+    "ToolCallView",
+    "ToolError",
+    "ToolResult",
+    "ToolResultSpec",
+    "Usage",
+    "UsageTotals",
+    "call_view_key",
+]
+
 CallId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
 ToolName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,128}$")]
 CallStatus = Literal["awaiting_approval", "pending", "done", "failed", "timed_out", "cancelled", "rejected"]

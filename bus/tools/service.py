@@ -60,6 +60,19 @@ from bus.tools.models import (
 )
 from tables.conversations import conversations, locator
 
+__all__ = [
+    "agent_usage",
+    "cancel",
+    "changed",
+    "expire_due",
+    "find_location",
+    "forget",
+    "place",
+    "require_open",
+    "settle",
+    "wait_call",
+]
+
 log = logging.getLogger(__name__)
 _waiters: Waiters = {}
 _deadlines: dict[str, int] = {}  # call view key -> deadline, for pending calls this worker owns

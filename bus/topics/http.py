@@ -9,6 +9,8 @@ from bus.http.routes import AUDIT_TARGET, Param, context, json_response, princip
 from bus.topics import service as topics
 from bus.topics.models import SchemaBinding, Topic, TopicList, TopicSpec, topic_id
 
+__all__ = ["path_topic_id"]
+
 TOPIC_PATH = "/v1/topics/{namespace}/{tenant}/{name}"
 
 

@@ -11,6 +11,8 @@ from bus.schemas.models import SUBJECT_PATTERN
 from bus.types import TopicId
 from bus.wire import Labels, Name, StrictModel
 
+__all__ = ["SchemaBinding", "Topic", "TopicCommand", "TopicList", "TopicSpec", "kafka_topic_name", "topic_id"]
+
 
 class SchemaBinding(StrictModel):
     """The schema subject (and version) every payload published to a topic must match."""

@@ -22,6 +22,8 @@ from bus.types import TopicId
 from tables.topics import topic_commands
 from tables.topics import topics as topics_table
 
+__all__ = ["bind_schema", "create_topic", "delete_topic", "list_topics", "require_topic"]
+
 log = logging.getLogger(__name__)
 
 

@@ -6,6 +6,8 @@ from bus.topics.models import Topic
 from bus.types import TopicId
 from tables.topics import topics
 
+__all__ = ["all_topics", "get_topic"]
+
 
 def get_topic(topic_id: TopicId) -> Topic | None:
     return topics.get(topic_id, Topic)

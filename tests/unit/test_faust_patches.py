@@ -4,7 +4,6 @@ exactly its one change."""
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from typing import Any
 
@@ -47,7 +46,7 @@ def test_tuned_consumer_fetches_in_batches_when_asked() -> None:
     assert (consumer._fetch_min_bytes, consumer._fetch_max_wait_ms) == (PROCESSOR_FETCH_MIN_BYTES, 100)
 
 
-def test_safe_seeks_replaces_positions_that_are_not_offsets() -> None:
+async def test_safe_seeks_replaces_positions_that_are_not_offsets() -> None:
     seen: dict[Any, Any] = {}
 
     async def seek(_r: Any, _c: Any, tps: Any, offsets: Any, _title: str) -> None:
@@ -55,7 +54,7 @@ def test_safe_seeks_replaces_positions_that_are_not_offsets() -> None:
 
     tps = [TopicPartition("t", p) for p in range(4)]
     offsets = dict(zip(tps, [None, -7, -1, 42], strict=True))
-    asyncio.run(safe_seeks(seek)(object(), object(), tps, offsets, "standby"))
+    await safe_seeks(seek)(object(), object(), tps, offsets, "standby")
     assert [seen[tp] for tp in tps] == [-1, -1, -1, 42]
 
 
