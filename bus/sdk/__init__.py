@@ -1,0 +1,1 @@
+"""The Python client while it still lives in the server package (see sdk/python)."""

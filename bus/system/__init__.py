@@ -1,0 +1,1 @@
+"""The worker itself: health, metrics, the OpenAPI document, and the bus's own schemas."""
