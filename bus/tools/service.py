@@ -21,13 +21,15 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from bus import headers as h
+from bus.agents import service as agent_ops
 from bus.agents.models import Agent, AgentRecord, Capability
+from bus.approvals.service import is_parked, park, parked_call
 from bus.clock import now_ms
 from bus.cluster.forwarding import FORWARDER
 from bus.cluster.ownership import is_owner, owned_partitions, owner_partition
 from bus.conversations.calls import call_envelope, call_headers, inbox_copy
 from bus.conversations.models import ACCEPTS_MESSAGES, ConversationView, EnvelopeKind
-from bus.conversations.service import Envelope, append_envelope, open_view
+from bus.conversations.service import Envelope, append_envelope, open_view, view_of
 from bus.conversations.service import settle as settle_view
 from bus.errors import (
     AgentDisabled,
@@ -58,6 +60,7 @@ from bus.tools.models import (
     Usage,
     call_view_key,
 )
+from tables.agents import agents
 from tables.conversations import conversations, locator
 
 __all__ = [
@@ -85,9 +88,6 @@ _scanned: set[int] = set()  # partitions whose pending calls are in _deadlines
 async def fetch_agent(ctx: BusContext, key: str) -> Agent:
     """The agent from its owner (here or asked there). The bus asks with the fleet's own
     key: the caller was allowed to place the call, and may hold no read grant on agents."""
-    from bus.agents import service as agent_ops
-    from tables.agents import agents
-
     if is_owner(key, agents.topic):
         return await agent_ops.find(ctx, key)
     ns, tenant, agent_id = key.split("/")
@@ -165,8 +165,6 @@ async def place(ctx: BusContext, conv_key: str, spec: ToolCallSpec) -> ToolCall:
     vkey = call_view_key(ns, tenant, call_id)
     async with conversations.deciding(ctx, conv_key):
         view = await open_view(ctx, conv_key, spec.caller)
-        from bus.approvals.service import is_parked
-
         if conversations.get(vkey, ToolCallView) is not None or vkey in _deadlines or is_parked(vkey):
             raise ToolCallExists(f"Tool call {call_id} exists", {"call_id": call_id})
         if spec.parent_call_id is not None:
@@ -190,8 +188,6 @@ async def place(ctx: BusContext, conv_key: str, spec: ToolCallSpec) -> ToolCall:
             timeout_ms=spec.timeout_ms,
         )
         if tool.requires_approval:  # parked: nothing reaches the conversation or the callee yet
-            from bus.approvals.service import park
-
             return (await park(ctx, call, spec.approval_ttl_ms)).public()
         located = locator.outgoing(vkey, CallLocation(conversation=conv_key))
         copy = inbox_copy(ctx, call, "tool_call", call.public().model_dump_json())
@@ -305,8 +301,6 @@ def require_open(view: ConversationView) -> None:
 
 
 async def settled_view(ctx: BusContext, conv_key: str) -> ConversationView:
-    from bus.conversations.service import view_of
-
     return await view_of(ctx, conv_key)
 
 
@@ -318,8 +312,6 @@ def usage_record(call: ToolCall, usage: Usage | None) -> list[OutgoingRecord]:
 
 
 def agent_usage(namespace: str, tenant: str, agent_id: str, usage: Usage) -> OutgoingRecord:
-    from tables.agents import agents
-
     record = AgentRecord(kind="usage", usage=usage, at=now_ms())
     return agents.outgoing(f"{namespace}/{tenant}/{agent_id}", record, {h.KIND: "usage"})
 
@@ -413,8 +405,6 @@ async def wait_call(
     await settled_view(ctx, conv_key)
     call = conversations.get(vkey, ToolCallView)
     if call is None and approval_id is not None:
-        from bus.approvals.service import parked_call
-
         parked, wait_ms = await parked_call(ctx, vkey, approval_id, wait_ms)
         if parked is not None:
             return parked
