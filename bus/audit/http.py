@@ -53,10 +53,14 @@ def parse_limit(raw: str | None) -> int:
         Param("since", "ISO 8601 or unix ms"),
         Param("until", "ISO 8601 or unix ms"),
         Param("limit", f"1 to {MAX_LIMIT}, default 100"),
+        Param("order", "oldest (default: oldest first from since) or newest (newest first back to since)"),
     ),
 )
 async def search_audit(request: web.Request) -> web.StreamResponse:
     q, who = request.query, principal(request)
+    order = q.get("order", "oldest")
+    if order not in ("oldest", "newest"):
+        raise InvalidParameter("order is oldest or newest", {"order": order[:20]})
     namespace, tenant = q.get("namespace"), q.get("tenant")
     if not who.admin:
         namespace, tenant = namespace or who.namespace, tenant or who.tenant
@@ -71,5 +75,6 @@ async def search_audit(request: web.Request) -> web.StreamResponse:
         since=parse_time("since", q.get("since")),
         until=parse_time("until", q.get("until")),
         limit=parse_limit(q.get("limit")),
+        newest_first=order == "newest",
     )
     return json_response(page)

@@ -25,6 +25,7 @@ __all__ = ["ensure_audit_topic", "record_request", "search"]
 
 log = logging.getLogger(__name__)
 
+BACKWARD_WINDOW = 1000  # records read at a time when searching newest first
 MAX_SCAN = 200_000
 
 RETENTION = timedelta(days=30)
@@ -64,14 +65,20 @@ async def search(
     since: datetime | None,
     until: datetime | None,
     limit: int,
+    newest_first: bool = False,
 ) -> AuditPage:
-    """Records matching every given filter, oldest first, from since (default: the start)."""
+    """Records matching every given filter, oldest first from since (default: the start),
+    or newest first back from until (default: now) down to since."""
     tp = TopicPartition(audit_topic_name(ctx), 0)
     reader = ctx.gateway.new_reader()
     await guarded(reader.start())
     try:
         reader.assign([tp])
         end = (await guarded(reader.end_offsets([tp])))[tp]
+        if newest_first:
+            return await search_backwards(
+                reader, tp, end, (namespace, tenant, key_id, action), since, until, limit
+            )
         await seek_since(reader, tp, since)
         found: list[AuditRecord] = []
         scanned = 0
@@ -90,6 +97,48 @@ async def search(
         return AuditPage(records=found, scanned=scanned, truncated=truncated)
     finally:
         await reader.stop()
+
+
+async def search_backwards(
+    reader: AIOKafkaConsumer,
+    tp: TopicPartition,
+    end: int,
+    filters: tuple[str | None, str | None, str | None, str | None],
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+) -> AuditPage:
+    """Newest first: read windows of the topic from its end backwards, each window forwards."""
+    first = (await guarded(reader.beginning_offsets([tp])))[tp]
+    found: list[AuditRecord] = []
+    scanned, window_end = 0, end
+    while window_end > first and scanned < MAX_SCAN and len(found) < limit:
+        window_start = max(first, window_end - BACKWARD_WINDOW)
+        window = await read_window(reader, tp, window_start, window_end)
+        scanned += len(window)
+        for entry in reversed(window):
+            if since is not None and entry.at < since:
+                return AuditPage(records=found, scanned=scanned, truncated=False)
+            if (until is None or entry.at <= until) and matches(entry, *filters):
+                found.append(entry)
+                if len(found) >= limit:
+                    break
+        window_end = window_start
+    truncated = len(found) >= limit or scanned >= MAX_SCAN
+    return AuditPage(records=found, scanned=scanned, truncated=truncated)
+
+
+async def read_window(
+    reader: AIOKafkaConsumer, tp: TopicPartition, start: int, end: int
+) -> list[AuditRecord]:
+    reader.seek(tp, start)
+    window: list[AuditRecord] = []
+    while await guarded(reader.position(tp)) < end:
+        batch = await guarded(reader.getmany(tp, timeout_ms=1000, max_records=1000))
+        for message in batch.get(tp, []):
+            if message.offset < end:
+                window.append(AuditRecord.model_validate_json(message.value or b"{}"))
+    return window
 
 
 async def seek_since(reader: AIOKafkaConsumer, tp: TopicPartition, since: datetime | None) -> None:

@@ -79,3 +79,29 @@ async def test_audit_search_limits_and_bad_parameters(fleet: Fleet, http: aiohtt
     for bad in ({"limit": "0"}, {"limit": "x"}, {"since": "yesterday"}, {"until": "soon"}):
         status, body = await search(http, fleet.urls[0], **bad)
         assert status == 400 and body["error"]["code"] == "invalid_parameter", bad
+
+
+async def test_newest_first_shows_the_denial_just_made(
+    fleet: Fleet, http: aiohttp.ClientSession, anonymous: aiohttp.ClientSession
+) -> None:
+    """README's tour: after a denial, order=newest&limit=... has it at the top, whatever the
+    trail held before."""
+    tenant = unique("newest")
+    for name in ("a", "b", "c"):
+        async with http.post(
+            f"{fleet.urls[0]}/v1/topics", json={"namespace": "it", "tenant": tenant, "name": name}
+        ) as r:
+            assert r.status == 201
+    async with anonymous.delete(f"{fleet.urls[0]}/v1/topics/it/{tenant}/a") as r:
+        assert r.status == 401
+    status, page = await search(http, fleet.urls[1], namespace="it", tenant=tenant, order="newest", limit="2")
+    assert status == 200 and page["truncated"] is True
+    assert [(e["action"], e["outcome"]) for e in page["records"]] == [
+        ("topics.delete_topic", "denied"),
+        ("topics.create_topic", "ok"),
+    ]
+    assert page["records"][1]["path"].endswith("/v1/topics")
+    oldest = (await search(http, fleet.urls[1], namespace="it", tenant=tenant, limit="1"))[1]
+    assert [e["action"] for e in oldest["records"]] == ["topics.create_topic"]
+    status, body = await search(http, fleet.urls[0], order="sideways")
+    assert status == 400 and body["error"]["code"] == "invalid_parameter"
