@@ -14,6 +14,7 @@ from bus.settings import get_settings
 __all__ = ["app"]
 
 log = logging.getLogger(__name__)
+_BIND_THE_HOST = "agentbus:web-host"  # web_bind until start: then the --web-host given
 
 
 class BusApp(faust.App):  # type: ignore[misc]
@@ -27,6 +28,10 @@ class BusApp(faust.App):  # type: ignore[misc]
 
     async def on_first_start(self) -> None:
         await super().on_first_start()
+        if self.conf.web_bind == _BIND_THE_HOST:
+            # Listen on exactly the host the worker was given (--web-host), not on every
+            # interface; --web-bind still says otherwise when given.
+            self.conf.web_bind = self.conf.web_host
         specs: list[tuple[str, int, dict[str, str]]] = [
             (agent.channel.get_topic_name(), agent.channel.partitions or 1, {})
             for agent in self.agents.values()
@@ -53,6 +58,7 @@ def create_app() -> faust.App:
         broker_session_timeout=s.timing.session_timeout,
         broker_heartbeat_interval=min(3.0, s.timing.session_timeout / 3),
         autodiscover=False,
+        web_bind=_BIND_THE_HOST,
         web_application_options={
             "client_max_size": s.limits.max_request_bytes,
         },

@@ -65,3 +65,23 @@ async def test_wrong_content_type_is_415(fleet: Fleet, http: aiohttp.ClientSessi
     ) as r:
         assert r.status == 415
         assert (await r.json())["error"]["code"] == "unsupported_media_type"
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses with a socket listening on port, from the kernel's TCP tables."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        with open(table) as f:
+            next(f)
+            for line in f:
+                local, state = line.split()[1], line.split()[3]
+                address, _, hexport = local.partition(":")
+                if state == "0A" and int(hexport, 16) == port and len(address) == width:  # 0A: LISTEN
+                    found.add(address)
+    return found
+
+
+async def test_workers_listen_on_the_host_they_are_given_only(fleet: Fleet) -> None:
+    # tests/fleet.py starts every worker with --web-host 127.0.0.1 (and no --web-bind)
+    for worker in fleet.workers:
+        assert listening_addresses(worker.port) == {"0100007F"}, worker.port  # 127.0.0.1, nothing else
