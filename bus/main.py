@@ -12,6 +12,7 @@ import mode
 from bus import ownership
 from bus.audit import ensure_audit_topic
 from bus.bus_schemas import publish_bus_schemas
+from bus.console.web import install as install_console  # the console at /ui, and its endpoints
 from bus.context import BusContext
 from bus.dispatchers import DISPATCHERS, inbox_kafka_topic
 from bus.faust_app import app
@@ -88,6 +89,7 @@ ctx = BusContext(
     recovered=lambda: bool(app.tables.recovery.completed.is_set()),
 )
 install(app, ctx)
+install_console(app)
 
 
 async def keep_running(what: str, run: Callable[[], Awaitable[None]]) -> None:
