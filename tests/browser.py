@@ -34,7 +34,7 @@ def chromium(width: int = 1280, height: int = 800) -> webdriver.Chrome:
 
 def console_errors(driver: webdriver.Chrome, allowed: tuple[str, ...] = ()) -> list[str]:
     """SEVERE console entries since the last call (reading the log empties it)."""
-    entries: list[dict[str, Any]] = driver.get_log("browser")
+    entries: list[dict[str, Any]] = driver.get_log("browser")  # type: ignore[no-untyped-call]
     return [
         str(e["message"])
         for e in entries

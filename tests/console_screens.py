@@ -49,8 +49,18 @@ def call(url: str, key: str, method: str, path: str, body: Any = None) -> tuple[
 
 
 def seed(url: str, key: str) -> None:
-    call(url, key, "POST", "/v1/topics", {"namespace": "demo", "tenant": "acme", "name": "orders", "partitions": 3})
-    schema: dict[str, Any] = {"type": "object", "properties": {"total": {"type": "number"}}, "required": ["total"]}
+    call(
+        url,
+        key,
+        "POST",
+        "/v1/topics",
+        {"namespace": "demo", "tenant": "acme", "name": "orders", "partitions": 3},
+    )
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {"total": {"type": "number"}},
+        "required": ["total"],
+    }
     call(url, key, "POST", "/v1/schemas/demo/acme/orders/versions", {"schema": schema})
     call(url, key, "PUT", "/v1/schemas/demo/acme/orders/config", {"compatibility": "NONE"})
     v2 = {
@@ -62,9 +72,15 @@ def seed(url: str, key: str) -> None:
     sub = {"namespace": "demo", "tenant": "acme", "id": "billing", "topic": "orders", "start": "earliest"}
     call(url, key, "POST", "/v1/subscriptions", {**sub, "ack_deadline_ms": 5000, "max_deliveries": 2})
     for i in range(6):
-        record = {"topic": "demo/acme/orders", "key": f"order-{i}", "payload": {"total": 10 * i, "currency": "EUR"}}
+        record = {
+            "topic": "demo/acme/orders",
+            "key": f"order-{i}",
+            "payload": {"total": 10 * i, "currency": "EUR"},
+        }
         call(url, key, "POST", "/v1/publish", {**record, "headers": {"source": "shop"}})
-    _, pulled = call(url, key, "POST", "/v1/subscriptions/demo/acme/billing/pull", {"max_records": 3, "wait_ms": 3000})
+    _, pulled = call(
+        url, key, "POST", "/v1/subscriptions/demo/acme/billing/pull", {"max_records": 3, "wait_ms": 3000}
+    )
     ids = [d["delivery_id"] for d in pulled["deliveries"]]
     if ids:
         call(url, key, "POST", "/v1/subscriptions/demo/acme/billing/ack", {"delivery_ids": ids[:1]})
