@@ -39,7 +39,12 @@ export async function api(method, path, body, options) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const answer = await fetch(path, init);
+  let answer = await fetch(path, init);
+  // A rebalance answers 503 (owner_moved, not_ready) for a moment: a read asks again.
+  for (let attempt = 1; answer.status === 503 && method === "GET" && attempt <= 4; attempt += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 400 * attempt));
+    answer = await fetch(path, init);
+  }
   const text = await answer.text();
   let parsed = null;
   try {

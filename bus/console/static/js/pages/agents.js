@@ -45,25 +45,24 @@ async function board(main, ctx) {
       }),
     );
   };
+  let shown = [];
   const load = async () => {
     const agents = (await get(`/v1/agents${qs(ctx.tenant || {})}`, { signal: ctx.signal })).agents;
-    draw(agents.filter((a) => ctx.scope().some((t) => t.namespace === a.namespace && t.tenant === a.tenant)));
+    shown = agents.filter((a) => ctx.scope().some((t) => t.namespace === a.namespace && t.tenant === a.tenant));
+    draw(shown);
   };
   await load();
-  const followed = ctx.scope().filter((t) => can(ctx.me, "read", t.namespace, t.tenant, "agent-events"));
+  // A tenant's agent-events topic exists once it registered an agent: follow those tenants.
+  const followed = ctx
+    .scope()
+    .filter((t) => shown.some((a) => a.namespace === t.namespace && a.tenant === t.tenant))
+    .filter((t) => can(ctx.me, "read", t.namespace, t.tenant, "agent-events"));
   note.textContent =
     followed.length > MAX_FOLLOWED
       ? `Live liveness for the first ${MAX_FOLLOWED} tenants; pick a tenant for live updates of the others.`
       : "Liveness changes appear as they happen (agent-events).";
   let reload = null;
   for (const t of followed.slice(0, MAX_FOLLOWED)) {
-    const topic = `/v1/topics/${t.namespace}/${t.tenant}/agent-events`;
-    // The topic exists once the tenant registered an agent: ask before following it.
-    try {
-      await get(topic, { signal: ctx.signal });
-    } catch {
-      continue;
-    }
     follow(`/v1/subscribe/${t.namespace}/${t.tenant}/agent-events?from=latest`, {
       signal: ctx.signal,
       onEvent: (e) => {

@@ -113,8 +113,8 @@ async function thread(main, namespace, tenant, id, ctx) {
       h("button", { type: "submit", id: "replay" }, "Replay"),
       counter,
     ),
-    approvalsBox,
     list,
+    approvalsBox,
   );
   start(1);
 
