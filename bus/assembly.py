@@ -24,6 +24,7 @@ from bus.audit import http as audit
 from bus.audit.service import ensure_audit_topic, record_request
 from bus.cluster import ownership
 from bus.cluster.forwarding import FORWARDER
+from bus.console.web import install as install_console  # the console at /ui
 from bus.conversations import http as conversations
 from bus.http.server import install
 from bus.kafka.context import BusContext
@@ -98,6 +99,7 @@ ctx = BusContext(
     recovered=lambda: bool(app.tables.recovery.completed.is_set()),
 )
 install(app, ctx, functools.partial(authenticate, ctx.settings), record_request)
+install_console(app)
 
 
 @app.timer(interval=agent_records.LIVENESS_TICK_S)  # type: ignore[untyped-decorator]

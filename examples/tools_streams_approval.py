@@ -145,6 +145,10 @@ async def run(a: str, b: str, wait_s: float) -> None:
 
         print("2. planner streams its reply; a reader follows it through the other worker")
         stream_id = uuid.uuid4().hex[:8]
+        # A message naming the stream first: the web console follows streams it is told about
+        # and types them in live (it also replays any stream once its end arrives).
+        announce = {"sender": "planner", "payload": "reply follows", "metadata": {"stream_id": stream_id}}
+        await send(http, "POST", f"{a}{conv}/messages", announce)
         reader = asyncio.create_task(
             follow_stream(http, f"{b}/v1/streams/{NAMESPACE}/{TENANT}/{conv_id}/{stream_id}")
         )
@@ -167,6 +171,7 @@ async def run(a: str, b: str, wait_s: float) -> None:
         digest = json.dumps({"digest": parked["approval_digest"]})
         print(f'   curl -X POST {approve} -H "Authorization: Bearer $(cat .data/admin-key)" \\')
         print(f"        -H 'Content-Type: application/json' -d '{digest}'\n")
+        print(f"   or in the web console: {a}/ui/#/approvals (sign in with .data/admin-key)\n")
         approval = f"{b}/v1/approvals/{NAMESPACE}/{TENANT}/{parked['approval_id']}"
         deadline = time.monotonic() + wait_s
         while (await send(http, "GET", approval))["state"] == "pending" and time.monotonic() < deadline:

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from bus.agents.models import agent_key
 from bus.agents.service import inbox_key
+from bus.cluster.ownership import self_url
 from bus.errors import AgentNotFound, SubscriptionNotFound
 from bus.http.access import Access, Action
 from bus.http.routes import json_response, principal, read_model, route
@@ -19,6 +20,7 @@ from bus.subscriptions.dispatcher import Dispatcher
 from bus.subscriptions.models import (
     AckRequest,
     AckResponse,
+    LagReport,
     NackRequest,
     NackResponse,
     PullRequest,
@@ -149,5 +151,21 @@ async def release(request: web.Request) -> web.StreamResponse:
 
     async def call(d: Dispatcher) -> web.StreamResponse:
         return json_response(ReleaseResponse(released=await d.release(body.session)))
+
+    return await on_owner(request, call)
+
+
+@route(
+    "GET",
+    "/v1/agents/{namespace}/{tenant}/{agent_id}/inbox/lag",
+    summary="The agent's inbox depth: lag, unacked, in flight and the oldest unacked age",
+    tag="agents",
+    access=Access.READ,
+    response=LagReport,
+    errors=(404, 503),
+)
+async def inbox_lag(request: web.Request) -> web.StreamResponse:
+    async def call(d: Dispatcher) -> web.StreamResponse:
+        return json_response((await d.lag()).model_copy(update={"owner": self_url()}))
 
     return await on_owner(request, call)

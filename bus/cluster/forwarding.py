@@ -34,6 +34,7 @@ __all__ = [
     "Forwarder",
     "Identified",
     "Relay",
+    "ask_each",
     "at_owner",
     "fan_out",
     "forwarded_identity",
@@ -78,16 +79,29 @@ async def fan_out(
     caller's key (parse reads one answer). A forwarded scope=local request gets local only."""
     if request.query.get("scope") == "local" and is_forwarded(request):
         return local()
-    others = [url for url in worker_urls() if url != self_url()]
-    path = str(request.rel_url.update_query(scope="local").path_qs)
-    auth = request.headers.get("Authorization", "")
-    answers = await asyncio.gather(*(FORWARDER.call("", "GET", path, auth, None, base=url) for url in others))
     merged = local()
-    for url, (status, body) in zip(others, answers, strict=True):
+    for url, status, body in await ask_each(request):
         if status != 200:
             raise OwnerMoved("A worker did not answer the list; retry", {"worker": url, "status": status})
         merged += parse(body)
     return merged
+
+
+async def ask_each(request: web.Request) -> list[tuple[str, int, Any]]:
+    """Every other worker's answer to the same GET with scope=local and the caller's key,
+    asked at once: (worker, status, body); status 0 when a worker did not answer."""
+    others = [url for url in worker_urls() if url != self_url()]
+    path = str(request.rel_url.update_query(scope="local").path_qs)
+    auth = request.headers.get("Authorization", "")
+
+    async def ask(url: str) -> tuple[str, int, Any]:
+        try:
+            status, body = await FORWARDER.call("", "GET", path, auth, None, base=url)
+        except OwnerMoved:
+            return url, 0, None
+        return url, status, body
+
+    return list(await asyncio.gather(*(ask(url) for url in others)))
 
 
 class Identified(Protocol):

@@ -225,6 +225,10 @@ def examples() -> dict[tuple[str, str], Factory]:
         ("GET", "/healthz"): lambda h, u: fixed("/healthz"),
         ("GET", "/metrics"): lambda h, u: fixed("/metrics"),
         ("GET", "/openapi.json"): lambda h, u: fixed("/openapi.json"),
+        ("GET", "/v1/whoami"): lambda h, u: fixed("/v1/whoami"),
+        ("GET", "/v1/workers"): lambda h, u: fixed("/v1/workers"),
+        ("GET", "/v1/watch"): lambda h, u: fixed("/v1/watch?path=/healthz"),
+        ("GET", ag + "/inbox/lag"): lambda h, u: on_agent(h, u, "/inbox/lag"),
     }
 
 
