@@ -1,4 +1,4 @@
-"""Models shared by every primitive: names, the error body."""
+"""What every primitive shares on the wire: the shapes of names and ids, the error body."""
 
 from __future__ import annotations
 
@@ -7,13 +7,48 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-__all__ = ["NAME_PATTERN", "NAME_RE", "ErrorBody", "Labels", "Name", "StrictModel"]
+__all__ = [
+    "CALL_ID_PATTERN",
+    "NAME_PATTERN",
+    "NAME_RE",
+    "OPAQUE_ID_PATTERN",
+    "PATH_PARAMETERS",
+    "STREAM_ID_PATTERN",
+    "SUBJECT_PATTERN",
+    "VERSION_PATTERN",
+    "ErrorBody",
+    "Labels",
+    "Name",
+    "StrictModel",
+]
 
 # Lowercase letters, digits and inner hyphens. No '.' and no '_': the bus joins the three
 # parts with '.', and Kafka treats '.' and '_' as colliding in metric names, so
 # forbidding both makes the mapping to Kafka topic names collision-free.
 NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 NAME_RE = re.compile(NAME_PATTERN)
+SUBJECT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"  # a schema subject
+CALL_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"  # a tool call
+STREAM_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"  # a token stream
+OPAQUE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # ids the bus makes: keys, approvals
+VERSION_PATTERN = r"^(?:latest|[1-9][0-9]{0,8})$"  # a schema version
+
+# Every path parameter of the API and the pattern it must match: a request whose path
+# does not is refused (400 invalid_parameter) before it is routed on or forwarded.
+PATH_PARAMETERS = {
+    "namespace": NAME_PATTERN,
+    "tenant": NAME_PATTERN,
+    "name": NAME_PATTERN,
+    "id": NAME_PATTERN,
+    "conversation_id": NAME_PATTERN,
+    "agent_id": NAME_PATTERN,
+    "subject": SUBJECT_PATTERN,
+    "call_id": CALL_ID_PATTERN,
+    "stream_id": STREAM_ID_PATTERN,
+    "key_id": OPAQUE_ID_PATTERN,
+    "approval_id": OPAQUE_ID_PATTERN,
+    "version": VERSION_PATTERN,
+}
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 Labels = Annotated[

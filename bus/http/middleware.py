@@ -24,7 +24,7 @@ from bus.errors import (
     RouteNotFound,
 )
 from bus.http.access import Access, Principal, require, require_admin
-from bus.http.routes import AUDITOR, AUTHENTICATOR, CONTEXT, Route, route_for
+from bus.http.routes import AUDITOR, AUTHENTICATOR, CONTEXT, Route, check_path, route_for
 from bus.logs import ACCESS, REQUEST_ID_HEADER, request_id_from, request_scope, set_tenant
 
 __all__ = ["errors_and_metrics"]
@@ -80,6 +80,8 @@ async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     error: BusError | None = None
     declared = route_for(request)  # once: both the authorization and the audit need it
     try:
+        if declared is not None:
+            check_path(request)
         authorize_route(request, declared)
         response = await handler(request)
     except BusError as exc:

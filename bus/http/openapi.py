@@ -8,20 +8,26 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from bus.http.access import Access
 from bus.http.routes import ROUTES, Route
-from bus.wire import ErrorBody
+from bus.wire import PATH_PARAMETERS, ErrorBody
 
 __all__ = ["build_openapi"]
 
 REF = "#/components/schemas/{model}"
+BEARER = "bearerKey"
 
 
 def build_openapi(version: str) -> dict[str, Any]:
     models = collect_models()
     _, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     paths: dict[str, dict[str, Any]] = {}
+    ids: dict[str, Route] = {}
     for r in ROUTES:
-        paths.setdefault(r.path, {})[r.method.lower()] = operation(r)
+        op = operation(r)
+        clash = ids.setdefault(op["operationId"], r)
+        assert clash is r, f"operationId {op['operationId']} names two routes"
+        paths.setdefault(r.path, {})[r.method.lower()] = op
     return {
         "openapi": "3.1.0",
         "info": {
@@ -29,9 +35,26 @@ def build_openapi(version: str) -> dict[str, Any]:
             "version": version,
             "description": "A message bus for fleets of AI agents, built on Apache Kafka.",
         },
+        "security": [{BEARER: []}],  # every operation but the public ones (which say so)
         "paths": paths,
-        "components": {"schemas": defs.get("$defs", {})},
+        "components": {
+            "schemas": defs.get("$defs", {}),
+            "securitySchemes": {
+                BEARER: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key: 'Authorization: Bearer abk_<id>.<secret>' (docs/security.md)",
+                }
+            },
+        },
     }
+
+
+def operation_id(r: Route) -> str:
+    """Unique per route: the primitive, the room when it is not plain http, the handler."""
+    parts = r.handler.__module__.split(".")  # bus.<primitive>.<room>
+    room = parts[-1].removesuffix("_http") if parts[-1] != "http" else ""
+    return "_".join(p for p in (parts[1] if len(parts) > 2 else parts[-1], room, r.handler.__name__) if p)
 
 
 def collect_models() -> list[type[BaseModel]]:
@@ -45,11 +68,11 @@ def collect_models() -> list[type[BaseModel]]:
 
 def operation(r: Route) -> dict[str, Any]:
     op: dict[str, Any] = {
-        "operationId": r.handler.__name__,
+        "operationId": operation_id(r),
         "summary": r.summary,
         "tags": [r.tag],
         "parameters": [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            {"name": name, "in": "path", "required": True, "schema": path_schema(name)}
             for name in re.findall(r"{(\w+)}", r.path)
         ]
         + [
@@ -69,12 +92,20 @@ def operation(r: Route) -> dict[str, Any]:
             "required": True,
             "content": {"application/json": {"schema": {"$ref": REF.format(model=r.body.__name__)}}},
         }
-    for status in r.errors:
+    if r.access is Access.PUBLIC:
+        op["security"] = []
+    statuses = sorted({*r.errors, *(() if r.access is Access.PUBLIC else (401, 403))})
+    for status in statuses:
         op["responses"][str(status)] = {
             "description": "Error",
             "content": {"application/json": {"schema": {"$ref": REF.format(model="ErrorBody")}}},
         }
     return op
+
+
+def path_schema(name: str) -> dict[str, Any]:
+    pattern = PATH_PARAMETERS.get(name)
+    return {"type": "string", "pattern": pattern} if pattern is not None else {"type": "string"}
 
 
 def success(r: Route) -> dict[str, Any]:

@@ -6,6 +6,7 @@ exist without being documented. install() turns the table into Faust web views.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -14,9 +15,10 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from bus.cluster.forwarding import PRINCIPAL
-from bus.errors import BusError, InvalidJson, Unprocessable, UnsupportedMediaType
+from bus.errors import BusError, InvalidJson, InvalidParameter, Unprocessable, UnsupportedMediaType
 from bus.http.access import Access, Principal
 from bus.kafka.context import BusContext
+from bus.wire import PATH_PARAMETERS
 
 __all__ = [
     "AUDITOR",
@@ -29,6 +31,7 @@ __all__ = [
     "Handler",
     "Param",
     "Route",
+    "check_path",
     "context",
     "field_errors",
     "json_response",
@@ -135,3 +138,18 @@ def field_errors(exc: ValidationError) -> list[dict[str, Any]]:
 
 def json_response(model: BaseModel, status: int = 200) -> web.Response:
     return web.Response(body=model.model_dump_json(), status=status, content_type="application/json")
+
+
+_PATH_RES = {name: re.compile(pattern) for name, pattern in PATH_PARAMETERS.items()}
+
+
+def check_path(request: web.Request) -> None:
+    """Refuse a path whose parameters do not match their patterns (bus.wire.PATH_PARAMETERS),
+    before anything routes it on: a control character or a stray byte never reaches a
+    lookup, a forward or a log as a key."""
+    for name, value in request.match_info.items():
+        pattern = _PATH_RES.get(name)
+        if pattern is not None and not pattern.match(value):
+            raise InvalidParameter(
+                f"{name} is not a valid {name} (pattern {PATH_PARAMETERS[name]})", {name: repr(value[:200])}
+            )

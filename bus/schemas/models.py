@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from bus.wire import StrictModel
+from bus.wire import SUBJECT_PATTERN, StrictModel
 
 __all__ = [
     "SUBJECT_PATTERN",
@@ -28,7 +28,6 @@ __all__ = [
     "Violation",
 ]
 
-SUBJECT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 JsonSchema = dict[str, Any] | bool
 
 

@@ -39,12 +39,12 @@ from bus.streams.http import STREAM, stream_conversation
 from bus.streams.models import SocketFrame, StreamEnd, StreamEndSpec, stream_view_key
 from bus.streams.service import Pushed, live_stream
 from bus.tools.service import require_open
-from bus.wire import NAME_PATTERN
+from bus.wire import NAME_PATTERN, STREAM_ID_PATTERN
 from tables.conversations import conversations
 
 __all__: list[str] = []  # nothing here is for other modules: routes register themselves
 
-STREAM_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+STREAM_ID = re.compile(STREAM_ID_PATTERN)
 RECHECK_S = 0.1  # a conversation closed or moved takes chunks for at most this long after
 CLOSE_ENDED = 4409  # close code after the stream ended under a producer (4000 + 409)
 

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, JsonValue, model_validator
 
-from bus.wire import Name, StrictModel
+from bus.wire import CALL_ID_PATTERN, Name, StrictModel
 
 __all__ = [
     "FINAL_STATUS",
@@ -24,7 +24,7 @@ __all__ = [
     "call_view_key",
 ]
 
-CallId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
+CallId = Annotated[str, Field(pattern=CALL_ID_PATTERN)]
 ToolName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,128}$")]
 CallStatus = Literal["awaiting_approval", "pending", "done", "failed", "timed_out", "cancelled", "rejected"]
 ResultStatus = Literal["ok", "error", "timed_out", "cancelled", "rejected"]

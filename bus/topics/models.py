@@ -7,9 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from bus.schemas.models import SUBJECT_PATTERN
 from bus.types import TopicId
-from bus.wire import Labels, Name, StrictModel
+from bus.wire import SUBJECT_PATTERN, Labels, Name, StrictModel
 
 __all__ = ["SchemaBinding", "Topic", "TopicCommand", "TopicList", "TopicSpec", "kafka_topic_name", "topic_id"]
 

@@ -85,3 +85,25 @@ async def test_workers_listen_on_the_host_they_are_given_only(fleet: Fleet) -> N
     # tests/fleet.py starts every worker with --web-host 127.0.0.1 (and no --web-bind)
     for worker in fleet.workers:
         assert listening_addresses(worker.port) == {"0100007F"}, worker.port  # 127.0.0.1, nothing else
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/agents/it/acme/bad%0Aagent",
+        "/v1/conversations/it/acme/tab%09id",
+        "/v1/conversations/it/acme/c1/streams/bad%20stream",
+        "/v1/schemas/it/acme/sub%00ject/versions",
+        "/v1/tool-calls/it/acme/call%0D%0A",
+        "/v1/topics/it/UPPER/t",
+        "/v1/schemas/it/acme/s/versions/0",
+    ],
+)
+async def test_path_ids_are_checked_before_routing_or_forwarding(
+    fleet: Fleet, http: aiohttp.ClientSession, path: str
+) -> None:
+    for url in fleet.urls:  # the owner of the key and the other worker answer alike, at once
+        async with http.get(f"{url}{path}") as r:
+            body = await r.json()
+            assert r.status == 400, (url, path, body)
+            assert body["error"]["code"] == "invalid_parameter", body
