@@ -92,7 +92,7 @@ async def test_workers_listen_on_the_host_they_are_given_only(fleet: Fleet) -> N
     [
         "/v1/agents/it/acme/bad%0Aagent",
         "/v1/conversations/it/acme/tab%09id",
-        "/v1/conversations/it/acme/c1/streams/bad%20stream",
+        "/v1/streams/it/acme/c1/bad%20stream",
         "/v1/schemas/it/acme/sub%00ject/versions",
         "/v1/tool-calls/it/acme/call%0D%0A",
         "/v1/topics/it/UPPER/t",
