@@ -163,7 +163,8 @@ def test_fixture_answers_validate_against_the_response_schemas(openapi: dict[str
             declared = success_of(op)  # a documented second success (e.g. 200 for a retried create)
         if response["status"] < 400 and declared is None:
             problems.append(
-                f"{fixture_id(f)}: status {status} is not a success of the operation ({list(op['responses'])})"
+                f"{fixture_id(f)}: status {status} is not a success of the operation "
+                f"({list(op['responses'])})"
             )
             continue
         if response["status"] >= 400:
@@ -230,7 +231,8 @@ def test_every_server_error_code_is_in_the_error_fixtures() -> None:
             continue
         if (e["status"], e["response"]["status"]) != (status, status):
             problems.append(
-                f"{code}: the server answers {status}, the fixture says {e['status']}/{e['response']['status']}"
+                f"{code}: the server answers {status}, "
+                f"the fixture says {e['status']}/{e['response']['status']}"
             )
         if e["retriable"] != (retriable or status in RETRIABLE_STATUSES):
             problems.append(f"{code}: retriable is {e['retriable']}, the server says {retriable}")
