@@ -114,12 +114,14 @@ function feed(orderer: ChunkOrderer, type: string, data: string): StreamEvent[] 
 
 /** How a writer's batches and end reach the bus. */
 interface Transport {
+  readonly kind: "websocket" | "http";
   sendChunks(body: { stream_id: string; sender?: string; chunks: Chunk[] }): Promise<void>;
   sendEnd(body: StreamEndSpec): Promise<StreamEnd>;
   close(): Promise<void>;
 }
 
 class PostTransport implements Transport {
+  readonly kind = "http";
   constructor(private readonly streams: Streams, private readonly conversation: string) {}
   async sendChunks(body: { stream_id: string; sender?: string; chunks: Chunk[] }): Promise<void> {
     await this.streams.writeChunks(this.conversation, body);
@@ -131,6 +133,7 @@ class PostTransport implements Transport {
 }
 
 class SocketTransport implements Transport {
+  readonly kind = "websocket";
   constructor(private readonly socket: FrameSocket) {}
   async sendChunks(body: { chunks: Chunk[] }): Promise<void> {
     await this.socket.request({ chunks: body.chunks });
@@ -162,6 +165,11 @@ export class StreamWriter {
   usage: Usage | undefined;
 
   constructor(private readonly transport: Transport, readonly streamId: string, readonly sender?: string) {}
+
+  /** How the chunks travel: "websocket", or "http" (asked for, or the fallback). */
+  get transportKind(): "websocket" | "http" {
+    return this.transport.kind;
+  }
 
   /** Queues a chunk; its chunk_seq. Waits only while a full batch waits for the one in flight. */
   async write(data: unknown): Promise<number> {
