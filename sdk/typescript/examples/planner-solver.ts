@@ -12,7 +12,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 
-import { Agentbus, ConflictError, type InboxMessage, type StreamEvent } from "../src/index.js";
+import { Agentbus, ConflictError, NotFoundError, type InboxMessage, type StreamEvent } from "../src/index.js";
 
 const urls = (process.env["AGENTBUS_URLS"] ?? "http://127.0.0.1:6066,http://127.0.0.1:6067").split(",");
 const apiKey = process.env["AGENTBUS_ADMIN_KEY"] ?? "";
@@ -161,7 +161,13 @@ async function main(): Promise<void> {
   await viaA.rules.put([{ id: "gate", match: { topics: "payments" }, action: { type: "require_approval", reason: "money moves" } }]);
   const receipt = await viaA.publish({ topic: `${namespace}/${tenant}/payments`, payload: { amount: 10 }, message_id: "pay-1" });
   assert.equal(receipt.status, "awaiting_approval");
-  const gate = await viaB.approvals.get(receipt.approval_id as string);
+  // a gated publish's approval may show on another worker a moment after the receipt
+  const gate = await eventually("the publish's approval", () =>
+    viaB.approvals.get(receipt.approval_id as string).catch((e: unknown) => {
+      if (e instanceof NotFoundError) return undefined;
+      throw e;
+    }),
+  );
   assert.equal(gate.kind, "publish");
   await viaB.approvals.approve(gate.approval_id, gate.digest);
   const abort = new AbortController();
