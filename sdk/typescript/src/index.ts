@@ -1,0 +1,11 @@
+export { Agentbus, type SubscribeOptions } from "./client.js";
+export * from "./errors.js";
+export type { ClientOptions, Fetch, RetryOptions } from "./http.js";
+export { Agents, Approvals, Conversations, Heartbeat, ToolCalls, type CallOptions } from "./agents.js";
+export { Consumer, Keys, Quotas, Rules, Schemas, Subscriptions, Topics, Audit } from "./resources.js";
+export { Streams, StreamWriter, type ReadOptions, type WriterOptions } from "./streams.js";
+export { AgentRuntime, ToolFailure, inboxMessage, type InboxMessage, type MessageHandler, type ToolHandler } from "./runtime.js";
+export { SseParser, sseEvents, type SseEvent } from "./sse.js";
+export { ChunkOrderer } from "./order.js";
+export { loadTracing, useTracing } from "./tracing.js";
+export type * from "./types.js";
