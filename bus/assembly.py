@@ -12,6 +12,7 @@ import asyncio
 import functools
 import gc
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import mode
@@ -26,6 +27,7 @@ from bus.cluster import ownership
 from bus.cluster.forwarding import FORWARDER
 from bus.console.web import install as install_console  # the console at /ui
 from bus.conversations import http as conversations
+from bus.errors import BusError
 from bus.http.server import install
 from bus.kafka.context import BusContext
 from bus.kafka.faust_app import app
@@ -38,6 +40,7 @@ from bus.publish import http as publish
 from bus.rules import http as rules
 from bus.schemas import http as schemas
 from bus.settings import get_settings
+from bus.state.command_log import catch_up
 from bus.streams import http as streams
 from bus.streams import socket_http as stream_socket
 from bus.subscribe import http as subscribe
@@ -49,6 +52,11 @@ from bus.system import http as system
 from bus.system.builtin_schemas import publish_bus_schemas
 from bus.tools import http as tools
 from bus.topics import http as topics
+from tables import keys as tables_keys
+from tables import rules as tables_rules
+from tables import schemas as tables_schemas
+from tables import subscriptions as tables_subscriptions
+from tables import topics as tables_topics
 from workers import agents as agent_records
 from workers import conversations as conversation_records
 from workers import keys as key_commands
@@ -79,6 +87,13 @@ HTTP_MODULES = (
     audit,
     rules,
     system,
+)
+COMMANDED_TABLES = (
+    (tables_keys.key_commands, tables_keys.keys),
+    (tables_topics.topic_commands, tables_topics.topics),
+    (tables_schemas.schema_commands, tables_schemas.schemas),
+    (tables_rules.rule_commands, tables_rules.rules),
+    (tables_subscriptions.subscription_commands, tables_subscriptions.subscriptions),
 )
 PROCESSOR_MODULES = (
     topic_commands,
@@ -124,6 +139,23 @@ async def keep_running(what: str, run: Callable[[], Awaitable[None]]) -> None:
             await asyncio.sleep(1)
 
 
+async def catch_up_global_tables() -> None:
+    """Mark the worker caught up once every global table holds every command its log had
+    when the worker started (a worker that was down while a key was revoked must not
+    accept it, nor refuse a key created meanwhile). Until then requests get 503 not_ready."""
+    started = time.monotonic()
+    for commands, table in COMMANDED_TABLES:
+        while True:
+            try:
+                await catch_up(ctx, commands, table)
+                break
+            except BusError as exc:  # the log's end is unknown yet, or the table is slow
+                log.info("catching up %s: %s; still trying", table.table.name, exc.message)
+                await asyncio.sleep(0.5)
+    ctx.caught_up = True
+    log.info("global tables caught up with their command logs in %.1f s", time.monotonic() - started)
+
+
 async def freeze_startup_objects() -> None:
     """Once the worker is ready, move everything it built so far out of the garbage
     collector's sight. Faust, aiokafka and the tables leave a large heap that every full
@@ -157,6 +189,7 @@ class GatewayService(mode.Service):  # type: ignore[misc]
         self.add_future(keep_running("quota usage reports", lambda: report_usage(ctx, LEDGER)))
         self.add_future(keep_running("quota usage reader", lambda: follow_usage(ctx, LEDGER)))
         self.add_future(keep_running("subscription reconciler", DISPATCHERS.reconcile))
+        self.add_future(catch_up_global_tables())
         self.add_future(freeze_startup_objects())
         logs.configure(ctx.settings.log_format, ownership.self_url())
 

@@ -19,6 +19,7 @@ from bus.errors import (
     BadRequest,
     BusError,
     MethodNotAllowed,
+    NotReady,
     QuotaExceeded,
     RequestTooLarge,
     RouteNotFound,
@@ -38,6 +39,8 @@ def error_response(error: BusError) -> web.Response:
     response = web.json_response(error.to_body(), status=error.status)
     if isinstance(error, QuotaExceeded):
         response.headers["Retry-After"] = str(error.retry_after)
+    elif error.status == 503:
+        response.headers["Retry-After"] = "1"
     return response
 
 
@@ -106,9 +109,14 @@ async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def authorize_route(request: web.Request, declared: Route | None) -> None:
-    """Check what the route declares; an undeclared route (404/405) passes to its error."""
+    """Check what the route declares; an undeclared route (404/405) passes to its error.
+    Until the worker is ready, every route but the public ones answers 503 not_ready: a
+    key table that is still catching up must not answer 401 for a valid key, nor accept
+    a revoked one."""
     if declared is None or declared.access is Access.PUBLIC:
         return
+    if not request.app[CONTEXT].ready():
+        raise NotReady("This worker is starting (its tables are catching up); retry", None)
     vouched = forwarded_identity(request)  # a worker of the fleet authenticated it already
     if vouched:
         who = Principal.from_identity(vouched)

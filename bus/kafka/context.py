@@ -17,6 +17,10 @@ class BusContext:
     gateway: KafkaGateway
     recovered: Callable[[], bool]  # true once this worker's tables are recovered
     sse_clients: int = field(default=0)
+    # True once every global table caught up with its command log as it stood when the
+    # worker started: before that a key revoked while the worker was down may look valid.
+    caught_up: bool = field(default=False)
 
     def ready(self) -> bool:
-        return self.gateway.started and self.recovered()
+        """Whether this worker can answer correctly: started, recovered, caught up."""
+        return self.gateway.started and self.recovered() and self.caught_up

@@ -44,21 +44,53 @@ def package_version() -> str:
 
 @route(
     "GET",
+    "/livez",
+    summary="The worker process is up and serving HTTP (200); restart it if this fails",
+    tag="system",
+    access=Access.PUBLIC,
+    response=Health,
+)
+async def livez(request: web.Request) -> web.StreamResponse:
+    return await health(request, require_ready=False)
+
+
+@route(
+    "GET",
+    "/readyz",
+    summary="The worker can answer correctly (200) or not yet (503): send it traffic only when 200",
+    tag="system",
+    access=Access.PUBLIC,
+    response=Health,
+    errors=(503,),
+)
+async def readyz(request: web.Request) -> web.StreamResponse:
+    return await health(request, require_ready=True)
+
+
+@route(
+    "GET",
     "/healthz",
-    summary="Broker reachable and worker ready (200) or not (503)",
+    summary="The same as /readyz (kept for existing health checks)",
     tag="system",
     access=Access.PUBLIC,
     response=Health,
     errors=(503,),
 )
 async def healthz(request: web.Request) -> web.StreamResponse:
+    return await health(request, require_ready=True)
+
+
+async def health(request: web.Request, require_ready: bool) -> web.StreamResponse:
+    """Readiness is the worker's own state (started, tables recovered and caught up), not
+    whether every broker answers: with one broker of three down the fleet still serves,
+    and a load balancer must not take every worker out. `broker` says whether the
+    cluster answered the worker's last look (at most once a second)."""
     ctx = context(request)
     broker = ctx.gateway.started and await ctx.gateway.ping()
     ready = ctx.ready()
-    ok = broker and ready
-    return json_response(
-        Health(status="ok" if ok else "unavailable", broker=broker, ready=ready), status=200 if ok else 503
-    )
+    ok = ready or not require_ready
+    status = "ok" if ready else ("starting" if not require_ready else "unavailable")
+    return json_response(Health(status=status, broker=broker, ready=ready), status=200 if ok else 503)
 
 
 @route("GET", "/metrics", summary="Prometheus metrics of this worker", tag="system", access=Access.ADMIN)
