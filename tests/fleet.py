@@ -126,9 +126,12 @@ class Fleet:
 
     def restart(self, index: int) -> None:
         """Start a killed worker again, on its port and data dir."""
-        w = self.workers[index]
-        self._launch(w)
-        self.wait_healthy(w)
+        self.launch(index)
+        self.wait_healthy(self.workers[index])
+
+    def launch(self, index: int) -> None:
+        """Start a killed worker again without waiting for it to be ready."""
+        self._launch(self.workers[index])
 
     def _new_worker(self, index: int) -> Worker:
         port = free_port()
