@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 __all__ = [
     "CALL_ID_PATTERN",
+    "INT64_MAX",
     "NAME_PATTERN",
     "NAME_RE",
     "OPAQUE_ID_PATTERN",
@@ -20,6 +21,7 @@ __all__ = [
     "Labels",
     "Name",
     "StrictModel",
+    "parse_whole",
 ]
 
 # Lowercase letters, digits and inner hyphens. No '.' and no '_': the bus joins the three
@@ -32,6 +34,19 @@ CALL_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"  # a tool call
 STREAM_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"  # a token stream
 OPAQUE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # ids the bus makes: keys, approvals
 VERSION_PATTERN = r"^(?:latest|[1-9][0-9]{0,8})$"  # a schema version
+
+INT64_MAX = 2**63 - 1  # Kafka offsets and timestamps are int64
+_WHOLE = re.compile(r"[0-9]{1,19}")
+
+
+def parse_whole(text: str | None, maximum: int = INT64_MAX) -> int | None:
+    """A whole number in ASCII digits, at most maximum; None for anything else. (str.isdigit
+    takes '²' and int() takes Arabic-Indic digits: neither is a number on this wire.)"""
+    if text is None or not _WHOLE.fullmatch(text):
+        return None
+    value = int(text)
+    return value if value <= maximum else None
+
 
 # Every path parameter of the API and the pattern it must match: a request whose path
 # does not is refused (400 invalid_parameter) before it is routed on or forwarded.

@@ -10,31 +10,27 @@ from bus.audit import service as audit
 from bus.audit.models import AuditPage
 from bus.errors import InvalidParameter
 from bus.http.access import Access, Action, require
+from bus.http.params import choice, whole
 from bus.http.routes import Param, context, json_response, principal, route
+from bus.wire import parse_whole
 
 __all__: list[str] = []  # nothing here is for other modules: routes register themselves
 
 MAX_LIMIT = 1000
+MAX_UNIX_MS = 253_402_300_799_999  # the last ms of year 9999: datetime goes no further
 
 
 def parse_time(name: str, raw: str | None) -> datetime | None:
     if raw is None:
         return None
     try:
-        if raw.isdigit():
-            return datetime.fromtimestamp(int(raw) / 1000, UTC)
+        ms = parse_whole(raw, MAX_UNIX_MS)
+        if ms is not None:
+            return datetime.fromtimestamp(ms / 1000, UTC)
         parsed = datetime.fromisoformat(raw)
     except (ValueError, OverflowError):
         raise InvalidParameter(f"{name} is an ISO 8601 time or unix ms", {name: raw[:100]}) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def parse_limit(raw: str | None) -> int:
-    if raw is None:
-        return 100
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise InvalidParameter(f"limit is a number from 1 to {MAX_LIMIT}", {"limit": raw[:20]})
-    return int(raw)
 
 
 @route(
@@ -58,9 +54,7 @@ def parse_limit(raw: str | None) -> int:
 )
 async def search_audit(request: web.Request) -> web.StreamResponse:
     q, who = request.query, principal(request)
-    order = q.get("order", "oldest")
-    if order not in ("oldest", "newest"):
-        raise InvalidParameter("order is oldest or newest", {"order": order[:20]})
+    order = choice(request, "order", ("oldest", "newest"), "oldest")
     namespace, tenant = q.get("namespace"), q.get("tenant")
     if not who.admin:
         namespace, tenant = namespace or who.namespace, tenant or who.tenant
@@ -74,7 +68,7 @@ async def search_audit(request: web.Request) -> web.StreamResponse:
         action=q.get("action"),
         since=parse_time("since", q.get("since")),
         until=parse_time("until", q.get("until")),
-        limit=parse_limit(q.get("limit")),
+        limit=whole(request, "limit", 100, minimum=1, maximum=MAX_LIMIT),
         newest_first=order == "newest",
     )
     return json_response(page)

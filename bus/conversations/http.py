@@ -27,6 +27,7 @@ from bus.conversations.models import (
 from bus.errors import InvalidParameter
 from bus.http.access import Access, Action, can_see, require
 from bus.http.event_stream import EventStream, event
+from bus.http.params import optional_whole, whole, whole_text
 from bus.http.routes import AUDIT_TARGET, Param, context, json_response, principal, read_model, route
 from bus.kafka.gateway import guarded
 from tables.conversations import conversations
@@ -104,9 +105,7 @@ def filters(request: web.Request) -> Callable[[Conversation], bool]:
     label = q.get("label")
     if label is not None and "=" not in label:
         raise InvalidParameter("label is name=value", {"label": label[:100]})
-    since = q.get("active_since")
-    if since is not None and not since.isdigit():
-        raise InvalidParameter("active_since is a unix time in ms", {"active_since": since[:50]})
+    since = optional_whole(request, "active_since")
 
     def keep(c: Conversation) -> bool:
         checks = [
@@ -115,7 +114,7 @@ def filters(request: web.Request) -> Callable[[Conversation], bool]:
             q.get("state") in (None, c.state),
             "participant" not in q or not c.participants or q["participant"] in c.participants,
             label is None or c.labels.get(label.split("=", 1)[0]) == label.split("=", 1)[1],
-            since is None or c.last_activity_at.timestamp() * 1000 >= int(since),
+            since is None or c.last_activity_at.timestamp() * 1000 >= since,
         ]
         return all(checks)
 
@@ -215,31 +214,20 @@ async def append(request: web.Request) -> web.StreamResponse:
 )
 async def messages(request: web.Request) -> web.StreamResponse:
     key = path_key(request)
-    from_seq = number(request, "from_seq", 1, minimum=1)
-    to_seq = number(request, "to_seq", None, minimum=1)
-    since = number(request, "since", None, minimum=0)
-    limit = number(request, "limit", 100, minimum=1)
-    if limit is not None and limit > MAX_PAGE:
-        raise InvalidParameter(f"limit is at most {MAX_PAGE}", {"limit": limit})
+    from_seq = whole(request, "from_seq", 1, minimum=1)
+    to_seq = optional_whole(request, "to_seq", minimum=1)
+    since = optional_whole(request, "since")
+    limit = whole(request, "limit", 100, minimum=1, maximum=MAX_PAGE)
 
     async def call() -> web.StreamResponse:
         ctx = context(request)
         view = await ops.view_of(ctx, key)
-        found = await ops.read_messages(ctx, view, from_seq or 1, to_seq, since, limit or 100)
+        found = await ops.read_messages(ctx, view, from_seq, to_seq, since, limit)
         last = found[-1].seq if found else None
         more = last is not None and last < view.message_count and (to_seq is None or last < to_seq)
         return json_response(MessagePage(messages=found, next_from_seq=last + 1 if more and last else None))
 
     return await at_owner(request, key, conversations.topic, call)
-
-
-def number(request: web.Request, name: str, default: int | None, minimum: int) -> int | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit() or int(raw) < minimum:
-        raise InvalidParameter(f"{name} is a whole number of at least {minimum}", {name: raw[:50]})
-    return int(raw)
 
 
 @route(
@@ -258,9 +246,10 @@ def number(request: web.Request, name: str, default: int | None, minimum: int) -
 async def stream(request: web.Request) -> web.StreamResponse:
     key = path_key(request)
     last_id = request.headers.get("Last-Event-ID")
-    if last_id is not None and not last_id.isdigit():
-        raise InvalidParameter("Last-Event-ID is a sequence number", {"Last-Event-ID": last_id[:50]})
-    from_seq = int(last_id) + 1 if last_id is not None else number(request, "from_seq", None, minimum=1)
+    if last_id is not None:
+        from_seq: int | None = whole_text(last_id, "Last-Event-ID") + 1
+    else:
+        from_seq = optional_whole(request, "from_seq", minimum=1)
     return await at_owner(
         request, key, conversations.topic, lambda: follow(request, key, from_seq), relay="event_stream"
     )

@@ -22,7 +22,7 @@ from bus.schemas.models import (
     VersionList,
 )
 from bus.schemas.service import VersionRef
-from bus.wire import NAME_RE
+from bus.wire import NAME_RE, parse_whole
 
 __all__: list[str] = []  # nothing here is for other modules: routes register themselves
 
@@ -51,8 +51,9 @@ def path_version(request: web.Request) -> VersionRef:
     raw = request.match_info["version"]
     if raw == "latest":
         return "latest"
-    if raw.isdigit() and int(raw) >= 1:
-        return int(raw)
+    number = parse_whole(raw, 999_999_999)
+    if number is not None and number >= 1:
+        return number
     raise InvalidParameter("version is a number from 1 or 'latest'", {"version": raw})
 
 

@@ -11,9 +11,9 @@ from bus.cluster.forwarding import at_owner
 from bus.conversations.http import path_key
 from bus.conversations.models import conversation_key
 from bus.conversations.service import view_of
-from bus.errors import InvalidParameter
 from bus.http.access import Access
 from bus.http.event_stream import EventStream, event
+from bus.http.params import whole
 from bus.http.routes import Param, context, json_response, read_model, route
 from bus.streams import service as streams
 from bus.streams.models import CancelStream, ChunksReceipt, ChunksSpec, StreamEnd, StreamEndSpec
@@ -110,8 +110,8 @@ async def cancel(request: web.Request) -> web.StreamResponse:
 )
 async def read(request: web.Request) -> web.StreamResponse:
     key = stream_conversation(request)
-    from_chunk = whole(request, "from_chunk", 0, 10_000_000)
-    gap_timeout = whole(request, "gap_timeout_ms", 2_000, MAX_GAP_TIMEOUT_MS) / 1000
+    from_chunk = whole(request, "from_chunk", 0, maximum=10_000_000)
+    gap_timeout = whole(request, "gap_timeout_ms", 2_000, maximum=MAX_GAP_TIMEOUT_MS) / 1000
 
     async def here() -> web.StreamResponse:
         await view_of(context(request), key)  # 404 before the stream opens
@@ -134,12 +134,3 @@ async def read(request: web.Request) -> web.StreamResponse:
 def render(name: str, data: dict[str, object]) -> bytes:
     event_id = str(data["chunk_seq"]) if name == "chunk" else None
     return event(name, json.dumps(data), event_id)
-
-
-def whole(request: web.Request, name: str, default: int, maximum: int) -> int:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit() or int(raw) > maximum:
-        raise InvalidParameter(f"{name} is a whole number up to {maximum}", {name: raw[:50]})
-    return int(raw)

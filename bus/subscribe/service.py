@@ -20,10 +20,12 @@ from bus.errors import InvalidParameter
 from bus.kafka.gateway import KafkaGateway, guarded
 from bus.publish.models import JSON_CONTENT_TYPE, DeliveredRecord
 from bus.topics.models import Topic
+from bus.wire import parse_whole
 
 __all__ = ["TopicReader", "decode_cursor", "delivered", "delivered_fields", "encode_cursor", "parse_start"]
 
 Cursor = dict[int, int]  # partition -> next offset to read
+MAX_PARTITION = 100_000  # Kafka allows far fewer partitions per topic
 Start = Literal["earliest", "latest"] | int | Cursor
 
 
@@ -32,15 +34,13 @@ def encode_cursor(cursor: Cursor) -> str:
 
 
 def decode_cursor(text: str) -> Cursor:
-    try:
-        pairs = [item.split(":") for item in text.split(",") if item]
-        cursor = {int(p): int(o) for p, o in pairs}
-    except ValueError:
-        raise InvalidParameter(
-            "Last-Event-ID is not a cursor this bus issued", {"value": text[:200]}
-        ) from None
-    if not cursor or any(p < 0 or o < 0 for p, o in cursor.items()):
-        raise InvalidParameter("Last-Event-ID is not a cursor this bus issued", {"value": text[:200]})
+    cursor: Cursor = {}
+    for item in text.split(","):
+        partition, _, offset = item.partition(":")
+        p, o = parse_whole(partition, MAX_PARTITION), parse_whole(offset)
+        if p is None or o is None or p in cursor:
+            raise InvalidParameter("Last-Event-ID is not a cursor this bus issued", {"value": text[:200]})
+        cursor[p] = o
     return cursor
 
 
@@ -53,8 +53,9 @@ def parse_start(from_param: str | None, last_event_id: str | None) -> Start:
     if from_param == "earliest":
         return "earliest"
     assert from_param is not None
-    if from_param.isdigit():
-        return int(from_param)
+    at = parse_whole(from_param)
+    if at is not None:
+        return at
     raise InvalidParameter("from must be earliest, latest or a unix time in ms", {"from": from_param[:100]})
 
 

@@ -35,6 +35,7 @@ from bus.subscriptions.dispatcher import (
 from bus.subscriptions.models import DeadLetter, DeadLetterOrigin, Subscription
 from bus.topics.models import Topic, topic_id
 from bus.topics.service import require_topic
+from bus.wire import parse_whole
 
 __all__ = ["list_dead_letters", "redrive"]
 
@@ -101,7 +102,7 @@ def as_dead_letter(
 
 
 def _int(text: str | None) -> int | None:
-    return int(text) if text is not None and text.isdigit() else None
+    return parse_whole(text)
 
 
 async def list_dead_letters(

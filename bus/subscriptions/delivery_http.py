@@ -22,6 +22,7 @@ from bus.cluster.ownership import is_owner, owners_topic
 from bus.errors import BusError, InvalidParameter, Unavailable
 from bus.http.access import Access, Action, Principal
 from bus.http.event_stream import EventStream, event
+from bus.http.params import whole
 from bus.http.routes import Param, context, json_response, principal, read_model, route
 from bus.kafka.context import BusContext
 from bus.kafka.faust_app import app
@@ -236,10 +237,8 @@ async def list_dead_letters(request: web.Request) -> web.StreamResponse:
     ctx = context(request)
     sub = await require_subscription(ctx, path_subscription_key(request))
     authorize(principal(request), sub, Action.READ)
-    raw = request.query.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
-        raise InvalidParameter("limit is a number from 1 to 1000", {"limit": raw[:50]})
-    found = await deadletters.list_dead_letters(ctx, sub, int(raw), request.query.get("after"))
+    limit = whole(request, "limit", 100, minimum=1, maximum=1000)
+    found = await deadletters.list_dead_letters(ctx, sub, limit, request.query.get("after"))
     return json_response(DeadLetterList(dead_letters=found))
 
 

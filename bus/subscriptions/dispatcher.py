@@ -47,6 +47,7 @@ from bus.subscribe.service import delivered_fields
 from bus.subscriptions.ack_log import LogEvent, LogWriter, read_log
 from bus.subscriptions.models import Delivery, LagReport, PartitionLag, Subscription
 from bus.topics.models import Topic, kafka_topic_name
+from bus.wire import parse_whole
 
 __all__ = [
     "DLQ_DELIVERY_COUNT",
@@ -118,9 +119,11 @@ def format_delivery_id(ref: DeliveryRef) -> str:
 
 def parse_delivery_id(text: str) -> DeliveryRef | None:
     parts = text.split(".")
-    if len(parts) != 5 or not all(p.isdigit() for p in parts[1:]):
+    numbers = [parse_whole(p) for p in parts[1:]]
+    if len(parts) != 5 or any(n is None for n in numbers):
         return None
-    return DeliveryRef(parts[0], *(int(p) for p in parts[1:]))
+    epoch, partition, offset, count = (n for n in numbers if n is not None)
+    return DeliveryRef(parts[0], epoch, partition, offset, count)
 
 
 class Dispatcher:

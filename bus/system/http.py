@@ -23,6 +23,7 @@ from bus.errors import InvalidParameter
 from bus.http.access import Access, Grant
 from bus.http.event_stream import EventStream, event
 from bus.http.openapi import build_openapi
+from bus.http.params import whole
 from bus.http.routes import Param, context, json_response, principal, route
 from bus.kafka.faust_app import app
 
@@ -221,12 +222,7 @@ async def watch(request: web.Request) -> web.StreamResponse:
     for path in paths:
         if not watchable(path):
             raise InvalidParameter("path is /healthz or a GET path under /v1/", {"path": path[:200]})
-    try:
-        interval = int(request.query.get("interval_ms", "2000"))
-    except ValueError:
-        raise InvalidParameter("interval_ms is a number of milliseconds", None) from None
-    if not WATCH_INTERVAL_MS[0] <= interval <= WATCH_INTERVAL_MS[1]:
-        raise InvalidParameter("interval_ms is 1000 to 60000", {"interval_ms": interval})
+    interval = whole(request, "interval_ms", 2000, minimum=WATCH_INTERVAL_MS[0], maximum=WATCH_INTERVAL_MS[1])
     auth = request.headers.get("Authorization", "")
     async with EventStream(request) as events:
         await events.start(f"watching {len(paths)} path(s)")

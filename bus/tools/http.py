@@ -15,8 +15,9 @@ from yarl import URL
 from bus.cluster.forwarding import FORWARDER, WORKER_HEADER, at_owner, is_forwarded
 from bus.cluster.ownership import is_owner, owner_url, self_url
 from bus.conversations.http import path_key
-from bus.errors import InvalidParameter, from_answer
+from bus.errors import from_answer
 from bus.http.access import Access
+from bus.http.params import whole
 from bus.http.routes import Param, context, json_response, read_model, route
 from bus.tools import service as tools
 from bus.tools.models import (
@@ -148,13 +149,11 @@ async def location(request: web.Request) -> web.StreamResponse:
     errors=(400, 404, 503),
 )
 async def get(request: web.Request) -> web.StreamResponse:
-    raw = request.query.get("wait_ms", "0")
-    if not raw.isdigit() or int(raw) > MAX_WAIT_MS:
-        raise InvalidParameter(f"wait_ms is a number of ms from 0 to {MAX_WAIT_MS}", {"wait_ms": raw[:50]})
+    wait_ms = whole(request, "wait_ms", 0, maximum=MAX_WAIT_MS)
 
     async def act(location: CallLocation, vkey: str) -> web.StreamResponse:
         found = await tools.wait_call(
-            context(request), location.conversation, vkey, int(raw), location.approval_id
+            context(request), location.conversation, vkey, wait_ms, location.approval_id
         )
         return json_response(found)
 

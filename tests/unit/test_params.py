@@ -1,0 +1,78 @@
+"""Numbers on the wire are ASCII digits within their range, parsed one way everywhere."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp.test_utils import make_mocked_request
+
+from bus.errors import InvalidParameter
+from bus.http.params import choice, optional_whole, whole, whole_text
+from bus.subscribe.service import decode_cursor, parse_start
+from bus.subscriptions.dispatcher import parse_delivery_id
+from bus.wire import INT64_MAX, parse_whole
+
+NOT_NUMBERS = [
+    "²",
+    "①",
+    "٣",
+    "١٢",
+    "1_000",
+    " 1",
+    "1 ",
+    "+1",
+    "-1",
+    "0x10",
+    "1e3",
+    "",
+    "99999999999999999999999",
+]
+
+
+@pytest.mark.parametrize("text", NOT_NUMBERS)
+def test_only_ascii_digits_in_range_are_numbers(text: str) -> None:
+    assert parse_whole(text) is None
+    with pytest.raises(InvalidParameter):
+        whole_text(text, "n")
+
+
+def test_numbers_and_their_bounds() -> None:
+    assert parse_whole("0") == 0 and parse_whole(str(INT64_MAX)) == INT64_MAX
+    assert parse_whole(str(INT64_MAX + 1)) is None
+    assert whole_text("5", "n", minimum=1, maximum=9) == 5
+    for bad in ("0", "10"):
+        with pytest.raises(InvalidParameter) as refused:
+            whole_text(bad, "n", minimum=1, maximum=9)
+        assert refused.value.details == {"n": bad}
+
+
+def test_query_parameters() -> None:
+    request = make_mocked_request("GET", "/x?limit=7&wait=%C2%B2&order=newest&empty=")
+    assert whole(request, "limit", 100, maximum=10) == 7
+    assert whole(request, "absent", 100) == 100 and optional_whole(request, "empty") is None
+    with pytest.raises(InvalidParameter):
+        whole(request, "wait", 0)
+    assert choice(request, "order", ("oldest", "newest"), "oldest") == "newest"
+    with pytest.raises(InvalidParameter):
+        choice(make_mocked_request("GET", "/x?order=sideways"), "order", ("oldest", "newest"), None)
+
+
+@pytest.mark.parametrize(
+    "cursor", ["0:99999999999999999999999", "0:5,0:6", "²:1", "0:-1", "x", "0:1,", "100001:0", ""]
+)
+def test_resume_cursors_the_bus_never_issued_are_refused(cursor: str) -> None:
+    with pytest.raises(InvalidParameter):
+        decode_cursor(cursor)
+
+
+def test_start_positions() -> None:
+    assert decode_cursor("0:5,2:7") == {0: 5, 2: 7}
+    assert parse_start("1700000000000", None) == 1700000000000
+    with pytest.raises(InvalidParameter):
+        parse_start("99999999999999999999999", None)
+
+
+def test_delivery_ids_with_strange_digits_are_not_delivery_ids() -> None:
+    assert parse_delivery_id("t.1.2.3.4") is not None
+    assert (
+        parse_delivery_id("t.1.2.³.4") is None and parse_delivery_id("t.1.2.3.99999999999999999999") is None
+    )
