@@ -6,6 +6,7 @@ exist without being documented. install() turns the table into Faust web views.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
+from pydantic_core import from_json
 
 from bus.cluster.forwarding import PRINCIPAL
 from bus.errors import BusError, InvalidJson, InvalidParameter, Unprocessable, UnsupportedMediaType
@@ -37,6 +39,7 @@ __all__ = [
     "json_response",
     "principal",
     "read_model",
+    "refuse_non_json_numbers",
     "route",
     "route_for",
 ]
@@ -121,12 +124,39 @@ async def read_model(request: web.Request, model: type[M]) -> M:
             "Send the body as application/json", {"content_type": request.content_type}
         )
     raw = await request.read()
+    refuse_non_json_numbers(raw)
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
             raise InvalidJson("The body is not valid JSON", {"reason": str(exc.errors()[0]["msg"])}) from None
         raise Unprocessable("The body does not match the expected shape", field_errors(exc)) from None
+
+
+_HUGE_NUMBER = re.compile(rb"[0-9][eE]\+?[0-9]{3}|[0-9]{300}")  # may not fit a double
+
+
+def refuse_non_json_numbers(raw: bytes) -> None:
+    """NaN, Infinity and numbers beyond a double are not JSON: refused (400 invalid_json)
+    rather than written to Kafka as invalid JSON or silently turned into null."""
+    try:
+        parsed = from_json(raw, allow_inf_nan=False) if raw else None
+    except ValueError as exc:
+        if b"NaN" in raw or b"Infinity" in raw:
+            raise InvalidJson("NaN and Infinity are not JSON numbers", {"reason": str(exc)}) from None
+        return  # not JSON at all: the model's own parse says so, with its position
+    if _HUGE_NUMBER.search(raw) and _has_infinity(parsed):
+        raise InvalidJson("A number in the body does not fit a double (a JSON number's range)", None)
+
+
+def _has_infinity(value: object) -> bool:
+    if isinstance(value, float):
+        return math.isinf(value)
+    if isinstance(value, dict):
+        return any(_has_infinity(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_infinity(v) for v in value)
+    return False
 
 
 def field_errors(exc: ValidationError) -> list[dict[str, Any]]:

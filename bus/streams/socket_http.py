@@ -32,7 +32,7 @@ from bus.errors import (
     WebSocketRequired,
 )
 from bus.http.access import Access
-from bus.http.routes import Param, context, field_errors, route
+from bus.http.routes import Param, context, field_errors, refuse_non_json_numbers, route
 from bus.kafka.context import BusContext
 from bus.streams import service as streams
 from bus.streams.http import STREAM, stream_conversation
@@ -137,7 +137,11 @@ class StreamSocket:
 
     async def take(self, text: str) -> None:
         try:
+            refuse_non_json_numbers(text.encode())
             frame = SocketFrame.model_validate_json(text)
+        except InvalidJson as exc:
+            await self.refuse(exc)
+            return
         except ValidationError as exc:
             if any(e["type"] == "json_invalid" for e in exc.errors()):
                 await self.refuse(InvalidJson("The frame is not valid JSON", None))

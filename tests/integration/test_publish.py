@@ -106,6 +106,20 @@ def bad_publishes(topic_ref: str) -> list[tuple[str, Any, int, str]]:
         ("/v1/publish/batch", {"records": [ok, {**ok, "topic": "it/acme/nope"}]}, 404, "topic_not_found"),
         ("/v1/publish/batch", {"records": [ok, {**ok, "payload": "y" * 70_000}]}, 413, "payload_too_large"),
         ("/v1/publish", {**ok, "payload": "z" * 1_100_000}, 413, "request_too_large"),
+        ("/v1/publish", f'{{"topic": "{topic_ref}", "payload": NaN}}'.encode(), 400, "invalid_json"),
+        (
+            "/v1/publish",
+            f'{{"topic": "{topic_ref}", "payload": {{"x": [Infinity]}}}}'.encode(),
+            400,
+            "invalid_json",
+        ),
+        ("/v1/publish", f'{{"topic": "{topic_ref}", "payload": 1e400}}'.encode(), 400, "invalid_json"),
+        (
+            "/v1/publish/batch",
+            f'{{"records": [{{"topic": "{topic_ref}", "payload": -Infinity}}]}}'.encode(),
+            400,
+            "invalid_json",
+        ),
     ]
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from bus.errors import InvalidParameter
+from bus.errors import InvalidJson, InvalidParameter
 from bus.http.params import choice, optional_whole, whole, whole_text
+from bus.http.routes import refuse_non_json_numbers
 from bus.subscribe.service import decode_cursor, parse_start
 from bus.subscriptions.dispatcher import parse_delivery_id
 from bus.wire import INT64_MAX, parse_whole
@@ -76,3 +77,24 @@ def test_delivery_ids_with_strange_digits_are_not_delivery_ids() -> None:
     assert (
         parse_delivery_id("t.1.2.³.4") is None and parse_delivery_id("t.1.2.3.99999999999999999999") is None
     )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"payload": NaN}',
+        b'{"payload": [1, Infinity]}',
+        b'{"payload": -Infinity}',
+        b'{"payload": {"x": 1e400}}',
+        b'{"payload": -1E+999}',
+        b'{"payload": ' + b"9" * 400 + b".5}",
+    ],
+)
+def test_numbers_json_has_not_are_refused(body: bytes) -> None:
+    with pytest.raises(InvalidJson):
+        refuse_non_json_numbers(body)
+
+
+def test_ordinary_numbers_and_non_json_pass_to_the_model() -> None:
+    for body in (b'{"a": 1e308, "b": -2.5e-300, "c": 123456789012345678901234567890}', b"", b"{not json"):
+        refuse_non_json_numbers(body)  # the model's own parse reports what is wrong with the last
