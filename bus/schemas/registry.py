@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
@@ -50,6 +51,104 @@ def check_schema(schema: JsonSchema) -> None:
         raise InvalidSchema(
             "Only local $ref ('#...') is allowed: the bus never fetches schemas", {"refs": remote[:20]}
         )
+    check_local_refs(schema)
+
+
+# Keywords that apply a subschema to the same instance (no descent into a property or an
+# item): a loop through these alone would never end, whatever the payload.
+_IN_PLACE = ("allOf", "anyOf", "oneOf")
+_IN_PLACE_ONE = ("not", "if", "then", "else")
+
+
+def check_local_refs(schema: JsonSchema) -> None:
+    """Every local $ref must point at a subschema that exists, and no chain of $ref and
+    in-place applicators may lead back to where it started: either would fail every
+    validation later (a publish would be refused for the schema's fault, not the payload's)."""
+    if _has_nested_id(schema, top=True):
+        return  # refs resolve against nested base URIs: left to the validator
+    nodes = dict(_subschemas(schema, ""))
+    anchors = {node["$anchor"]: at for at, node in nodes.items() if isinstance(node.get("$anchor"), str)}
+    edges: dict[str, list[str]] = {}
+    for at, node in nodes.items():
+        targets = [f"{at}/{k}" for k in _IN_PLACE_ONE if isinstance(node.get(k), dict)]
+        targets += [
+            f"{at}/{k}/{i}" for k in _IN_PLACE for i, v in enumerate(node.get(k) or []) if isinstance(v, dict)
+        ]
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            target = _resolve(ref, nodes, anchors)
+            if target is None:
+                raise InvalidSchema(
+                    "A $ref points at nothing in the schema", {"pointer": f"{at}/$ref", "ref": ref}
+                )
+            targets.append(target)
+        edges[at] = targets
+    loop = _find_loop(edges)
+    if loop is not None:
+        raise InvalidSchema(
+            "A $ref leads back to itself without descending into the payload: validation would never end",
+            {"pointers": loop[:20]},
+        )
+
+
+_DATA = frozenset({"const", "enum", "default", "examples"})  # their values are data, not schemas
+_NAMED = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
+
+
+def _subschemas(node: Any, at: str, names: bool = False) -> list[tuple[str, dict[str, Any]]]:
+    """Every object in the schema with its JSON pointer (a superset of the subschemas).
+    names: node maps names to schemas (under properties, $defs, ...), so no key is data."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(node, dict):
+        found.append((at, node))
+        for key, value in node.items():
+            if names or key not in _DATA:
+                found += _subschemas(value, f"{at}/{escape(str(key))}", not names and key in _NAMED)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += _subschemas(value, f"{at}/{i}")
+    return found
+
+
+def _resolve(ref: str, nodes: dict[str, dict[str, Any]], anchors: dict[str, str]) -> str | None:
+    fragment = unquote(ref[1:])
+    if fragment == "" or fragment.startswith("/"):
+        return fragment if fragment in nodes else None
+    return anchors.get(fragment)
+
+
+def _has_nested_id(node: Any, top: bool = False) -> bool:
+    if isinstance(node, dict):
+        if not top and isinstance(node.get("$id"), str):
+            return True
+        return any(_has_nested_id(v) for k, v in node.items() if k not in _DATA)
+    if isinstance(node, list):
+        return any(_has_nested_id(v) for v in node)
+    return False
+
+
+def _find_loop(edges: dict[str, list[str]]) -> list[str] | None:
+    """A cycle in the in-place graph, as the pointers along it; None if there is none."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(at: str, path: list[str]) -> list[str] | None:
+        state[at] = 1
+        for nxt in edges.get(at, ()):
+            if state.get(nxt) == 1:
+                return [*path, at, nxt]
+            if nxt not in state:
+                found = visit(nxt, [*path, at])
+                if found is not None:
+                    return found
+        state[at] = 2
+        return None
+
+    for start in edges:
+        if start not in state:
+            found = visit(start, [])
+            if found is not None:
+                return found
+    return None
 
 
 def remote_refs(node: Any, at: str) -> list[dict[str, str]]:

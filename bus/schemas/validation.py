@@ -11,6 +11,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
+from referencing.exceptions import Unresolvable
 
 from bus.schemas.models import SchemaVersion, Violation
 from bus.schemas.registry import pointer
@@ -41,10 +42,18 @@ def validator_for(version: SchemaVersion) -> Draft202012Validator:
 
 def violations(validator: Draft202012Validator, payload: Any) -> list[Violation]:
     found: list[Violation] = []
-    for error in validator.iter_errors(payload):
-        found.append(as_violation(error))
-        if len(found) >= MAX_VIOLATIONS:
-            break
+    try:
+        for error in validator.iter_errors(payload):
+            found.append(as_violation(error))
+            if len(found) >= MAX_VIOLATIONS:
+                break
+    except (RecursionError, Unresolvable) as exc:
+        # Registration refuses such schemas; one stored before that check is still a 422, never a 500.
+        return [
+            Violation(
+                pointer="", keyword="$ref", message=f"The schema cannot be applied ({type(exc).__name__})"
+            )
+        ]
     return sorted(found, key=lambda v: (v.pointer, v.keyword))
 
 

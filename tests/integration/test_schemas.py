@@ -293,3 +293,23 @@ async def test_the_bus_publishes_its_own_envelope_schemas(fleet: Fleet, http: ai
     found = await eventually(envelope_schema, within=20)
     assert found is not None
     assert set(found["schema"]["required"]) == {"topic", "payload"}
+
+
+async def test_schemas_whose_refs_never_resolve_are_refused_at_registration(
+    fleet: Fleet, http: aiohttp.ClientSession
+) -> None:
+    for schema in ({"$ref": "#"}, {"$ref": "#/$defs/nowhere"}, {"allOf": [{"$ref": "#"}]}):
+        async with http.post(
+            f"{fleet.urls[0]}/v1/schemas/it/acme/{unique('refs')}/versions", json={"schema": schema}
+        ) as r:
+            body = await r.json()
+            assert (r.status, body["error"]["code"]) == (422, "invalid_schema"), (schema, body)
+    agent = {
+        "namespace": "it",
+        "tenant": "acme",
+        "id": unique("refs-agent"),
+        "capabilities": [{"name": "loop", "input_schema": {"$ref": "#"}}],
+    }
+    async with http.post(f"{fleet.urls[1]}/v1/agents", json=agent) as r:
+        body = await r.json()
+        assert (r.status, body["error"]["code"]) == (422, "invalid_schema"), body
