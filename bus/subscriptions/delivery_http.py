@@ -51,6 +51,7 @@ from bus.subscriptions.models import (
     Subscription,
 )
 from bus.subscriptions.service import authorize, require_subscription
+from bus.wire import parse_whole
 
 __all__ = ["OwnerCall", "on_owner", "pull_here", "serve_events"]
 
@@ -208,12 +209,10 @@ async def seek_target(ctx: BusContext, d: Dispatcher, body: SeekRequest) -> dict
         start = body.position if body.position is not None else body.timestamp_ms
         assert start is not None  # the model checked that one is given
         return await ctx.gateway.resolve_offsets(topic.kafka_topic, topic.partitions, start)
-    try:
-        wanted = {int(p): o for p, o in body.offsets.items()}
-    except ValueError:
-        raise InvalidParameter(
-            "offsets keys are partition numbers", {"offsets": list(body.offsets)}
-        ) from None
+    partitions = {parse_whole(p): o for p, o in body.offsets.items()}
+    wanted = {p: o for p, o in partitions.items() if p is not None}
+    if len(wanted) != len(body.offsets):
+        raise InvalidParameter("offsets keys are partition numbers", {"offsets": list(body.offsets)[:20]})
     unknown = [p for p in wanted if not 0 <= p < topic.partitions]
     if unknown:
         raise InvalidParameter(f"The topic has partitions 0..{topic.partitions - 1}", {"unknown": unknown})

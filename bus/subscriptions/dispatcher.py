@@ -40,6 +40,7 @@ from bus.errors import (
     DeliverySuperseded,
     InvalidParameter,
     OwnerMoved,
+    Unprocessable,
 )
 from bus.kafka.gateway import KafkaGateway, OutgoingRecord, guarded, partition_for
 from bus.settings import Settings
@@ -591,6 +592,7 @@ class Dispatcher:
     async def seek(self, positions: dict[int, int]) -> dict[int, int]:
         """Start over from positions (partitions left out keep theirs); outstanding deliveries go stale."""
         self._check_running()
+        await self._check_positions(positions)
         async with self.lock:
             target = {**self.committed, **positions}
             epoch = self.epoch + 1
@@ -600,6 +602,22 @@ class Dispatcher:
             await self._commit(force=True)
         self.room.set()
         return dict(self.committed)
+
+    async def _check_positions(self, positions: dict[int, int]) -> None:
+        """Unprocessable (422) for a partition the topic lacks or an offset beyond its end:
+        a position past the end would only make lag report a high watermark that is not."""
+        known = {tp.partition: tp for tp in self.tps}
+        wanted = [known[p] for p in positions if p in known]
+        ends = await guarded(self.consumer.end_offsets(wanted)) if wanted else {}
+        for partition, offset in sorted(positions.items()):
+            if partition not in known:
+                raise Unprocessable("The topic has no such partition", {"partition": partition})
+            end = int(ends[known[partition]])
+            if offset > end:
+                raise Unprocessable(
+                    "The offset is past the partition's end",
+                    {"partition": partition, "offset": offset, "end": end},
+                )
 
     async def lag(self) -> LagReport:
         self._check_running()

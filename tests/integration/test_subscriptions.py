@@ -294,6 +294,15 @@ async def test_bad_input_is_refused_with_clear_codes(fleet: Fleet, http: aiohttp
         assert status == 422 and body["error"]["code"] == "invalid_request", (path, body)
     status, body = await call(http, "POST", f"{url}{sub}/seek", {"offsets": {"9": 0}})
     assert status == 400 and body["error"]["code"] == "invalid_parameter"
+    status, body = await call(http, "POST", f"{url}{sub}/seek", {"offsets": {"٣": 0}})
+    assert status == 400 and body["error"]["code"] == "invalid_parameter"
+    lag_before = (await call(http, "GET", f"{url}{sub}/lag", None))[1]
+    status, body = await call(http, "POST", f"{url}{sub}/seek", {"offsets": {"0": 10**12}})
+    assert status == 422 and body["error"]["details"]["offset"] == 10**12, body  # past the end: refused
+    lag_after = (await call(http, "GET", f"{url}{sub}/lag", None))[1]
+    assert [p["high_watermark"] for p in lag_after["partitions"]] == [
+        p["high_watermark"] for p in lag_before["partitions"]
+    ]
     status, body = await call(http, "GET", f"{url}{sub}/dead-letters?limit=0")
     assert status == 400 and body["error"]["code"] == "invalid_parameter"
 
