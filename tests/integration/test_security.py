@@ -176,6 +176,9 @@ def examples() -> dict[tuple[str, str], Factory]:
         ("POST", "/v1/tool-calls/{namespace}/{tenant}/{call_id}/cancel"): lambda h, u: with_tool_call(
             h, u, "cancel"
         ),
+        ("GET", "/v1/tool-calls/{namespace}/{tenant}/{call_id}/location"): lambda h, u: with_tool_call(
+            h, u, "location"
+        ),
         ("POST", cp + "/stream-chunks"): lambda h, u: on_conversation(
             h, u, "/stream-chunks", {"stream_id": "s", "chunk_seq": 0, "data": "x"}
         ),
@@ -223,6 +226,8 @@ def examples() -> dict[tuple[str, str], Factory]:
         ("PUT", "/v1/rules/{namespace}/{tenant}"): lambda h, u: fixed("/v1/rules/it/acme", HARMLESS_RULES),
         ("DELETE", "/v1/rules/{namespace}/{tenant}"): lambda h, u: fixed("/v1/rules/it/acme"),
         ("GET", "/healthz"): lambda h, u: fixed("/healthz"),
+        ("GET", "/livez"): lambda h, u: fixed("/livez"),
+        ("GET", "/readyz"): lambda h, u: fixed("/readyz"),
         ("GET", "/metrics"): lambda h, u: fixed("/metrics"),
         ("GET", "/openapi.json"): lambda h, u: fixed("/openapi.json"),
         ("GET", "/v1/whoami"): lambda h, u: fixed("/v1/whoami"),
@@ -304,6 +309,8 @@ async def with_tool_call(http: aiohttp.ClientSession, url: str, what: str) -> Ex
         )
     if what == "cancel":
         return Example(call_path + "/cancel", {}, 200)
+    if what == "location":
+        return Example(call_path + "/location", None, 200)
     return Example(call_path, None, 200)
 
 
