@@ -57,8 +57,12 @@ def wait_for(what: Callable[[], T | None], timeout: float = 20.0, message: str =
     raise AssertionError(f"timed out waiting for {message or what}: {last_error!r}")
 
 
-def sign_in(driver: webdriver.Chrome, url: str, key: str) -> None:
+def sign_in(driver: webdriver.Chrome, url: str, key: str, tenant: str | None = None) -> None:
+    """Sign in with key; an admin can name the tenant the pages show (else all of them,
+    which on a fleet many tests have used is more tenants than a page follows)."""
     driver.get(f"{url}/ui/")
+    if tenant is not None:
+        driver.execute_script("sessionStorage.setItem('agentbus.tenant', arguments[0])", tenant)
     box = wait_for(lambda: driver.find_element(By.ID, "api-key"), message="the sign-in form")
     box.send_keys(key)
     driver.find_element(By.ID, "sign-in").click()

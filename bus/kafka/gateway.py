@@ -47,6 +47,8 @@ T = TypeVar("T")
 # Room for headers and framing on top of the payload limit.
 RECORD_OVERHEAD_BYTES = 65_536
 PING_EVERY_S = 1.0
+READER_FETCH_MAX_BYTES = 1_048_576  # one fetch of a group-less reader, all partitions
+READER_PARTITION_FETCH_BYTES = 262_144  # ... and of one partition (a larger record still comes)
 
 
 @dataclass(frozen=True)
@@ -318,11 +320,15 @@ class KafkaGateway:
         return answered
 
     def new_reader(self, **options: Any) -> AIOKafkaConsumer:
-        """A consumer without a group, for a reader that tracks its own positions."""
+        """A consumer without a group, for a reader that tracks its own positions. Its
+        fetches are bounded (aiokafka's defaults buffer up to 50 MiB a consumer): a reader
+        of a topic with a backlog holds at most about a MiB while its client reads."""
         return AIOKafkaConsumer(
             bootstrap_servers=self.settings.bootstrap_servers,
             group_id=None,
             enable_auto_commit=False,
+            fetch_max_bytes=READER_FETCH_MAX_BYTES,
+            max_partition_fetch_bytes=READER_PARTITION_FETCH_BYTES,
             **options,
         )
 

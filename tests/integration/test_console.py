@@ -43,7 +43,7 @@ def browser() -> Iterator[webdriver.Chrome]:
 @pytest.fixture(scope="module")
 def admin_browser(browser: webdriver.Chrome, fleet: Fleet) -> webdriver.Chrome:
     """Signed in with the fleet's admin key, on worker 1 (the console is the same on any)."""
-    sign_in(browser, fleet.urls[1], fleet.admin_key)
+    sign_in(browser, fleet.urls[1], fleet.admin_key, f"{NS}/{TENANT}")
     console_errors(browser)
     return browser
 
@@ -128,7 +128,7 @@ async def test_sign_in_and_scope_hiding_for_a_tenant_key(
     assert console_errors(browser) == []
 
     # An admin sees everything, and the actions.
-    sign_in(browser, url, fleet.admin_key)
+    sign_in(browser, url, fleet.admin_key, f"{NS}/{TENANT}")
     assert {"Keys", "Audit", "Rules"} <= set(texts(browser, "#nav a"))
     go(browser, "#/topics", "create-topic")
     assert console_errors(browser) == []
@@ -336,7 +336,7 @@ async def test_every_page_loads_without_console_errors(
     await ok(http, "POST", f"{fleet.urls[0]}/v1/schemas/{NS}/{TENANT}/ui-subject/versions", schema)
     driver = chromium(width, height)
     try:
-        sign_in(driver, fleet.urls[0], fleet.admin_key)
+        sign_in(driver, fleet.urls[0], fleet.admin_key, f"{NS}/{TENANT}")
         pages = [
             *PAGES,
             (f"#/schemas/{NS}/{TENANT}/ui-subject", "schema-diff"),
@@ -371,7 +371,7 @@ async def test_a_10000_message_conversation_shows_in_seconds(
     await asyncio.gather(*(append(i) for i in range(count)))
     driver = chromium()
     try:
-        sign_in(driver, fleet.urls[1], fleet.admin_key)
+        sign_in(driver, fleet.urls[1], fleet.admin_key, f"{NS}/{TENANT}")
         started = time.monotonic()
         go(driver, f"#/conversations/{NS}/{TENANT}/{conv_id}", "thread")
         wait_for(
