@@ -107,6 +107,7 @@ PROCESSOR_MODULES = (
 )
 
 log = logging.getLogger(__name__)
+DRAIN_S = 10.0  # how long a stopping worker lets the requests in flight finish
 gateway = KafkaGateway(get_settings())
 ctx = BusContext(
     settings=get_settings(),
@@ -137,6 +138,24 @@ async def keep_running(what: str, run: Callable[[], Awaitable[None]]) -> None:
         except Exception:
             log.exception("%s failed; restarting in 1 s", what)
             await asyncio.sleep(1)
+
+
+async def drain_requests() -> None:
+    """On SIGTERM, first: answer new requests 503 (readiness goes false, so a load balancer
+    moves on; clients retry elsewhere), end event streams (clients resume elsewhere), let
+    the requests in flight finish (at most DRAIN_S), then stop the subscriptions'
+    dispatchers so every ack waiting on them is answered, before Faust hands the
+    partitions over."""
+    ctx.draining = True
+    deadline = time.monotonic() + DRAIN_S
+    while ctx.in_flight > 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    if ctx.in_flight:
+        log.warning("stopping with %d requests still in flight after %.0f s", ctx.in_flight, DRAIN_S)
+    await DISPATCHERS.stop_partitions(None)
+
+
+app.before_stop = [drain_requests]
 
 
 async def catch_up_global_tables() -> None:

@@ -124,6 +124,16 @@ class Fleet:
             w.process.wait()
             w.process = None
 
+    def terminate(self, index: int, timeout: float = 120.0) -> float:
+        """SIGTERM (a graceful stop) and wait for the worker to exit: the seconds it took."""
+        w = self.workers[index]
+        assert w.process is not None
+        started = time.monotonic()
+        w.process.send_signal(signal.SIGTERM)
+        w.process.wait(timeout=timeout)
+        w.process = None
+        return time.monotonic() - started
+
     def restart(self, index: int) -> None:
         """Start a killed worker again, on its port and data dir."""
         self.launch(index)

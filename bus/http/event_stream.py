@@ -65,8 +65,10 @@ class EventStream:
 
     @property
     def connected(self) -> bool:
+        """The client is still there and the worker is not stopping (a stopping worker ends
+        its streams; clients resume on another worker from their last event id)."""
         transport = self._request.transport
-        return transport is not None and not transport.is_closing()
+        return transport is not None and not transport.is_closing() and not self._ctx.draining
 
     async def start(self, comment: str) -> None:
         """Send the headers and a first comment line (clients see the stream is open)."""

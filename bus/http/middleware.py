@@ -61,11 +61,16 @@ async def errors_and_metrics(request: web.Request, handler: Handler) -> web.Stre
     metrics, the audit hook, and (when asked for) an access log line."""
     request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
     started = time.perf_counter()
+    ctx = request.app[CONTEXT]
     with request_scope(request_id, request.match_info.get("tenant")):
-        response = await answer(request, handler)
+        ctx.in_flight += 1  # a stopping worker waits for these (bus.assembly.drain_requests)
+        try:
+            response = await answer(request, handler)
+        finally:
+            ctx.in_flight -= 1
         if not response.prepared:  # a stream's headers went out already
             response.headers[REQUEST_ID_HEADER] = request_id
-        if request.app[CONTEXT].settings.access_log:
+        if ctx.settings.access_log:
             ms = (time.perf_counter() - started) * 1000
             ACCESS.info(
                 "%s %s %d %.1f ms",

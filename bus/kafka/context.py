@@ -20,7 +20,9 @@ class BusContext:
     # True once every global table caught up with its command log as it stood when the
     # worker started: before that a key revoked while the worker was down may look valid.
     caught_up: bool = field(default=False)
+    draining: bool = field(default=False)  # stopping: new requests go elsewhere (503)
+    in_flight: int = field(default=0)  # requests being answered now
 
     def ready(self) -> bool:
-        """Whether this worker can answer correctly: started, recovered, caught up."""
-        return self.gateway.started and self.recovered() and self.caught_up
+        """Whether this worker can answer correctly: started, recovered, caught up, not stopping."""
+        return self.gateway.started and self.recovered() and self.caught_up and not self.draining

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import faust
@@ -25,6 +26,15 @@ class BusApp(faust.App):  # type: ignore[misc]
     that topic ("Ignoring missing topic") until some later rebalance, so its processor
     never runs. Creating every command and changelog topic first closes that race.
     """
+
+    # Run first when the worker stops, while Faust's consumer and tables still work: the
+    # assembly stops taking requests and lets those in flight finish here.
+    before_stop: list[Callable[[], Awaitable[None]]]
+
+    async def on_stop(self) -> None:
+        for hook in getattr(self, "before_stop", ()):
+            await hook()
+        await super().on_stop()
 
     async def on_first_start(self) -> None:
         await super().on_first_start()

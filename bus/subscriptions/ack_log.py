@@ -25,6 +25,7 @@ from typing import Literal
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import BaseModel, Field
 
+from bus.errors import OwnerMoved
 from bus.kafka.gateway import OutgoingRecord, declare_topics, guarded
 from bus.settings import Settings
 
@@ -93,13 +94,23 @@ class LogWriter:
         self._task = asyncio.create_task(self._run(), name=f"sublog {self.sub_key}")
 
     async def stop(self) -> None:
+        """Stop appending; every append not committed yet fails with OwnerMoved (503, retry
+        on the new owner), the batch being committed included: no waiter is left unanswered."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        for pending in self._queue:
-            if not pending.done.done():
-                pending.done.set_exception(asyncio.CancelledError())
+        self._fail(self._queue)
+        self._queue = []
         await self._producer.stop()
+
+    def _fail(self, batch: list[_Append]) -> None:
+        for item in batch:
+            if not item.done.done():
+                item.done.set_exception(
+                    OwnerMoved(
+                        "The subscription moved to another worker; retry", {"subscription": self.sub_key}
+                    )
+                )
 
     def append(self, events: list[LogEvent], extra: Sequence[OutgoingRecord] = ()) -> asyncio.Future[int]:
         """Queue events (and extra records); the future gives the log offset of the first event."""
@@ -118,6 +129,7 @@ class LogWriter:
             try:
                 await self._commit(batch)
             except asyncio.CancelledError:
+                self._fail(batch)  # stopped mid-commit: the transaction aborts, its waiters hear so
                 raise
             except Exception as exc:  # each waiter decides what a lost append means
                 log.warning("subscription log append for %s failed: %s", self.sub_key, exc)
