@@ -124,6 +124,17 @@ class Fleet:
             w.process.wait()
             w.process = None
 
+    def pause(self, index: int) -> None:
+        """SIGSTOP: the worker freezes as in a long GC or a VM pause, sockets open."""
+        w = self.workers[index]
+        assert w.process is not None
+        w.process.send_signal(signal.SIGSTOP)
+
+    def resume(self, index: int) -> None:
+        w = self.workers[index]
+        assert w.process is not None
+        w.process.send_signal(signal.SIGCONT)
+
     def terminate(self, index: int, timeout: float = 120.0) -> float:
         """SIGTERM (a graceful stop) and wait for the worker to exit: the seconds it took."""
         w = self.workers[index]

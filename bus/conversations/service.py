@@ -201,10 +201,10 @@ async def append_envelope(
     """Give the envelope the next sequence number and append it (with extra records, e.g. an
     inbox copy, sent in the same request). The caller holds the key's lock."""
     message, record = envelope_record(key, view, envelope)
-    partitions = [owner_partition(key)] + [
-        partition_for(r.key, ctx.settings.state_partitions, 0) for r in extra
-    ]
-    produced = await ctx.gateway.produce([record, *extra], partitions)
+    partition = owner_partition(key)
+    partitions = [partition] + [partition_for(r.key, ctx.settings.state_partitions, 0) for r in extra]
+    # Fenced: a former owner that stalled and resumes cannot write this sequence number too.
+    produced = await conversations.write(ctx, partition, list(zip([record, *extra], partitions, strict=True)))
     note_appended(key, message, produced[0].partition, produced[0].offset)
     return message
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -28,6 +28,7 @@ from bus.errors import OwnerMoved
 from bus.kafka.context import BusContext
 from bus.kafka.faust_app import app
 from bus.kafka.gateway import OutgoingRecord, Produced
+from bus.kafka.transactions import TRANSACTIONS
 from bus.settings import get_settings
 from bus.state.waits import wait_until
 
@@ -115,6 +116,9 @@ class KeyedState:
         if partition in self.caught_up:
             return
         epoch = self.epochs.get(partition, 0)
+        # Fence any former owner first: its open transaction aborts, and nothing it tries to
+        # commit later (a stalled worker resuming) can land; then read everything it wrote.
+        await TRANSACTIONS.open(ctx.settings, partition)
         barrier = OutgoingRecord(self.kafka_topic, b"{}", BARRIER.encode(), [(KIND_HEADER, BARRIER_KIND)])
         [produced] = await ctx.gateway.produce([barrier], [partition])
         await wait_until(
@@ -134,13 +138,26 @@ class KeyedState:
     ) -> Produced:
         """Append a record for key and wait until this worker's view reflects it."""
         partition = owner_partition(key)
-        [produced] = await ctx.gateway.produce([self.outgoing(key, value, headers)], [partition])
+        [produced] = await self.write(ctx, partition, [(self.outgoing(key, value, headers), partition)])
         await wait_until(
             lambda: self.applied_offset(partition) >= produced.offset,
             ctx.settings.timing.command_timeout,
             f"{self.name} record {produced.offset} to apply",
         )
         return produced
+
+    async def write(
+        self, ctx: BusContext, partition: int, records: Sequence[tuple[OutgoingRecord, int]]
+    ) -> list[Produced]:
+        """Write what the owner of partition decided (records with their partitions) in one
+        transaction under the partition's transactional id: if another worker took the
+        partition over, Kafka refuses it (503 owner_moved) and this worker decides nothing
+        more for the partition before a fresh catch-up."""
+        try:
+            return await TRANSACTIONS.commit(ctx.settings, partition, records)
+        except OwnerMoved:
+            self.caught_up.discard(partition)
+            raise
 
     def outgoing(self, key: str, value: BaseModel, headers: dict[str, str] | None = None) -> OutgoingRecord:
         return OutgoingRecord(
