@@ -205,3 +205,25 @@ async def test_a_retried_tool_call_placement_returns_the_earlier_call() -> None:
         with pytest.raises(ab.ToolCallExists):
             await bus.tool_calls.place("c1", "solver", "add", {"n": 2}, call_id="call-1")
     assert recorder.sent[1].url.path == "/v1/tool-calls/demo/acme/call-1"
+
+
+async def test_answers_with_strict_nested_models_parse() -> None:
+    key = {
+        "id": "k1",
+        "name": "reader",
+        "role": "tenant",
+        "namespace": "demo",
+        "tenant": "acme",
+        "grants": [{"topics": "*", "actions": ["read"]}],
+        "labels": {},
+        "quota": None,
+        "created_at": "2026-12-01T00:00:00Z",
+        "rotated_at": None,
+        "revoked_at": None,
+        "secret": "s",
+    }
+    recorder = Recorder(lambda _: httpx.Response(201, json=key))
+    async with async_client(recorder) as bus:
+        made = await bus.keys.create("reader", grants=[{"actions": ["read"]}])
+    assert made.grants[0].actions == [ab.models.Action.READ]
+    assert recorder.body()["grants"] == [{"actions": ["read"]}]
