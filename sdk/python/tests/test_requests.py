@@ -208,7 +208,7 @@ async def test_a_retried_tool_call_placement_returns_the_earlier_call() -> None:
 
 
 async def test_answers_with_strict_nested_models_parse() -> None:
-    key = {
+    key: dict[str, Any] = {
         "id": "k1",
         "name": "reader",
         "role": "tenant",

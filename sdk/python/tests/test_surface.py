@@ -13,7 +13,8 @@ import agentbus_client as ab
 
 from .conftest import FAST_RETRY, Recorder
 
-PACKAGE = Path(ab.__file__).parent
+PACKAGE = Path(ab.__file__).parent  # as installed
+SOURCE = Path(__file__).resolve().parents[1]  # sdk/python
 
 
 def test_public_names() -> None:
@@ -29,14 +30,14 @@ def test_public_names() -> None:
 def test_the_sync_client_is_generated_from_the_async_one() -> None:
     import sys
 
-    sys.path.insert(0, str(PACKAGE.parents[1] / "scripts"))
+    sys.path.insert(0, str(SOURCE / "scripts"))
     try:
         import generate_sync
     finally:
         sys.path.pop(0)
     with tempfile.TemporaryDirectory() as out:
         for made in generate_sync.generate(Path(out)):
-            committed = PACKAGE / "_sync" / made.name
+            committed = SOURCE / "src" / "agentbus_client" / "_sync" / made.name
             assert made.read_text() == committed.read_text(), (
                 f"{committed} is stale: run scripts/generate_sync.py"
             )

@@ -11,6 +11,7 @@ import secrets
 from collections.abc import AsyncIterator
 
 import pytest
+from pydantic import JsonValue
 
 import agentbus_client as ab
 from agentbus_client import AgentRuntime, AsyncClient, Client, ToolInvocation, models
@@ -32,6 +33,7 @@ async def test_topics_publish_batch_and_sse_resume(bus: AsyncClient) -> None:
         await bus.topics.create("orders")
     first = await bus.publish("orders", {"n": 0}, key="k")
     batch = await bus.publish_batch([{"topic": "orders", "payload": {"n": n}, "key": "k"} for n in (1, 2, 3)])
+    assert first.offset is not None
     assert [r.offset for r in batch] == [first.offset + 1, first.offset + 2, first.offset + 3]
 
     stream = bus.topics.subscribe("orders", start="earliest")
@@ -102,7 +104,7 @@ async def test_agents_register_heartbeat_and_inbox_runtime(bus: AsyncClient) -> 
     runtime = AgentRuntime(bus.with_scope(agent_id="echo"), registration={"heartbeat_interval_ms": 1000})
 
     @runtime.on("message")
-    async def echo(message: models.InboxMessage) -> object:
+    async def echo(message: models.InboxMessage) -> JsonValue:
         if message.payload == "fail":
             raise RuntimeError("asked to fail")
         return {"echo": message.payload}
@@ -148,18 +150,18 @@ async def test_tool_call_and_serve_with_a_streamed_reply_and_an_approval(bus: As
     solver = AgentRuntime(bus.with_scope(agent_id="solver"))
 
     @solver.tool("add", input_schema={"type": "object", "required": ["numbers"]})
-    async def add(call: ToolInvocation) -> object:
+    async def add(call: ToolInvocation) -> JsonValue:
         async with call.client.streams.writer(call.call.conversation, f"reply-{call.call.call_id}") as out:
             for n in call.arguments["numbers"]:
                 await out.write({"n": n})
         return {"sum": sum(call.arguments["numbers"])}
 
     @solver.tool("fail")
-    async def fail(call: ToolInvocation) -> object:
+    async def fail(call: ToolInvocation) -> JsonValue:
         raise ab.ToolFailure("nope", "this tool always fails")
 
     @solver.tool("pay", requires_approval=True)
-    async def pay(call: ToolInvocation) -> object:
+    async def pay(call: ToolInvocation) -> JsonValue:
         return {"paid": call.arguments["amount"]}
 
     conv = await bus.conversations.create()
