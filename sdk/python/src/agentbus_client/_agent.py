@@ -113,7 +113,8 @@ class AgentRuntime:
     # -- declaring -----------------------------------------------------------------------
 
     def on(self, kind: str) -> Callable[[MessageHandler], MessageHandler]:
-        """Handle inbox messages of this kind; a non-None return value is sent as the answer."""
+        """Handle inbox messages of this kind ("*": of every kind without a handler of its own);
+        a non-None return value is sent as the answer."""
 
         def register(handler: MessageHandler) -> MessageHandler:
             self._handlers[kind] = handler
@@ -156,14 +157,14 @@ class AgentRuntime:
 
     async def run(self) -> None:
         """Register, beat and serve the inbox until stop() (or cancellation)."""
-        await self._register()
+        await self.register()
         beating = asyncio.create_task(self._beat_forever(), name=f"heartbeat {self.agent_id}")
         session = secrets.token_urlsafe(12)
         working: set[asyncio.Task[None]] = set()
         slots = asyncio.Semaphore(self.concurrency)
         try:
             while not self._stopping.is_set():
-                for message in await self._pull(session):
+                for message in await self.pull(session):
                     await slots.acquire()
                     task = asyncio.create_task(self._handle_in_slot(message, slots))
                     working.add(task)
@@ -172,7 +173,7 @@ class AgentRuntime:
             beating.cancel()
             if working:
                 await asyncio.gather(*working, return_exceptions=True)
-            await self._release(session)
+            await self.release(session)
 
     async def stop(self) -> None:
         """Stop pulling; run() returns once the handlers that started are done."""
@@ -194,8 +195,10 @@ class AgentRuntime:
     ) -> None:
         await self.stop()
 
-    async def _register(self) -> None:
-        spec = {**self.registration, "capabilities": [t.capability for t in self._tools.values()]}
+    async def register(self) -> None:
+        """Register the agent with its tools (and the registration's own capabilities)."""
+        declared = list(self.registration.get("capabilities", []))
+        spec = {**self.registration, "capabilities": declared + [t.capability for t in self._tools.values()]}
         try:
             agent = await self.client.agents.register(self.agent_id, **spec)
             self._interval_s = agent.heartbeat_interval_ms / 1000
@@ -204,18 +207,28 @@ class AgentRuntime:
             self._interval_s = (await self.client.agents.get()).heartbeat_interval_ms / 1000
         self.registered.set()
 
+    @property
+    def heartbeat_interval_s(self) -> float:
+        return self._interval_s
+
+    async def beat(self) -> None:
+        """One heartbeat; a failure is logged (the next beat tries again)."""
+        try:
+            receipt = await self.client.agents.heartbeat()
+        except AgentbusError as exc:
+            log.warning("heartbeat of %s failed: %r", self.agent_id, exc)
+            return
+        if receipt.state != self.state:
+            log.info("agent %s is %s", self.agent_id, receipt.state)
+        self.state = receipt.state
+
     async def _beat_forever(self) -> None:
         while True:
-            try:
-                receipt = await self.client.agents.heartbeat()
-                if receipt.state != self.state:
-                    log.info("agent %s is %s", self.agent_id, receipt.state)
-                self.state = receipt.state
-            except AgentbusError as exc:  # the next beat tries again
-                log.warning("heartbeat of %s failed: %r", self.agent_id, exc)
+            await self.beat()
             await asyncio.sleep(self._interval_s)
 
-    async def _pull(self, session: str) -> list[InboxMessage]:
+    async def pull(self, session: str) -> list[InboxMessage]:
+        """The next messages of the inbox under this session ([] after a failure, logged)."""
         try:
             return await self.client.agents.pull(
                 max_records=self.batch, wait_ms=self.pull_wait_ms, session=session
@@ -225,7 +238,8 @@ class AgentRuntime:
             await asyncio.sleep(1.0)
             return []
 
-    async def _release(self, session: str) -> None:
+    async def release(self, session: str) -> None:
+        """Give back what the session holds unacked (on the way out: failures are ignored)."""
         try:  # what this run held unacked goes back now rather than at its ack deadline
             await asyncio.shield(self.client.agents.release(session))
         except (AgentbusError, asyncio.CancelledError):
@@ -240,7 +254,7 @@ class AgentRuntime:
     async def handle(self, message: InboxMessage) -> None:
         """Run the message's handler, send its answer, then ack; nack if any of it failed."""
         try:
-            if message.kind == "tool_call":
+            if message.kind == "tool_call" and self._tools:
                 await self._serve_call(message)
             else:
                 await self._answer(message)
@@ -253,7 +267,7 @@ class AgentRuntime:
         await self._settle(message)
 
     async def _answer(self, message: InboxMessage) -> None:
-        handler = self._handlers.get(message.kind)
+        handler = self._handlers.get(message.kind, self._handlers.get("*"))
         if handler is None:
             log.debug("agent %s: no handler for %s messages; acking", self.agent_id, message.kind)
             return
