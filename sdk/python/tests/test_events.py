@@ -70,8 +70,8 @@ def test_the_sync_iterator_resumes_the_same_way() -> None:
 
 async def test_a_stream_read_resumes_after_the_last_chunk_or_gap() -> None:
     def answer(request: httpx.Request) -> httpx.Response:
-        start = request.url.params["from_chunk"]
-        if start == "0":
+        start = request.url.params.get("from_chunk")
+        if start is None:  # the first connection reads from the stream's start
             return sse(
                 'retry: 0\nid: 0\nevent: chunk\ndata: {"chunk_seq": 0, "data": "a"}\n\n'
                 'event: gap\ndata: {"from_chunk_seq": 1, "to_chunk_seq": 2}\n\n'
@@ -100,6 +100,7 @@ async def test_a_stream_read_resumes_after_the_last_chunk_or_gap() -> None:
         models.StreamEnd(stream_id="s", status="complete", last_chunk_seq=3, at=9),
     ]
     assert [r.url.path for r in recorder.sent] == ["/v1/streams/demo/acme/c1/s"] * 2
+    assert "from_chunk" not in recorder.sent[0].url.params
 
 
 async def test_an_error_event_raises_its_typed_error() -> None:

@@ -76,7 +76,7 @@ def body_of(model: type[BaseModel], **fields: Any) -> dict[str, Any]:
     )
 
 
-_NULL_IS_A_VALUE = ("payload", "data")  # JSON null is a payload like any other
+_NULL_IS_A_VALUE = ("payload", "data", "result")  # JSON null is a payload like any other
 
 
 def dump(model: BaseModel) -> dict[str, Any]:
@@ -137,4 +137,9 @@ def retry_backoff(exc: Exception) -> bool | float:
 
 
 def json_or_none(response: httpx.Response) -> Any:
-    return response.json() if response.content else None
+    """The JSON of an answer; the text of a text/plain one (metrics); None when empty."""
+    if not response.content:
+        return None
+    if response.headers.get("content-type", "").startswith("text/"):
+        return response.text
+    return response.json()

@@ -70,8 +70,8 @@ class AsyncTopics(_Resource):
         return parse(Topic, await self._http.request("POST", path("topics"), json=body))
 
     async def list(self, *, namespace: str | None = None, tenant: str | None = None) -> builtins.list[Topic]:
-        """Topics the key may see, filtered by namespace and tenant (default: the client's)."""
-        params = query(namespace=namespace or self._scope.namespace, tenant=tenant or self._scope.tenant)
+        """Topics the key may see (a tenant key: its tenant's), filtered by namespace and tenant."""
+        params = query(namespace=namespace, tenant=tenant)
         return parse(TopicList, await self._http.request("GET", path("topics"), params=params)).topics
 
     async def get(self, name: str) -> Topic:
@@ -96,14 +96,15 @@ class AsyncTopics(_Resource):
         self,
         name: str,
         *,
-        start: Literal["earliest", "latest"] | int = "latest",
+        start: Literal["earliest", "latest"] | int | None = None,
         last_event_id: str | None = None,
     ) -> AsyncEventStream[DeliveredRecord]:
         """The topic's records as they come (GET /v1/subscribe/...), as `async for`.
 
-        start: earliest, latest or a unix time in ms. last_event_id (a cursor from an earlier
-        stream's `last_event_id`) wins over start. A dropped connection resumes right after
-        the last record, on any worker, with nothing lost or repeated."""
+        start: earliest, latest (the bus's default) or a unix time in ms. last_event_id (a
+        cursor from an earlier stream's `last_event_id`) wins over start. A dropped
+        connection resumes right after the last record, on any worker, with nothing lost
+        or repeated."""
         stream_path = keyed_path("subscribe", self._scope, name)
         return AsyncEventStream(
             self._http,
@@ -130,7 +131,7 @@ class AsyncSchemas(_Resource):
     async def list(
         self, *, namespace: str | None = None, tenant: str | None = None
     ) -> builtins.list[SubjectSummary]:
-        params = query(namespace=namespace or self._scope.namespace, tenant=tenant or self._scope.tenant)
+        params = query(namespace=namespace, tenant=tenant)
         return parse(SubjectList, await self._http.request("GET", path("schemas"), params=params)).subjects
 
     async def versions(self, subject: str) -> builtins.list[SchemaVersion]:
@@ -241,6 +242,11 @@ class AsyncSystem(_Resource):
     async def health(self) -> Health:
         """The current worker's health; Unavailable (after retries) when it is not ready."""
         return parse(Health, await self._http.request("GET", "/healthz"))
+
+    async def metrics(self) -> str:
+        """The current worker's Prometheus metrics (admin), as text."""
+        text: str = await self._http.request("GET", "/metrics")
+        return text
 
     async def openapi(self) -> dict[str, Any]:
         answer: dict[str, Any] = await self._http.request("GET", "/openapi.json")

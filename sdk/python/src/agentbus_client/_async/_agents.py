@@ -84,14 +84,16 @@ class AsyncAgents(_Resource):
     async def list(
         self,
         *,
+        namespace: str | None = None,
+        tenant: str | None = None,
         capability: str | None = None,
         liveness: str | None = None,
         state: str | None = None,
         label: str | None = None,
     ) -> builtins.list[Agent]:
         params = query(
-            namespace=self._scope.namespace,
-            tenant=self._scope.tenant,
+            namespace=namespace,
+            tenant=tenant,
             capability=capability,
             liveness=liveness,
             state=state,
@@ -222,14 +224,16 @@ class AsyncConversations(_Resource):
     async def list(
         self,
         *,
+        namespace: str | None = None,
+        tenant: str | None = None,
         participant: str | None = None,
         state: str | None = None,
         label: str | None = None,
         active_since: int | None = None,
     ) -> builtins.list[Conversation]:
         params = query(
-            namespace=self._scope.namespace,
-            tenant=self._scope.tenant,
+            namespace=namespace,
+            tenant=tenant,
             participant=participant,
             state=state,
             label=label,

@@ -139,8 +139,11 @@ class AsyncSubscriptions(_Resource):
         )
         return parse(Subscription, await self._http.request("POST", path("subscriptions"), json=body))
 
-    async def list(self, *, topic: str | None = None) -> builtins.list[Subscription]:
-        params = query(namespace=self._scope.namespace, tenant=self._scope.tenant, topic=topic)
+    async def list(
+        self, *, namespace: str | None = None, tenant: str | None = None, topic: str | None = None
+    ) -> builtins.list[Subscription]:
+        """Subscriptions the key may see, filtered by namespace, tenant and topic (its name)."""
+        params = query(namespace=namespace, tenant=tenant, topic=topic)
         answer = await self._http.request("GET", path("subscriptions"), params=params)
         return parse(SubscriptionList, answer).subscriptions
 

@@ -30,9 +30,10 @@ from agentbus_client._async._events import AsyncChunkStream
 from agentbus_client._async._http import AsyncHTTP
 from agentbus_client._errors import APIError, error_from_answer
 from agentbus_client._events import StreamEvent, stream_event
-from agentbus_client._shared import Scope, body_of, dump, keyed_path, new_id, parse, query
+from agentbus_client._shared import Scope, body_of, keyed_path, new_id, parse, query
 from agentbus_client.models.streams import (
     CancelStream,
+    ChunksReceipt,
     ChunksSpec,
     EndStatus,
     SocketEnd,
@@ -274,7 +275,12 @@ class AsyncStreams(_Resource):
         )
 
     def read(
-        self, conversation: str, stream_id: str, *, from_chunk: int = 0, gap_timeout_ms: int | None = None
+        self,
+        conversation: str,
+        stream_id: str,
+        *,
+        from_chunk: int | None = None,
+        gap_timeout_ms: int | None = None,
     ) -> AsyncChunkStream[StreamEvent]:
         """The stream's events in chunk_seq order, as `async for`: StreamChunk and StreamGap,
         then its StreamEnd (a chunk that came after its gap was reported: StreamChunk(late=True)).
@@ -290,14 +296,25 @@ class AsyncStreams(_Resource):
         return parse(StreamEnd, await self._http.request("POST", cancel_path, json=body))
 
     async def write_chunks(
-        self, conversation: str, stream_id: str, chunks: list[dict[str, Any]], *, sender: str | None = None
-    ) -> int:
-        """Post chunks ({chunk_seq, data}) as they are, in one request; how many were accepted."""
-        body = body_of(ChunksSpec, stream_id=stream_id, sender=sender or self._scope.agent_id, chunks=chunks)
+        self,
+        conversation: str,
+        stream_id: str,
+        chunks: list[dict[str, Any]] | None = None,
+        *,
+        chunk_seq: int | None = None,
+        data: JsonValue = None,
+        sender: str | None = None,
+    ) -> ChunksReceipt:
+        """Post chunks ({chunk_seq, data}) as they are, or one chunk (chunk_seq, data), in one
+        request; the receipt counts them (`accepted`)."""
+        one = {"chunk_seq": chunk_seq, "data": data} if chunks is None else {}
+        body = body_of(
+            ChunksSpec, stream_id=stream_id, sender=sender or self._scope.agent_id, chunks=chunks, **one
+        )
         answer = await self._http.request(
             "POST", keyed_path("conversations", self._scope, conversation, "stream-chunks"), json=body
         )
-        return int(answer["accepted"])
+        return parse(ChunksReceipt, answer)
 
     async def end(
         self,
@@ -307,7 +324,7 @@ class AsyncStreams(_Resource):
         status: EndStatus = "complete",
         last_chunk_seq: int | None = None,
         error: str | None = None,
-        usage: Usage | None = None,
+        usage: Usage | dict[str, Any] | None = None,
         sender: str | None = None,
     ) -> StreamEnd:
         body = body_of(
@@ -317,7 +334,7 @@ class AsyncStreams(_Resource):
             status=status,
             last_chunk_seq=last_chunk_seq,
             error=error,
-            usage=dump(usage) if usage is not None else None,
+            usage=usage,
         )
         answer = await self._http.request(
             "POST", keyed_path("conversations", self._scope, conversation, "stream-end"), json=body

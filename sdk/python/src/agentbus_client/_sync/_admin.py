@@ -71,8 +71,8 @@ class SyncTopics(_Resource):
         return parse(Topic, self._http.request("POST", path("topics"), json=body))
 
     def list(self, *, namespace: str | None = None, tenant: str | None = None) -> builtins.list[Topic]:
-        """Topics the key may see, filtered by namespace and tenant (default: the client's)."""
-        params = query(namespace=namespace or self._scope.namespace, tenant=tenant or self._scope.tenant)
+        """Topics the key may see (a tenant key: its tenant's), filtered by namespace and tenant."""
+        params = query(namespace=namespace, tenant=tenant)
         return parse(TopicList, self._http.request("GET", path("topics"), params=params)).topics
 
     def get(self, name: str) -> Topic:
@@ -95,14 +95,15 @@ class SyncTopics(_Resource):
         self,
         name: str,
         *,
-        start: Literal["earliest", "latest"] | int = "latest",
+        start: Literal["earliest", "latest"] | int | None = None,
         last_event_id: str | None = None,
     ) -> EventStream[DeliveredRecord]:
         """The topic's records as they come (GET /v1/subscribe/...), as `async for`.
 
-        start: earliest, latest or a unix time in ms. last_event_id (a cursor from an earlier
-        stream's `last_event_id`) wins over start. A dropped connection resumes right after
-        the last record, on any worker, with nothing lost or repeated."""
+        start: earliest, latest (the bus's default) or a unix time in ms. last_event_id (a
+        cursor from an earlier stream's `last_event_id`) wins over start. A dropped
+        connection resumes right after the last record, on any worker, with nothing lost
+        or repeated."""
         stream_path = keyed_path("subscribe", self._scope, name)
         return EventStream(
             self._http,
@@ -127,7 +128,7 @@ class SyncSchemas(_Resource):
     def list(
         self, *, namespace: str | None = None, tenant: str | None = None
     ) -> builtins.list[SubjectSummary]:
-        params = query(namespace=namespace or self._scope.namespace, tenant=tenant or self._scope.tenant)
+        params = query(namespace=namespace, tenant=tenant)
         return parse(SubjectList, self._http.request("GET", path("schemas"), params=params)).subjects
 
     def versions(self, subject: str) -> builtins.list[SchemaVersion]:
@@ -236,6 +237,11 @@ class SyncSystem(_Resource):
     def health(self) -> Health:
         """The current worker's health; Unavailable (after retries) when it is not ready."""
         return parse(Health, self._http.request("GET", "/healthz"))
+
+    def metrics(self) -> str:
+        """The current worker's Prometheus metrics (admin), as text."""
+        text: str = self._http.request("GET", "/metrics")
+        return text
 
     def openapi(self) -> dict[str, Any]:
         answer: dict[str, Any] = self._http.request("GET", "/openapi.json")

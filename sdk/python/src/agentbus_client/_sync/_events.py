@@ -91,7 +91,7 @@ class ChunkStream(EventStream[T]):
     """A token stream's reader: it resumes at the chunk after the last chunk or gap seen."""
 
     def __init__(
-        self, http: SyncHTTP, path: str, parse: Parser[T], *, from_chunk: int, params: dict[str, str]
+        self, http: SyncHTTP, path: str, parse: Parser[T], *, from_chunk: int | None, params: dict[str, str]
     ) -> None:
         super().__init__(http, path, parse, params=params, is_last=is_stream_end)
         self.next_chunk = from_chunk
@@ -100,7 +100,9 @@ class ChunkStream(EventStream[T]):
         return {}
 
     def _next_params(self) -> dict[str, str]:
+        if self.next_chunk is None:
+            return self._params  # from the stream's first chunk
         return {**self._params, "from_chunk": str(self.next_chunk)}
 
     def _seen(self, item: T) -> None:
-        self.next_chunk = next_chunk_after(item, self.next_chunk)
+        self.next_chunk = next_chunk_after(item, self.next_chunk or 0)

@@ -28,12 +28,13 @@ from typing_extensions import Self
 
 from agentbus_client._errors import APIError, error_from_answer
 from agentbus_client._events import StreamEvent, stream_event
-from agentbus_client._shared import Scope, body_of, dump, keyed_path, new_id, parse, query
+from agentbus_client._shared import Scope, body_of, keyed_path, new_id, parse, query
 from agentbus_client._sync._admin import _Resource
 from agentbus_client._sync._events import ChunkStream
 from agentbus_client._sync._http import SyncHTTP
 from agentbus_client.models.streams import (
     CancelStream,
+    ChunksReceipt,
     ChunksSpec,
     EndStatus,
     SocketEnd,
@@ -275,7 +276,12 @@ class SyncStreams(_Resource):
         )
 
     def read(
-        self, conversation: str, stream_id: str, *, from_chunk: int = 0, gap_timeout_ms: int | None = None
+        self,
+        conversation: str,
+        stream_id: str,
+        *,
+        from_chunk: int | None = None,
+        gap_timeout_ms: int | None = None,
     ) -> ChunkStream[StreamEvent]:
         """The stream's events in chunk_seq order, as `async for`: StreamChunk and StreamGap,
         then its StreamEnd (a chunk that came after its gap was reported: StreamChunk(late=True)).
@@ -291,14 +297,25 @@ class SyncStreams(_Resource):
         return parse(StreamEnd, self._http.request("POST", cancel_path, json=body))
 
     def write_chunks(
-        self, conversation: str, stream_id: str, chunks: list[dict[str, Any]], *, sender: str | None = None
-    ) -> int:
-        """Post chunks ({chunk_seq, data}) as they are, in one request; how many were accepted."""
-        body = body_of(ChunksSpec, stream_id=stream_id, sender=sender or self._scope.agent_id, chunks=chunks)
+        self,
+        conversation: str,
+        stream_id: str,
+        chunks: list[dict[str, Any]] | None = None,
+        *,
+        chunk_seq: int | None = None,
+        data: JsonValue = None,
+        sender: str | None = None,
+    ) -> ChunksReceipt:
+        """Post chunks ({chunk_seq, data}) as they are, or one chunk (chunk_seq, data), in one
+        request; the receipt counts them (`accepted`)."""
+        one = {"chunk_seq": chunk_seq, "data": data} if chunks is None else {}
+        body = body_of(
+            ChunksSpec, stream_id=stream_id, sender=sender or self._scope.agent_id, chunks=chunks, **one
+        )
         answer = self._http.request(
             "POST", keyed_path("conversations", self._scope, conversation, "stream-chunks"), json=body
         )
-        return int(answer["accepted"])
+        return parse(ChunksReceipt, answer)
 
     def end(
         self,
@@ -308,7 +325,7 @@ class SyncStreams(_Resource):
         status: EndStatus = "complete",
         last_chunk_seq: int | None = None,
         error: str | None = None,
-        usage: Usage | None = None,
+        usage: Usage | dict[str, Any] | None = None,
         sender: str | None = None,
     ) -> StreamEnd:
         body = body_of(
@@ -318,7 +335,7 @@ class SyncStreams(_Resource):
             status=status,
             last_chunk_seq=last_chunk_seq,
             error=error,
-            usage=dump(usage) if usage is not None else None,
+            usage=usage,
         )
         answer = self._http.request(
             "POST", keyed_path("conversations", self._scope, conversation, "stream-end"), json=body

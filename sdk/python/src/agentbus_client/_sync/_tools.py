@@ -90,9 +90,9 @@ class SyncToolCalls(_Resource):
             return placed
         return self.wait(placed.call_id, wait_s)
 
-    def get(self, call_id: str, *, wait_ms: int = 0) -> ToolCall:
+    def get(self, call_id: str, *, wait_ms: int | None = None) -> ToolCall:
         """The call now, or once settled if that is within wait_ms (at most MAX_WAIT_MS)."""
-        timeout = self._http.timeouts.read + wait_ms / 1000
+        timeout = self._http.timeouts.read + (wait_ms or 0) / 1000
         call_path = tenant_path("tool-calls", self._scope, call_id)
         answer = self._http.request("GET", call_path, params=query(wait_ms=wait_ms), timeout=timeout)
         return parse(ToolCall, answer)
