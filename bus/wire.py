@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from agentbus_client.models.common import (
+    NAME_PATTERN,
+    NAME_RE,
+    ErrorBody,
+    Labels,
+    Name,
+    StrictModel,
+)
 
 __all__ = [
     "CALL_ID_PATTERN",
@@ -24,11 +30,6 @@ __all__ = [
     "parse_whole",
 ]
 
-# Lowercase letters, digits and inner hyphens. No '.' and no '_': the bus joins the three
-# parts with '.', and Kafka treats '.' and '_' as colliding in metric names, so
-# forbidding both makes the mapping to Kafka topic names collision-free.
-NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
-NAME_RE = re.compile(NAME_PATTERN)
 SUBJECT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"  # a schema subject
 CALL_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"  # a tool call
 STREAM_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"  # a token stream
@@ -64,24 +65,3 @@ PATH_PARAMETERS = {
     "approval_id": OPAQUE_ID_PATTERN,
     "version": VERSION_PATTERN,
 }
-
-Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
-Labels = Annotated[
-    dict[Annotated[str, Field(max_length=63)], Annotated[str, Field(max_length=255)]], Field(max_length=32)
-]
-
-
-class StrictModel(BaseModel):
-    """Base of every request model: unknown fields are an error, not silently dropped."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class ErrorDetail(BaseModel):
-    code: str = Field(description="Stable machine-readable code, e.g. topic_not_found.")
-    message: str
-    details: Any = None
-
-
-class ErrorBody(BaseModel):
-    error: ErrorDetail

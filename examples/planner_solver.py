@@ -1,10 +1,11 @@
 """A two-agent example on Agentbus: a planner hands out tasks, a solver answers them.
 
-Both are agents of the bus written with bus.sdk.faust_agent's decorator, run by one Faust app:
-when it starts they register (with their capabilities) and heartbeat while it runs. The
-planner sends each task to the solver's inbox through worker A; the solver's inbox is
-served through worker B, and what its handler returns goes back to the planner's inbox
-as the answer. The planner matches answers to tasks by correlation id and stops the app
+Both are agents of the bus written with bus.sdk.faust_agent's decorator (built on the
+agentbus-client package), run by one Faust app: when it starts they register (with their
+capabilities) and heartbeat while it runs. The planner sends each task to the solver's
+inbox through worker A; the solver's inbox is served through worker B, and what its
+handler returns goes back to the planner's inbox as the answer. The planner matches
+answers to tasks by correlation id and stops the app
 once every task is answered. Every message crosses real Kafka (the shared inbox topic).
 
     python examples/planner_solver.py [--a URL] [--b URL] [--tasks N] [--bootstrap HOST:PORT]
@@ -22,9 +23,9 @@ import uuid
 from pathlib import Path
 
 import faust
+from agentbus_client.models import InboxMessage
 from pydantic import BaseModel, JsonValue
 
-from bus.agents.models import InboxMessage
 from bus.sdk.faust_agent import bus_agent
 
 NAMESPACE, TENANT = "demo", "acme"
@@ -121,7 +122,7 @@ def build(args: argparse.Namespace) -> faust.App:
             receipt = await planner.send("solver", Task(numbers=numbers).model_dump(), correlation_id=task_id)
             print(
                 f"  planner  -> solver: task {task_id} {numbers} "
-                f"(inbox partition {receipt['partition']}, offset {receipt['offset']})"
+                f"(inbox partition {receipt.partition}, offset {receipt.offset})"
             )
         await asyncio.wait_for(all_answered.wait(), timeout=60)
         mean = sum(latencies) / len(latencies)

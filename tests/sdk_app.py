@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 
 import faust
+from agentbus_client.models import InboxMessage
 from pydantic import JsonValue
 
-from bus.agents.models import InboxMessage
 from bus.sdk.faust_agent import bus_agent
 
 env = os.environ

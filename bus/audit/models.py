@@ -2,28 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
-
-from pydantic import BaseModel, Field
+from agentbus_client.models.audit import AuditPage, AuditRecord
 
 __all__ = ["AuditPage", "AuditRecord"]
-
-
-class AuditRecord(BaseModel):
-    at: datetime
-    action: str = Field(description="e.g. topics.create_topic, keys.revoke_key, request.denied")
-    outcome: Literal["ok", "denied"]
-    status: int
-    code: str | None = Field(None, description="The error code of a denied request")
-    key_id: str | None = Field(None, description="Who: the key's id (never its secret)")
-    namespace: str | None = None
-    tenant: str | None = None
-    method: str
-    path: str
-
-
-class AuditPage(BaseModel):
-    records: list[AuditRecord]
-    scanned: int = Field(description="Records read from the audit topic to answer")
-    truncated: bool = Field(description="True when the limit or the scan bound cut the answer short")

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from fnmatch import fnmatchcase
 
-from pydantic import Field, TypeAdapter
+from agentbus_client.models.keys import TOPIC_GLOB, Action, Grant
+from pydantic import TypeAdapter
 
 from bus.errors import AdminRequired, PermissionMissing, TenantForbidden
-from bus.wire import StrictModel
 
 __all__ = [
     "TOPIC_GLOB",
@@ -27,21 +27,6 @@ __all__ = [
     "require",
     "require_admin",
 ]
-
-TOPIC_GLOB = r"^[a-z0-9*?-]{1,63}$"
-
-
-class Action(StrEnum):
-    READ = "read"  # subscribe, pull, replay
-    WRITE = "write"  # publish
-    MANAGE = "manage"  # topics, subscriptions, schemas of the tenant
-
-
-class Grant(StrictModel):
-    """Actions on the tenant's topics whose names match a glob (* and ?)."""
-
-    topics: str = Field("*", pattern=TOPIC_GLOB)
-    actions: list[Action] = Field(min_length=1)
 
 
 class Access(StrEnum):

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
+from agentbus_client.models.quotas import Quota, TenantQuota
 from pydantic import Field
 
 from bus.wire import StrictModel
 
 __all__ = ["Quota", "TenantQuota", "UsageReport"]
-
-
-class Quota(StrictModel):
-    """Per-second limits; a missing limit is no limit."""
-
-    publish_records_per_s: int | None = Field(None, ge=1)
-    publish_bytes_per_s: int | None = Field(None, ge=1)
-    deliver_records_per_s: int | None = Field(None, ge=1)
-    deliver_bytes_per_s: int | None = Field(None, ge=1)
-
-
-class TenantQuota(StrictModel):
-    namespace: str
-    tenant: str
-    quota: Quota
 
 
 class UsageReport(StrictModel):

@@ -1,1 +1,1 @@
-"""The Python client while it still lives in the server package (see sdk/python)."""
+"""The Faust-agent decorator (bus.sdk.faust_agent), built on the Python client (sdk/python)."""

@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import aiohttp
+from agentbus_client.models.system import Health
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
@@ -28,12 +29,6 @@ from bus.http.routes import Param, context, json_response, principal, route
 from bus.kafka.faust_app import app
 
 __all__: list[str] = []  # nothing here is for other modules: routes register themselves
-
-
-class Health(BaseModel):
-    status: str
-    broker: bool
-    ready: bool
 
 
 def package_version() -> str:
