@@ -21,9 +21,10 @@ import time
 from typing import Any
 
 import faust
+from agentbus_client.models.agents import Agent
 
 from bus.agents import service as ops
-from bus.agents.models import Agent, AgentRecord, HeartbeatRecord, HeartbeatView
+from bus.agents.models import AgentRecord, HeartbeatRecord, HeartbeatView
 from bus.kafka.context import BusContext
 from bus.kafka.faust_app import app
 from bus.state.keyed import APPLIED, BARRIER_KIND, KIND_HEADER, KeyedState, on_revoked, run_processor

@@ -10,19 +10,29 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from agentbus_client.models.conversations import Message
+from agentbus_client.models.streams import StreamEnd
+from agentbus_client.models.tools import ToolResult, Usage
 
 from bus.approvals import service as approval_ops
 from bus.approvals.models import ApprovalRecord, ApprovalView
-from bus.conversations.models import RECENT_IDS, ConversationRecord, ConversationView, Message
+from bus.conversations.models import (
+    RECENT_IDS,
+    CallLocation,
+    ConversationRecord,
+    ConversationView,
+    ToolCallView,
+    call_view_key,
+)
 from bus.conversations.service import forget
 from bus.kafka.context import BusContext
 from bus.kafka.faust_app import app
 from bus.kafka.transactions import TRANSACTIONS
 from bus.state.keyed import KeyedState, on_revoked, run_processor
 from bus.streams import service as streams
-from bus.streams.models import StreamEnd, StreamView, stream_view_key
+from bus.streams.models import StreamView, stream_view_key
 from bus.tools import service as tools
-from bus.tools.models import FINAL_STATUS, CallLocation, ToolCallView, ToolResult, Usage, call_view_key
+from bus.tools.models import FINAL_STATUS
 from tables.conversations import approvals, conversations, locator
 
 __all__ = ["INDEX_EVERY", "time_out_calls", "with_message"]

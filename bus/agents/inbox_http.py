@@ -7,17 +7,7 @@ order, and resumes after the last ack on any worker, after any restart.
 
 from __future__ import annotations
 
-from aiohttp import web
-
-from bus.agents.models import agent_key
-from bus.agents.service import inbox_key
-from bus.cluster.ownership import self_url
-from bus.errors import AgentNotFound, SubscriptionNotFound
-from bus.http.access import Access, Action
-from bus.http.routes import json_response, principal, read_model, route
-from bus.subscriptions import delivery_http as deliveries
-from bus.subscriptions.dispatcher import Dispatcher
-from bus.subscriptions.models import (
+from agentbus_client.models.subscriptions import (
     AckRequest,
     AckResponse,
     LagReport,
@@ -28,6 +18,16 @@ from bus.subscriptions.models import (
     ReleaseRequest,
     ReleaseResponse,
 )
+from aiohttp import web
+
+from bus.agents.models import agent_key
+from bus.agents.service import inbox_key
+from bus.cluster.ownership import self_url
+from bus.errors import AgentNotFound, SubscriptionNotFound
+from bus.http.access import Access, Action
+from bus.http.routes import json_response, principal, read_model, route
+from bus.subscriptions import delivery_http as deliveries
+from bus.subscriptions.dispatcher import Dispatcher
 
 __all__: list[str] = []  # nothing here is for other modules: routes register themselves
 

@@ -23,9 +23,8 @@ from agentbus_client.models.agents import (
     StateChange,
     agent_key,
 )
+from agentbus_client.models.tools import Usage
 from pydantic import BaseModel
-
-from bus.tools.models import Usage
 
 __all__ = [
     "DEAD_AFTER",

@@ -26,6 +26,8 @@ import logging
 import os
 from datetime import UTC, datetime
 
+from agentbus_client.models.subscriptions import Subscription, subscription_key
+from agentbus_client.models.topics import Topic, TopicSpec, topic_id
 from pydantic_core import to_json
 
 from bus import headers as h
@@ -74,9 +76,8 @@ from bus.kafka.gateway import OutgoingRecord
 from bus.schemas.registry import check_schema
 from bus.state.keyed import BARRIER, BARRIER_KIND, KIND_HEADER
 from bus.subscriptions.dispatcher_pool import inbox_kafka_topic
-from bus.subscriptions.models import Subscription, SubscriptionCommand, subscription_key
+from bus.subscriptions.models import SubscriptionCommand
 from bus.subscriptions.service import find_topic, require_subscription, send_command
-from bus.topics.models import Topic, TopicSpec, topic_id
 from bus.topics.service import create_topic
 from bus.topics.store import get_topic
 from tables.agents import agents, heartbeats

@@ -7,7 +7,7 @@ from typing import Literal
 from agentbus_client.models.approvals import Approval, ApprovalList, ApprovalState, Decision
 from pydantic import BaseModel, Field
 
-from bus.tools.models import ToolCallView
+from bus.conversations.models import ToolCallView
 
 __all__ = [
     "Approval",

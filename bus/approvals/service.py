@@ -22,18 +22,20 @@ import logging
 import time
 import uuid
 
+from agentbus_client.models.tools import ToolCall, ToolResult
+
 from bus import headers as h
 from bus.approvals.models import Approval, ApprovalRecord, ApprovalView, Decision, ParkedRecord
 from bus.clock import now_ms
 from bus.cluster.ownership import owned_partitions, owner_partition
 from bus.conversations.calls import call_envelope, inbox_copy
+from bus.conversations.models import CallLocation, ToolCallView, call_view_key
 from bus.conversations.service import envelope_record, note_appended, open_view
 from bus.errors import AlreadyDecided, ApprovalNotFound, DigestMismatch, ToolCallNotFound
 from bus.kafka.context import BusContext
 from bus.kafka.gateway import OutgoingRecord, partition_for
 from bus.kafka.transactions import TRANSACTIONS
 from bus.state.waits import Waiters, wait_for_wake, wait_until, wake
-from bus.tools.models import CallLocation, ToolCall, ToolCallView, ToolResult, call_view_key
 from tables.conversations import approvals, conversations, locator
 
 __all__ = [

@@ -4,13 +4,15 @@ Tool calls write them when placed, approvals when they release a parked call."""
 
 from __future__ import annotations
 
+from agentbus_client.models.tools import ToolCall
+
 from bus import headers as h
 from bus.clock import now_ms
+from bus.conversations.models import ToolCallView
 from bus.conversations.service import Envelope
 from bus.kafka.context import BusContext
 from bus.kafka.gateway import OutgoingRecord
 from bus.subscriptions.dispatcher_pool import inbox_kafka_topic
-from bus.tools.models import ToolCall, ToolCallView
 
 __all__ = ["call_envelope", "call_headers", "inbox_copy"]
 

@@ -16,14 +16,16 @@ from agentbus_client.models.conversations import (
     TransitionRequest,
     conversation_key,
 )
-from pydantic import BaseModel, Field
-
-from bus.streams.models import ChunkRecord
+from agentbus_client.models.streams import Chunk
+from agentbus_client.models.tools import ToolCall
+from pydantic import BaseModel, Field, JsonValue
 
 __all__ = [
     "ACCEPTS_MESSAGES",
     "RECENT_IDS",
     "TRANSITIONS",
+    "CallLocation",
+    "ChunkRecord",
     "Conversation",
     "ConversationList",
     "ConversationRecord",
@@ -33,7 +35,9 @@ __all__ = [
     "Message",
     "MessagePage",
     "MessageSpec",
+    "ToolCallView",
     "TransitionRequest",
+    "call_view_key",
     "conversation_key",
 ]
 
@@ -79,3 +83,38 @@ class ConversationRecord(BaseModel):
     message: Message | None = None
     chunks: ChunkRecord | None = None  # chunks of a token stream (no sequence number of their own)
     at: int  # unix ms
+
+
+# -- what tool calls and streams keep on the conversation's log and views --------------------
+
+
+class ChunkRecord(BaseModel):
+    """Chunks written together as one Kafka record (coalesced when they came close together)."""
+
+    stream_id: str
+    chunks: list[Chunk]
+    at: int
+
+
+class ToolCallView(ToolCall):
+    """What the conversation's owner keeps: the call plus the schema its result must match."""
+
+    output_schema: dict[str, JsonValue] | None = None
+    timeout_ms: int = 60_000  # the deadline restarts from the approval, if the call needed one
+
+    def public(self) -> ToolCall:
+        return ToolCall.model_validate(self.model_dump(exclude={"output_schema", "timeout_ms"}))
+
+
+class CallLocation(BaseModel):
+    """Which conversation a call belongs to (the call-locator view, keyed by call)."""
+
+    conversation: str
+    approval_id: str | None = Field(
+        None, description="Set while the call is parked for approval (it is in no conversation then)"
+    )
+
+
+def call_view_key(namespace: str, tenant: str, call_id: str) -> str:
+    """Key of a call in the conversations view (never a conversation key: those have no ':')."""
+    return f"call:{namespace}/{tenant}/{call_id}"

@@ -16,6 +16,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from agentbus_client.models.rules import RequireApprovalAction
+from agentbus_client.models.schemas import Violation
+from agentbus_client.models.topics import Topic
 from pydantic_core import to_json
 
 from bus import headers as h
@@ -32,12 +35,9 @@ from bus.errors import (
 from bus.kafka.context import BusContext
 from bus.kafka.gateway import OutgoingRecord, partition_for
 from bus.publish.models import JSON_CONTENT_TYPE, Envelope, PublishResult
-from bus.rules.models import RequireApprovalAction
 from bus.rules.service import apply_rules, approval_gates
-from bus.schemas.models import Violation
 from bus.schemas.service import bound_schema
 from bus.schemas.validation import BoundSchema, violations
-from bus.topics.models import Topic
 from bus.topics.service import require_topic
 from bus.types import TopicId
 

@@ -23,12 +23,12 @@ from collections.abc import Callable, Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Any, TypeGuard
 
+from agentbus_client.models.publish import Envelope
+from agentbus_client.models.topics import topic_id
 from pydantic import JsonValue
 
 from bus.errors import RuleDenied
-from bus.publish.models import Envelope
 from bus.rules.models import DenyAction, PayloadCondition, RequireApprovalAction, Rule, TagAction
-from bus.topics.models import topic_id
 
 __all__ = [
     "MISSING",

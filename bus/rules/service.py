@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from agentbus_client.models.publish import Envelope
+from agentbus_client.models.topics import topic_id
+
 from bus.errors import InvalidRule, RulesTooLarge, TopicNotFound, Unprocessable
 from bus.kafka.context import BusContext
-from bus.publish.models import Envelope
 from bus.rules import engine
 from bus.rules.engine import RuleLookup, evaluate
 from bus.rules.models import (
@@ -28,7 +30,6 @@ from bus.rules.models import (
 )
 from bus.rules.store import get_rule_set, rule_set_key
 from bus.state.command_log import catch_up, send_and_wait
-from bus.topics.models import topic_id
 from bus.topics.service import require_topic
 from tables.rules import rule_commands
 from tables.rules import rules as rules_table

@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
+from agentbus_client.models.topics import Topic
+
 from bus.errors import IncompatibleSchema, SchemaInUse, SubjectNotFound, VersionNotFound
 from bus.kafka.context import BusContext
 from bus.schemas.models import (
@@ -26,7 +28,6 @@ from bus.schemas.registry import Decision, check_schema, decide, report, schema_
 from bus.schemas.store import all_subjects, get_meta, get_version, live_versions
 from bus.schemas.validation import BoundSchema, validator_for
 from bus.state.command_log import catch_up, send_and_wait
-from bus.topics.models import Topic
 from tables.schemas import schema_commands
 from tables.schemas import schemas as schemas_table
 from tables.topics import topic_commands

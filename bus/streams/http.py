@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 
+from agentbus_client.models.conversations import conversation_key
 from aiohttp import web
 
 from bus.cluster.forwarding import at_owner
 from bus.conversations.http import path_key
-from bus.conversations.models import conversation_key
 from bus.conversations.service import view_of
 from bus.http.access import Access
 from bus.http.event_stream import EventStream, event

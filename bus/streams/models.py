@@ -17,7 +17,6 @@ from pydantic import BaseModel
 __all__ = [
     "CancelStream",
     "Chunk",
-    "ChunkRecord",
     "ChunksReceipt",
     "ChunksSpec",
     "EndStatus",
@@ -27,14 +26,6 @@ __all__ = [
     "StreamView",
     "stream_view_key",
 ]
-
-
-class ChunkRecord(BaseModel):
-    """Chunks written together as one Kafka record (coalesced when they came close together)."""
-
-    stream_id: str
-    chunks: list[Chunk]
-    at: int
 
 
 class StreamView(BaseModel):

@@ -20,14 +20,13 @@ from dataclasses import dataclass, field
 
 from bus.clock import now_ms
 from bus.cluster.ownership import owner_partition
-from bus.conversations.models import ConversationRecord, ConversationView
+from bus.conversations.models import ChunkRecord, ConversationRecord, ConversationView
 from bus.conversations.service import Envelope, append_envelope, current_view, open_view, view_of
 from bus.errors import StreamCancelled, StreamEnded
 from bus.kafka.context import BusContext
 from bus.kafka.gateway import OutgoingRecord
 from bus.streams.models import (
     Chunk,
-    ChunkRecord,
     ChunksReceipt,
     ChunksSpec,
     StreamEnd,

@@ -12,14 +12,14 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from agentbus_client.models.publish import JSON_CONTENT_TYPE, DeliveredRecord
+from agentbus_client.models.topics import Topic
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from bus import headers as h
 from bus.errors import InvalidParameter
 from bus.kafka.gateway import KafkaGateway, guarded
-from bus.publish.models import JSON_CONTENT_TYPE, DeliveredRecord
-from bus.topics.models import Topic
 from bus.wire import parse_whole
 
 __all__ = ["TopicReader", "decode_cursor", "delivered", "delivered_fields", "encode_cursor", "parse_start"]

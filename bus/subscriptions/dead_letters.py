@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agentbus_client.models.topics import Topic, topic_id
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
@@ -33,7 +34,6 @@ from bus.subscriptions.dispatcher import (
     Dispatcher,
 )
 from bus.subscriptions.models import DeadLetter, DeadLetterOrigin, Subscription
-from bus.topics.models import Topic, topic_id
 from bus.topics.service import require_topic
 from bus.wire import parse_whole
 

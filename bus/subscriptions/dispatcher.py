@@ -29,6 +29,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 
+from agentbus_client.models.topics import Topic
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
@@ -47,7 +48,7 @@ from bus.settings import Settings
 from bus.subscribe.service import delivered_fields
 from bus.subscriptions.ack_log import LogEvent, LogWriter, read_log
 from bus.subscriptions.models import Delivery, LagReport, PartitionLag, Subscription
-from bus.topics.models import Topic, kafka_topic_name
+from bus.topics.models import kafka_topic_name
 from bus.wire import parse_whole
 
 __all__ = [

@@ -12,6 +12,8 @@ import asyncio
 import logging
 from typing import Any
 
+from agentbus_client.models.topics import Topic, topic_id
+
 from bus.cluster.ownership import is_owner, owner_partition, owners_topic
 from bus.errors import OwnerMoved, SubscriptionNotFound
 from bus.kafka.context import BusContext
@@ -20,7 +22,6 @@ from bus.settings import Settings
 from bus.subscriptions.dispatcher import Dispatcher
 from bus.subscriptions.models import Subscription
 from bus.subscriptions.store import get_subscription
-from bus.topics.models import Topic, topic_id
 from bus.topics.service import require_topic
 
 __all__ = ["DISPATCHERS", "inbox_kafka_topic"]

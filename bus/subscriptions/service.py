@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from agentbus_client.models.topics import Topic, TopicSpec, topic_id
+
 from bus.errors import SubscriptionExists, SubscriptionNotFound, TenantForbidden, TopicExists, Unprocessable
 from bus.http import access
 from bus.http.access import Action, Principal
@@ -20,7 +22,6 @@ from bus.kafka.context import BusContext
 from bus.state.command_log import catch_up, send_and_wait
 from bus.subscriptions.models import Subscription, SubscriptionCommand, SubscriptionSpec, subscription_key
 from bus.subscriptions.store import all_subscriptions, get_subscription
-from bus.topics.models import Topic, TopicSpec, topic_id
 from bus.topics.service import create_topic, require_topic
 from bus.topics.store import get_topic
 from bus.types import TopicId

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 
+from agentbus_client.models.publish import Batch, DeliveredRecord, Envelope, PublishResult
+from agentbus_client.models.schemas import CompatibilityMode, SchemaSubmission
 from pydantic import BaseModel
 
 from bus.errors import BusError
 from bus.kafka.context import BusContext
-from bus.publish.models import Batch, DeliveredRecord, Envelope, PublishResult
-from bus.schemas.models import CompatibilityMode, SchemaSubmission
 from bus.schemas.service import configure, register
 from bus.schemas.store import get_meta
 from bus.wire import ErrorBody

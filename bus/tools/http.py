@@ -15,20 +15,13 @@ from yarl import URL
 from bus.cluster.forwarding import FORWARDER, WORKER_HEADER, at_owner, is_forwarded
 from bus.cluster.ownership import is_owner, owner_url, self_url
 from bus.conversations.http import path_key
+from bus.conversations.models import CallLocation, call_view_key
 from bus.errors import from_answer
 from bus.http.access import Access
 from bus.http.params import whole
 from bus.http.routes import Param, context, json_response, read_model, route
 from bus.tools import service as tools
-from bus.tools.models import (
-    CallLocation,
-    CancelRequest,
-    CancelResult,
-    ToolCall,
-    ToolCallSpec,
-    ToolResultSpec,
-    call_view_key,
-)
+from bus.tools.models import CancelRequest, CancelResult, ToolCall, ToolCallSpec, ToolResultSpec
 from tables.conversations import conversations, locator
 
 __all__: list[str] = []  # nothing here is for other modules: routes register themselves

@@ -18,17 +18,25 @@ import logging
 import uuid
 from typing import Any
 
+from agentbus_client.models.agents import Agent, Capability
+from agentbus_client.models.conversations import EnvelopeKind
 from jsonschema import Draft202012Validator
 
 from bus import headers as h
 from bus.agents import service as agent_ops
-from bus.agents.models import Agent, AgentRecord, Capability
+from bus.agents.models import AgentRecord
 from bus.approvals.service import is_parked, park, parked_call
 from bus.clock import now_ms
 from bus.cluster.forwarding import FORWARDER
 from bus.cluster.ownership import is_owner, owned_partitions, owner_partition
 from bus.conversations.calls import call_envelope, call_headers, inbox_copy
-from bus.conversations.models import ACCEPTS_MESSAGES, ConversationView, EnvelopeKind
+from bus.conversations.models import (
+    ACCEPTS_MESSAGES,
+    CallLocation,
+    ConversationView,
+    ToolCallView,
+    call_view_key,
+)
 from bus.conversations.service import Envelope, append_envelope, open_view, view_of
 from bus.conversations.service import settle as settle_view
 from bus.errors import (
@@ -50,16 +58,7 @@ from bus.kafka.context import BusContext
 from bus.kafka.gateway import OutgoingRecord
 from bus.schemas.validation import violations
 from bus.state.waits import Waiters, wait_for_wake, wake
-from bus.tools.models import (
-    CallLocation,
-    ToolCall,
-    ToolCallSpec,
-    ToolCallView,
-    ToolResult,
-    ToolResultSpec,
-    Usage,
-    call_view_key,
-)
+from bus.tools.models import ToolCall, ToolCallSpec, ToolResult, ToolResultSpec, Usage
 from tables.agents import agents
 from tables.conversations import conversations, locator
 
