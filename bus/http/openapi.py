@@ -60,7 +60,7 @@ def operation_id(r: Route) -> str:
 def collect_models() -> list[type[BaseModel]]:
     found: list[type[BaseModel]] = [ErrorBody]
     for r in ROUTES:
-        for m in (r.body, r.response):
+        for m in (r.body, r.response, *(model for _, model in r.answers)):
             if m is not None and m not in found:
                 found.append(m)
     return found
@@ -99,6 +99,11 @@ def operation(r: Route) -> dict[str, Any]:
         op["responses"][str(status)] = {
             "description": "Error",
             "content": {"application/json": {"schema": {"$ref": REF.format(model="ErrorBody")}}},
+        }
+    for status, model in r.answers:
+        op["responses"][str(status)] = {
+            "description": "Answered with this body, not an error body",
+            "content": {"application/json": {"schema": {"$ref": REF.format(model=model.__name__)}}},
         }
     return op
 

@@ -75,6 +75,8 @@ class Route:
     websocket: bool = False  # upgrades to a WebSocket
     params: tuple[Param, ...] = field(default_factory=tuple)
     errors: tuple[int, ...] = ()
+    # non-2xx answers with a body of their own instead of an ErrorBody (/readyz's 503: a Health)
+    answers: tuple[tuple[int, type[BaseModel]], ...] = ()
     audited: bool = True  # False on the data plane (heartbeats, agent messages, inboxes): not admin actions
 
 

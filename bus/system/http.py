@@ -57,7 +57,7 @@ async def livez(request: web.Request) -> web.StreamResponse:
     tag="system",
     access=Access.PUBLIC,
     response=Health,
-    errors=(503,),
+    answers=((503, Health),),
 )
 async def readyz(request: web.Request) -> web.StreamResponse:
     return await health(request, require_ready=True)
@@ -70,7 +70,7 @@ async def readyz(request: web.Request) -> web.StreamResponse:
     tag="system",
     access=Access.PUBLIC,
     response=Health,
-    errors=(503,),
+    answers=((503, Health),),
 )
 async def healthz(request: web.Request) -> web.StreamResponse:
     return await health(request, require_ready=True)

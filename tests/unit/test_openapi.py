@@ -50,3 +50,15 @@ def test_path_parameters_carry_their_patterns() -> None:
         for param in (p for p in op["parameters"] if p["in"] == "path"):
             assert param["schema"]["pattern"] == PATH_PARAMETERS[param["name"]], (method, path, param)
             assert re.compile(param["schema"]["pattern"])
+
+
+def test_a_503_of_readyz_and_healthz_is_declared_as_the_health_body_it_is() -> None:
+    paths = build_openapi("0")["paths"]
+    for path in ("/readyz", "/healthz"):
+        answers = paths[path]["get"]["responses"]
+        health = {"$ref": "#/components/schemas/Health"}
+        assert answers["503"]["content"]["application/json"]["schema"] == health
+        assert answers["200"]["content"] == answers["503"]["content"]
+    assert set(paths["/livez"]["get"]["responses"]) == {"200"}
+    error = {"$ref": "#/components/schemas/ErrorBody"}
+    assert paths["/v1/whoami"]["get"]["responses"]["401"]["content"]["application/json"]["schema"] == error

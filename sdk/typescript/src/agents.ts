@@ -5,7 +5,7 @@ import { sleep } from "./http.js";
 import { path, scope, scopedPath } from "./refs.js";
 import { Consumer, Resource } from "./resources.js";
 import type {
-  Agent, AgentMessage, AgentSpec, Approval, ApprovalState, Conversation, ConversationEvent, ConversationSpec,
+  Agent, AgentMessage, AgentSpec, Approval, ApprovalState, CallLocation, Conversation, ConversationEvent, ConversationSpec,
   ConversationState, HeartbeatReceipt, Liveness, Message, MessagePage, MessageSpec, OperatorState, SendReceipt,
   ToolCall, ToolCallSpec, ToolResultSpec,
 } from "./types.js";
@@ -46,7 +46,7 @@ export class Agents extends Resource {
   send(agent: string, message: AgentMessage): Promise<SendReceipt> {
     return this.call("POST", `${this.pathOf(agent)}/messages`, { body: message });
   }
-  /** The agent's inbox: pull, events (SSE), ack, nack, release. */
+  /** The agent's inbox: pull, events (SSE), ack, nack, release, lag. */
   inbox(agent: string): Consumer {
     return new Consumer(this.http, this.defaults, `${this.pathOf(agent)}/inbox`);
   }
@@ -191,6 +191,10 @@ export class ToolCalls extends Resource {
     return this.call("GET", path("/v1/tool-calls", ...scope(this.defaults), callId), {
       query, signal, timeoutMs: 35_000 + (waitMs ?? 0),
     });
+  }
+  /** Which conversation the call is in, and its approval while it is parked. */
+  location(callId: string): Promise<CallLocation> {
+    return this.call("GET", path("/v1/tool-calls", ...scope(this.defaults), callId, "location"));
   }
   /** Cancels the call and every pending call below it; the ids cancelled. */
   async cancel(callId: string, reason = ""): Promise<string[]> {

@@ -11,7 +11,9 @@ import { AgentbusError, ConnectionError, errorFromResponse } from "./errors.js";
 import { traceHeaders } from "./tracing.js";
 
 export type Fetch = (input: string, init: RequestInit) => Promise<Response>;
-export type Query = Record<string, string | number | boolean | undefined | null>;
+export type QueryValue = string | number | boolean;
+/** A list value repeats the parameter (`path=a&path=b`), in order; undefined and null are left out. */
+export type Query = Record<string, QueryValue | readonly QueryValue[] | undefined | null>;
 
 export interface RetryOptions {
   /** Attempts in all, the first included (default 8). */
@@ -49,6 +51,8 @@ export interface RequestOptions {
   timeoutMs?: number | undefined;
   /** An event stream: no timeout once the answer started, accept text/event-stream. */
   stream?: boolean;
+  /** Non-2xx statuses that are answers (returned, neither raised nor retried), e.g. /readyz's 503. */
+  answerStatuses?: readonly number[];
 }
 
 export interface Answer<T> {
@@ -80,7 +84,7 @@ export class HttpClient {
     return this.urls[this.current] as string;
   }
 
-  /** Sends with retries; the parsed JSON (or text) of a 2xx answer, else throws. */
+  /** Sends with retries; the parsed JSON (or text) of a 2xx answer (or of answerStatuses), else throws. */
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<Answer<T>> {
     const response = await this.send(method, path, options);
     const text = await response.text();
@@ -126,7 +130,7 @@ export class HttpClient {
     } else {
       clearTimeout(timer);
     }
-    if (response.status >= 200 && response.status < 300) return response;
+    if ((response.status >= 200 && response.status < 300) || options.answerStatuses?.includes(response.status)) return response;
     const text = await response.text().catch(() => "");
     throw errorFromResponse(response.status, text, response.headers.get("retry-after"));
   }
@@ -173,10 +177,15 @@ export function queryString(query: Query | undefined): string {
   if (!query) return "";
   const params = new URLSearchParams();
   for (const [name, value] of Object.entries(query)) {
-    if (value !== undefined && value !== null) params.append(name, String(value));
+    if (value === undefined || value === null) continue;
+    for (const one of isList(value) ? value : [value]) params.append(name, String(one));
   }
   const text = params.toString();
   return text === "" ? "" : `?${text}`;
+}
+
+function isList(value: QueryValue | readonly QueryValue[]): value is readonly QueryValue[] {
+  return Array.isArray(value);
 }
 
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {

@@ -1,6 +1,6 @@
-export { Agentbus, type SubscribeOptions } from "./client.js";
+export { Agentbus, type SubscribeOptions, type WatchOptions } from "./client.js";
 export * from "./errors.js";
-export type { ClientOptions, Fetch, RetryOptions } from "./http.js";
+export type { ClientOptions, Fetch, Query, QueryValue, RetryOptions } from "./http.js";
 export { Agents, Approvals, Conversations, Heartbeat, ToolCalls, type CallOptions } from "./agents.js";
 export { Consumer, Keys, Quotas, Rules, Schemas, Subscriptions, Topics, Audit } from "./resources.js";
 export { Streams, StreamWriter, type ReadOptions, type WriterOptions } from "./streams.js";

@@ -49,7 +49,7 @@ export interface NackOptions {
   reason?: string;
 }
 
-/** Pull, SSE, ack, nack and release: the same for subscriptions and agents' inboxes. */
+/** Pull, SSE, ack, nack, release and lag: the same for subscriptions and agents' inboxes. */
 export class Consumer extends Resource implements Settle {
   constructor(http: HttpClient, defaults: Partial<Scope>, private readonly base: string) {
     super(http, defaults);
@@ -74,6 +74,10 @@ export class Consumer extends Resource implements Settle {
   }
   release(session: string): Promise<{ released: number }> {
     return this.call("POST", `${this.base}/release`, { body: { session } });
+  }
+  /** How far behind it is: lag, unacked, in flight, the oldest unacked age. */
+  lag(): Promise<LagReport> {
+    return this.call("GET", `${this.base}/lag`);
   }
 }
 
@@ -198,6 +202,8 @@ export class Rules extends Resource {
 export interface AuditQuery {
   namespace?: string; tenant?: string; key_id?: string; action?: string; since?: string | number;
   until?: string | number; limit?: number;
+  /** "oldest" (default: oldest first from since) or "newest" (newest first back to since). */
+  order?: "oldest" | "newest";
 }
 
 export class Audit extends Resource {

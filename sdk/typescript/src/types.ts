@@ -174,6 +174,8 @@ export interface ToolCall {
   parent_call_id: string | null; children: string[]; status: ToolCallStatus; result: ToolResult | null;
   created_at: number; seq: number; approval_id: string | null; approval_digest: string | null;
 }
+/** Where a call is: its conversation, and its approval while it is parked. */
+export interface CallLocation { conversation: string; approval_id?: string | null }
 export interface ToolResultSpec {
   call_id: string; sender?: string | null; status: "ok" | "error"; result?: unknown; error?: ToolError | null;
   usage?: Usage | null;
@@ -214,3 +216,16 @@ export interface AuditRecord {
 }
 export interface AuditPage { records: AuditRecord[]; scanned: number; truncated: boolean }
 export interface Health { status: string; broker: boolean; ready: boolean }
+/** The caller's key (GET /v1/whoami): an admin key has no namespace/tenant. */
+export interface WhoAmI { key_id: string; admin: boolean; namespace: string | null; tenant: string | null; grants: Grant[] }
+/** One worker of the fleet; a worker that did not answer has up false and nothing else. */
+export interface WorkerStats {
+  url: string; up: boolean; ready?: boolean; broker?: boolean; partitions?: number[]; records_published?: number;
+  records_delivered?: number; sse_clients?: number; at?: number;
+}
+/** The fleet (GET /v1/workers): who answered, the state partitions no worker owns, every worker. */
+export interface Fleet { answered_by: string; state_partitions: number; unowned: number[]; workers: WorkerStats[] }
+/** One watched GET as the worker read it: its status and JSON body (an error body too). */
+export interface WatchResult { path: string; status: number; body: unknown }
+/** A snapshot event of /v1/watch: every watched path, in the order given. */
+export interface WatchSnapshot { results: WatchResult[] }

@@ -13,10 +13,20 @@ function errorResult(error: unknown): unknown {
   return { error: { type: error.constructor.name, code: error.code, status: error.status, retriable: error.retriable } };
 }
 
+/** The query as the fixtures write it: a repeated parameter is the list of its values, in order. */
+function queryOf(url: URL): Record<string, string | string[]> {
+  const query: Record<string, string | string[]> = {};
+  for (const name of new Set(url.searchParams.keys())) {
+    const values = url.searchParams.getAll(name);
+    query[name] = values.length === 1 ? values[0]! : values;
+  }
+  return query;
+}
+
 function checkRequest(f: RequestFixture, seen: { url: URL; method: string; headers: Headers; body: unknown }, apiKey: string): void {
   assert.equal(seen.method, f.request.method);
   assert.equal(seen.url.pathname, f.request.path);
-  assert.deepEqual(Object.fromEntries(seen.url.searchParams), f.request.query);
+  assert.deepEqual(queryOf(seen.url), f.request.query);
   assert.equal(seen.headers.get("authorization"), `Bearer ${apiKey}`);
   for (const [name, value] of Object.entries(f.request.headers)) assert.equal(seen.headers.get(name), value, name);
   assert.deepEqual(seen.body, f.request.body);

@@ -27,7 +27,7 @@ export interface FixtureResponse {
 export interface RequestFixture {
   name: string;
   call: { op: string; args: Record<string, unknown> };
-  request: { method: string; path: string; query: Record<string, string>; headers: Record<string, string>; body?: unknown; websocket?: boolean };
+  request: { method: string; path: string; query: Record<string, string | string[]>; headers: Record<string, string>; body?: unknown; websocket?: boolean };
   response: FixtureResponse;
   result: unknown;
   frames_sent?: Record<string, unknown>[];
