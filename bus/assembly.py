@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 
 import mode
 
-from bus import logs
+from bus import logs, metrics
 from bus.agents import http as agents
 from bus.agents import inbox_http as inbox
 from bus.approvals import http as approvals
@@ -115,6 +115,29 @@ ctx = BusContext(
     recovered=lambda: bool(app.tables.recovery.completed.is_set()),
 )
 install(app, ctx, functools.partial(authenticate, ctx.settings), record_request)
+
+
+def recovery_gauges() -> list[metrics.Row]:
+    """Changelog records each table still has to read (active and standby partitions), while
+    Faust recovers them; 0 once it is done (its highwaters are not kept current after)."""
+    recovery = app.tables.recovery
+    remaining = {table.name: 0 for table in app.tables.values()}
+    if getattr(recovery, "in_recovery", False):
+        for counts in (recovery.active_remaining(), recovery.standby_remaining()):
+            for tp, left in counts.items():
+                table = recovery.tp_to_table.get(tp)
+                if table is not None:
+                    remaining[table.name] = remaining.get(table.name, 0) + max(0, left)
+    return [((name,), (float(left),)) for name, left in sorted(remaining.items())]
+
+
+def worker_gauges() -> list[metrics.Row]:
+    in_recovery = bool(getattr(app.tables.recovery, "in_recovery", False))
+    return [((), (float(ctx.ready()), float(in_recovery)))]
+
+
+metrics.TABLE_RECOVERY.read_from(recovery_gauges)
+metrics.WORKER.read_from(worker_gauges)
 install_console(app)
 
 

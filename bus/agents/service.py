@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections import Counter
 from datetime import UTC, datetime
 
 from agentbus_client.models.subscriptions import Subscription, subscription_key
@@ -31,6 +32,7 @@ from agentbus_client.models.topics import Topic, TopicSpec, topic_id
 from pydantic_core import to_json
 
 from bus import headers as h
+from bus import metrics
 from bus.agents.models import (
     DEAD_AFTER,
     LATE_AFTER,
@@ -215,6 +217,15 @@ PARSED = Parsed()
 
 def owned() -> list[Agent]:
     return PARSED.owned()
+
+
+def count_by_liveness() -> list[metrics.Row]:
+    """The agents this worker owns, by the liveness last announced (read at scrape time)."""
+    counts: Counter[str] = Counter(announced(a.key, PARSED.beats_of(a.key))[0] for a in owned())
+    return [((state,), (float(counts[state]),)) for state in metrics.LIVENESS_STATES]
+
+
+metrics.AGENTS.read_from(count_by_liveness)
 
 
 def announced(key: str, beats: HeartbeatView) -> tuple[Liveness, int | None]:
@@ -515,6 +526,7 @@ async def decide_liveness(ctx: BusContext, key: str) -> None:
         record = heartbeats.outgoing(key, HeartbeatRecord(kind="transition", at=now, liveness=to))
         await ctx.gateway.produce([record], [owner_partition(key)])
         _announced[key] = (to, now)
+        metrics.AGENT_LIVENESS_CHANGES.labels(to).inc()
 
 
 # -- messages ----------------------------------------------------------------------------

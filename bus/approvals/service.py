@@ -25,6 +25,7 @@ import uuid
 from agentbus_client.models.tools import ToolCall, ToolResult
 
 from bus import headers as h
+from bus import metrics
 from bus.approvals.models import Approval, ApprovalRecord, ApprovalView, Decision, ParkedRecord
 from bus.clock import now_ms
 from bus.cluster.ownership import owned_partitions, owner_partition
@@ -176,6 +177,8 @@ async def decide(ctx: BusContext, akey: str, decision: Decision | None, approve:
                 ctx, akey, current, who, reason, "expired" if decision is None else "rejected"
             )
         _expiries.pop(akey, None)
+        outcome = "approved" if approve else ("expired" if decision is None else "rejected")
+        metrics.APPROVAL_DECISIONS.labels(outcome).observe(max(0, now_ms() - current.requested_at) / 1000)
         partition = owner_partition(akey)
         await wait_until(
             lambda: approvals.applied_offset(partition) >= offset,
@@ -291,6 +294,7 @@ async def refuse(
     partition = owner_partition(approval.conversation)
     records = [(approvals.outgoing(akey, decided), partition), (copy, inbox_partition(ctx, copy))]
     produced = await TRANSACTIONS.commit(ctx.settings, partition, records)
+    metrics.TOOL_CALLS.labels("rejected").observe(max(0, result.at - call.created_at) / 1000)
     return produced[0].offset
 
 
@@ -394,6 +398,15 @@ def scan_new_partitions() -> None:
         akey = approval_key(approval.namespace, approval.tenant, approval.approval_id)
         if approval.state == "pending" and owner_partition(akey) in fresh:
             changed(akey, approval)
+
+
+def pending_gauges() -> list[metrics.Row]:
+    """How many approvals this worker owns wait, and how soon the first expires (at scrape time)."""
+    soonest = min(_expiries.values(), default=None)
+    return [((), (float(len(_expiries)), None if soonest is None else (soonest - now_ms()) / 1000))]
+
+
+metrics.APPROVALS.read_from(pending_gauges)
 
 
 def forget(partitions: set[int]) -> None:

@@ -21,6 +21,7 @@ import aiohttp
 import faust
 from aiohttp import web
 
+from bus import metrics
 from bus.cluster.ownership import is_owner, owner_url, owners_topic, self_url, worker_urls
 from bus.errors import OwnerMoved
 from bus.logs import REQUEST_ID_HEADER
@@ -188,7 +189,10 @@ class Forwarder:
         headers = _passed_headers(request)
         body = await request.read()
         try:
-            async with self.session.request(request.method, url, data=body, headers=headers) as answer:
+            async with (
+                metrics.forwarding("answer"),
+                self.session.request(request.method, url, data=body, headers=headers) as answer,
+            ):
                 passed = {h: answer.headers[h] for h in (WORKER_HEADER, "Retry-After") if h in answer.headers}
                 return web.Response(
                     body=await answer.read(),
@@ -205,6 +209,7 @@ class Forwarder:
         headers = _passed_headers(request)
         try:
             async with self.session.get(url, headers=headers) as answer:
+                metrics.FORWARDS.labels("event_stream", "ok").inc()  # a relay's length is no latency
                 if answer.status != 200:
                     return web.Response(
                         body=await answer.read(), status=answer.status, content_type=answer.content_type
@@ -217,6 +222,7 @@ class Forwarder:
                     await relay.write(chunk)
                 return relay
         except (aiohttp.ClientError, TimeoutError) as exc:
+            metrics.FORWARDS.labels("event_stream", "failed").inc()
             raise OwnerMoved("The worker owning this key did not answer; retry", {"key": key}) from exc
 
     async def websocket(self, request: web.Request, key: str, topic: faust.TopicT) -> web.StreamResponse:
@@ -230,9 +236,11 @@ class Forwarder:
         headers = _passed_headers(request)
         try:
             upstream = await self.session.ws_connect(url, headers=headers, max_msg_size=0)
+            metrics.FORWARDS.labels("websocket", "ok").inc()
         except aiohttp.WSServerHandshakeError:
             return await self.forward(request, key, topic)
         except (aiohttp.ClientError, TimeoutError) as exc:
+            metrics.FORWARDS.labels("websocket", "failed").inc()
             raise OwnerMoved("The worker owning this key did not answer; retry", {"key": key}) from exc
         async with upstream:
             await downstream.prepare(request)
@@ -253,7 +261,10 @@ class Forwarder:
         headers = {"Authorization": auth, FORWARDED: _stamp("")}
         url = (base or owner_url(key, topic)) + path
         try:
-            async with self.session.request(method, url, json=body, headers=headers) as answer:
+            async with (
+                metrics.forwarding("call"),
+                self.session.request(method, url, json=body, headers=headers) as answer,
+            ):
                 return answer.status, await answer.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise OwnerMoved("The worker owning this key did not answer; retry", {"key": key}) from exc

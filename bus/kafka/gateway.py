@@ -27,6 +27,7 @@ from aiokafka.errors import (
 from aiokafka.partitioner import murmur2
 from aiokafka.structs import OffsetAndMetadata
 
+from bus import metrics
 from bus.errors import BusError, KafkaRejected, KafkaUnavailable, NotReady, TopicNotFound
 from bus.settings import Settings
 
@@ -159,6 +160,12 @@ class KafkaGateway:
         batch), so a request of many records costs a few sends, not one send per record.
         Within a partition the request order is kept.
         """
+        with metrics.producing("idempotent"):
+            return await self._produce(records, partitions)
+
+    async def _produce(
+        self, records: Sequence[OutgoingRecord], partitions: Sequence[int | None] | None
+    ) -> list[Produced]:
         producer = self._require_producer()
         if partitions is None or len(records) == 1 or None in partitions:
             return await self._produce_each(producer, records, partitions)

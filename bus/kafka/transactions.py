@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import IllegalOperation, KafkaError
 
+from bus import metrics
 from bus.errors import OwnerMoved
 from bus.kafka.gateway import OutgoingRecord, Produced, translate
 from bus.settings import Settings
@@ -34,6 +35,12 @@ class PartitionTransactions:
         self, settings: Settings, partition: int, records: Sequence[tuple[OutgoingRecord, int]]
     ) -> list[Produced]:
         """Write records (each with its partition) in one transaction, for state partition `partition`."""
+        with metrics.producing("transaction"):
+            return await self._commit(settings, partition, records)
+
+    async def _commit(
+        self, settings: Settings, partition: int, records: Sequence[tuple[OutgoingRecord, int]]
+    ) -> list[Produced]:
         async with self._locks.setdefault(partition, asyncio.Lock()):
             producer = await self._producer(settings, partition)
             try:

@@ -181,6 +181,7 @@ async def publish(
     )
     metrics.PUBLISH_LATENCY.labels(kind).observe(time.perf_counter() - started)
     metrics.RECORDS_PUBLISHED.inc(len(produced))
+    metrics.count_published(envelopes[i].topic for i in now)
     results: dict[int, PublishResult] = {
         i: PublishResult(
             topic=envelopes[i].topic,

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bus import metrics
 from bus.clock import now_ms
 from bus.cluster.ownership import owner_partition
 from bus.conversations.models import ChunkRecord, ConversationRecord, ConversationView
@@ -153,10 +155,22 @@ def enqueue(ctx: BusContext, conv_key: str, stream_id: str, chunks: list[Chunk])
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     live.pending += chunks
     live.waiters.append(done)
+    done.add_done_callback(chunks_written(time.perf_counter()))
     if not live.writing:
         live.writing = True
         live.writer = asyncio.create_task(write(ctx, conv_key, stream_id, live))
     return done
+
+
+def chunks_written(accepted: float) -> Callable[[asyncio.Future[None]], None]:
+    """Observe, once the write is done, how long its chunks took to reach Kafka and the
+    stream's live readers (which get them right before the writer is answered)."""
+
+    def observe(done: asyncio.Future[None]) -> None:
+        if not done.cancelled() and done.exception() is None:
+            metrics.STREAM_CHUNK_LATENCY.observe(time.perf_counter() - accepted)
+
+    return observe
 
 
 async def write(ctx: BusContext, conv_key: str, stream_id: str, live: LiveStream) -> None:

@@ -78,3 +78,4 @@ async def stream_records(events: EventStream, reader: TopicReader, who: Principa
             continue
         await write_records(events, reader, records, who)
         metrics.RECORDS_DELIVERED.labels("sse").inc(len(records))
+        metrics.count_delivered(reader.topic.topic_id, "sse", len(records))

@@ -85,6 +85,7 @@ async def pull_here(dispatcher: Dispatcher, who: Principal, body: PullRequest) -
         size = sum(len(d.model_dump_json()) for d in deliveries)
         await deliver_within_quota(quotas, len(deliveries), size)
     metrics.RECORDS_DELIVERED.labels("pull").inc(len(deliveries))
+    metrics.count_delivered(dispatcher.topic.topic_id, "pull", len(deliveries))
     return deliveries
 
 

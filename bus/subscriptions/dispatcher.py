@@ -34,6 +34,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from bus import headers as h
+from bus import metrics
 from bus.clock import now_ms
 from bus.errors import (
     DeliveryNotFound,
@@ -516,6 +517,10 @@ class Dispatcher:
                 self._back_off(entry)  # try again later rather than lose the record
             raise
         log.info("subscription %s dead-lettered %d record(s): %s", self.sub.key, len(entries), reason)
+        for entry in entries:  # one below max_deliveries was dead-lettered because a client asked
+            metrics.DEAD_LETTERS.labels(
+                "max_deliveries" if entry.count >= self.sub.max_deliveries else "nacked"
+            ).inc()
         self.room.set()
 
     def _dead_letter_record(self, entry: Entry, reason: str) -> OutgoingRecord:
@@ -652,6 +657,30 @@ class Dispatcher:
             in_flight=in_flight,
             oldest_unacked_age_ms=None if oldest is None else max(0, now_ms() - oldest),
         )
+
+    def gauges(self) -> tuple[int, int, float | None]:
+        """(records not acked, records leased, seconds since the oldest record not acked was
+        written) from what this worker holds now: a scrape never waits for the broker. The
+        end of each partition is the one its last fetch reported."""
+        unacked, in_flight, oldest = 0, 0, None
+        for tp in self.tps:
+            entries = self.window[tp.partition]
+            committed = self.committed[tp.partition]
+            end = max(self._known_end(tp), self.fetched.get(tp.partition, committed), committed)
+            unacked += end - committed - sum(1 for e in entries.values() if e.state is State.ACKED)
+            in_flight += sum(1 for e in entries.values() if e.state is State.LEASED)
+            first = next((e for e in entries.values() if e.state is not State.ACKED), None)
+            if first is not None:
+                oldest = min(oldest or first.record.timestamp, first.record.timestamp)
+        return unacked, in_flight, None if oldest is None else max(0, now_ms() - oldest) / 1000
+
+    def _known_end(self, tp: TopicPartition) -> int:
+        """The partition's end as last fetched: the last stable offset (read committed), else
+        the high watermark; 0 before the first fetch answered."""
+        stable = self.consumer.last_stable_offset(tp)
+        if stable is not None and stable >= 0:
+            return int(stable)
+        return int(self.consumer.highwater(tp) or 0)
 
 
 DLQ_PREFIX = "bus.dlq."

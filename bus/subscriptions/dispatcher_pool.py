@@ -14,6 +14,7 @@ from typing import Any
 
 from agentbus_client.models.topics import Topic, topic_id
 
+from bus import metrics
 from bus.cluster.ownership import is_owner, owner_partition, owners_topic
 from bus.errors import OwnerMoved, SubscriptionNotFound
 from bus.kafka.context import BusContext
@@ -119,6 +120,25 @@ def inbox_topic(ctx: BusContext, sub: Subscription) -> Topic:
 def inbox_kafka_topic(settings: Settings) -> str:
     """One topic for every agent's inbox, keyed by agent (namespace/tenant/id)."""
     return f"{settings.prefix}-inbox"
+
+
+def subscription_gauges() -> list[metrics.Row]:
+    """Lag, in flight and oldest unacked age of every subscription this worker runs: the
+    MAX_SUBSCRIPTION_SERIES most lagging by name, the rest added up (oldest: the max) as OTHER."""
+    found = sorted(
+        ((key, *d.gauges()) for key, d in list(DISPATCHERS.running.items()) if not d.stopped),
+        key=lambda row: -row[1],
+    )
+    named, rest = found[: metrics.MAX_SUBSCRIPTION_SERIES], found[metrics.MAX_SUBSCRIPTION_SERIES :]
+    rows: list[metrics.Row] = [((key,), (lag, leased, age)) for key, lag, leased, age in named]
+    if rest:
+        ages = [age for *_, age in rest if age is not None]
+        lag, leased = sum(r[1] for r in rest), sum(r[2] for r in rest)
+        rows.append(((metrics.OTHER,), (lag, leased, max(ages, default=None))))
+    return rows
+
+
+metrics.SUBSCRIPTIONS.read_from(subscription_gauges)
 
 
 @app.on_partitions_revoked.connect  # type: ignore[untyped-decorator]

@@ -23,6 +23,7 @@ from agentbus_client.models.conversations import EnvelopeKind
 from jsonschema import Draft202012Validator
 
 from bus import headers as h
+from bus import metrics
 from bus.agents import service as agent_ops
 from bus.agents.models import AgentRecord
 from bus.approvals.service import is_parked, park, parked_call
@@ -336,6 +337,7 @@ async def append_result(
     copy = inbox_copy(ctx, call, kind, result.model_dump_json(), to=to)
     await append_envelope(ctx, conv_key, view, envelope, [copy, *(extra or [])])
     _deadlines.pop(call_view_key(call.namespace, call.tenant, call.call_id), None)
+    metrics.TOOL_CALLS.labels(result.status).observe(max(0, result.at - call.created_at) / 1000)
 
 
 async def cancel(ctx: BusContext, conv_key: str, vkey: str, reason: str) -> list[str]:
