@@ -22,7 +22,7 @@ from bus.agents import http as agents
 from bus.agents import inbox_http as inbox
 from bus.approvals import http as approvals
 from bus.audit import http as audit
-from bus.audit.service import ensure_audit_topic, record_request
+from bus.audit.service import ensure_audit_topic, record_request, summarize_denials
 from bus.cluster import ownership
 from bus.cluster.forwarding import FORWARDER
 from bus.console.web import install as install_console  # the console at /ui
@@ -231,6 +231,7 @@ class GatewayService(mode.Service):  # type: ignore[misc]
         self.add_future(keep_running("quota usage reports", lambda: report_usage(ctx, LEDGER)))
         self.add_future(keep_running("quota usage reader", lambda: follow_usage(ctx, LEDGER)))
         self.add_future(keep_running("subscription reconciler", DISPATCHERS.reconcile))
+        self.add_future(keep_running("audit denial summaries", lambda: summarize_denials(ctx)))
         self.add_future(catch_up_global_tables())
         self.add_future(freeze_startup_objects())
         logs.configure(ctx.settings.log_format, ownership.self_url())

@@ -8,7 +8,9 @@ MAX_SCAN records. Records carry the key's id, never its secret.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
@@ -21,7 +23,7 @@ from bus.http.routes import AUDIT_TARGET, CONTEXT, Route
 from bus.kafka.context import BusContext
 from bus.kafka.gateway import OutgoingRecord, guarded
 
-__all__ = ["ensure_audit_topic", "record_request", "search"]
+__all__ = ["DENIALS", "DenialWindow", "ensure_audit_topic", "record_request", "search", "summarize_denials"]
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +172,69 @@ def matches(
 DENIED_STATUSES = frozenset({401, 403, 429})  # audited as refusals
 
 
+DENIAL_WINDOW_S = 10.0  # denials of one kind from one source: the first now, the rest per window
+MAX_DENIAL_KINDS = 10_000  # kinds counted in one window; past that, one overflow count
+
+
+@dataclass
+class DenialWindow:
+    """Denials, counted so that a flood of bad requests costs one audit record per kind and
+    window, not one Kafka write each: the first denial of a kind (source, key, code,
+    action) in a window is recorded at once, the ones after it together when the window
+    closes, as one record whose count says how many."""
+
+    repeats: dict[tuple[str | None, str | None, str | None, str], AuditRecord] = field(default_factory=dict)
+    seen: set[tuple[str | None, str | None, str | None, str]] = field(default_factory=set)
+    overflow: int = 0
+
+    def admit(self, entry: AuditRecord) -> bool:
+        """True when entry is the first of its kind in this window (record it now)."""
+        kind = (entry.source, entry.key_id, entry.code, entry.action)
+        if kind not in self.seen:
+            if len(self.seen) >= MAX_DENIAL_KINDS:
+                self.overflow += 1
+                return False
+            self.seen.add(kind)
+            return True
+        held = self.repeats.get(kind)
+        self.repeats[kind] = (
+            entry if held is None else held.model_copy(update={"count": held.count + 1, "at": entry.at})
+        )
+        return False
+
+    def close(self) -> list[AuditRecord]:
+        """The window's summaries (repeats and overflow); a new window begins."""
+        closed = list(self.repeats.values())
+        if self.overflow:
+            closed.append(
+                AuditRecord(
+                    at=now(),
+                    action="request.denied",
+                    outcome="denied",
+                    status=0,
+                    method="*",
+                    path="*",
+                    count=self.overflow,
+                )
+            )
+        self.repeats, self.seen, self.overflow = {}, set(), 0
+        return closed
+
+
+DENIALS = DenialWindow()
+
+
+async def summarize_denials(ctx: BusContext) -> None:
+    """Every DENIAL_WINDOW_S: write the window's repeated denials (a background loop)."""
+    while True:
+        await asyncio.sleep(DENIAL_WINDOW_S)
+        for entry in DENIALS.close():
+            await record(ctx, entry)
+
+
 async def record_request(request: web.Request, declared: Route, status: int, error: BusError | None) -> None:
-    """Record admin actions that succeeded and requests that were denied."""
+    """Record admin actions that succeeded (each one) and requests that were denied (the
+    first of a kind per window, then one count per window: see DenialWindow)."""
     denied = status in DENIED_STATUSES
     admin_action = (
         status < 400 and declared.method != "GET" and declared.tag != "publish" and declared.audited
@@ -192,5 +255,8 @@ async def record_request(request: web.Request, declared: Route, status: int, err
         tenant=tenant,
         method=request.method,
         path=request.path,
+        source=request.remote if denied else None,
     )
+    if denied and not DENIALS.admit(entry):
+        return
     await record(request.app[CONTEXT], entry)

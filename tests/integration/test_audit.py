@@ -105,3 +105,24 @@ async def test_newest_first_shows_the_denial_just_made(
     assert [e["action"] for e in oldest["records"]] == ["topics.create_topic"]
     status, body = await search(http, fleet.urls[0], order="sideways")
     assert status == 400 and body["error"]["code"] == "invalid_parameter"
+
+
+async def test_a_flood_of_denials_costs_one_record_per_kind_and_window(
+    fleet: Fleet, http: aiohttp.ClientSession
+) -> None:
+    """100 requests with a bad key: the first denial is recorded at once, the other 99 as
+    one record with count 99 when the window closes (not 100 Kafka writes)."""
+    tenant = unique("flood")
+    async with aiohttp.ClientSession(headers={"Authorization": "Bearer abk_nope.nope"}) as bad:
+        for _ in range(100):
+            async with bad.get(f"{fleet.urls[0]}/v1/topics/it/{tenant}/t") as r:
+                assert r.status == 401
+    status, page = await search(http, fleet.urls[1], namespace="it", tenant=tenant)
+    assert status == 200 and [e["count"] for e in page["records"]] == [1]
+    assert page["records"][0]["source"] == "127.0.0.1" and page["records"][0]["code"] == "invalid_key"
+    for _ in range(60):  # the window (10 s) closes
+        await asyncio.sleep(0.5)
+        status, page = await search(http, fleet.urls[1], namespace="it", tenant=tenant)
+        if len(page["records"]) > 1:
+            break
+    assert [e["count"] for e in page["records"]] == [1, 99], page

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from datetime import UTC, datetime
 
+from agentbus_client.models.audit import AuditRecord
+
+from bus.audit.service import DenialWindow
 from bus.http.event_stream import event
 from bus.logs import JsonFormatter, RequestFields, request_id_from, request_scope, set_tenant
 
@@ -51,3 +55,26 @@ def test_request_ids_from_callers_are_kept_only_when_sane() -> None:
 def test_sse_events_put_each_line_of_data_in_its_own_field() -> None:
     assert event("record", '{"a": 1}', "0:5") == b'id: 0:5\nevent: record\ndata: {"a": 1}\n\n'
     assert event("note", "one\ntwo") == b"event: note\ndata: one\ndata: two\n\n"
+
+
+def denial(source: str, code: str = "invalid_key") -> AuditRecord:
+    return AuditRecord(
+        at=datetime.now(UTC),
+        action="topics.get_topic",
+        outcome="denied",
+        status=401,
+        code=code,
+        method="GET",
+        path="/v1/topics/a/b/c",
+        source=source,
+    )
+
+
+def test_denials_are_recorded_first_then_counted_per_window() -> None:
+    window = DenialWindow()
+    assert window.admit(denial("10.0.0.1")) and window.admit(denial("10.0.0.2"))
+    assert window.admit(denial("10.0.0.1", "unauthenticated"))  # another kind
+    assert not any(window.admit(denial("10.0.0.1")) for _ in range(5))
+    [summary] = window.close()
+    assert (summary.source, summary.count) == ("10.0.0.1", 5)
+    assert window.admit(denial("10.0.0.1"))  # a new window records the first again

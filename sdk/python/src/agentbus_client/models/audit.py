@@ -19,6 +19,12 @@ class AuditRecord(BaseModel):
     tenant: str | None = None
     method: str
     path: str
+    source: str | None = Field(None, description="The client's address (denials)")
+    count: int = Field(
+        1,
+        description="How many requests this record stands for: denials of one kind from one source "
+        "within one window after the first are written together",
+    )
 
 
 class AuditPage(BaseModel):
