@@ -180,16 +180,16 @@ MAX_DENIAL_KINDS = 10_000  # kinds counted in one window; past that, one overflo
 class DenialWindow:
     """Denials, counted so that a flood of bad requests costs one audit record per kind and
     window, not one Kafka write each: the first denial of a kind (source, key, code,
-    action) in a window is recorded at once, the ones after it together when the window
+    action, target tenant) in a window is recorded at once, the ones after it together when the window
     closes, as one record whose count says how many."""
 
-    repeats: dict[tuple[str | None, str | None, str | None, str], AuditRecord] = field(default_factory=dict)
-    seen: set[tuple[str | None, str | None, str | None, str]] = field(default_factory=set)
+    repeats: dict[tuple[str | None, ...], AuditRecord] = field(default_factory=dict)
+    seen: set[tuple[str | None, ...]] = field(default_factory=set)
     overflow: int = 0
 
     def admit(self, entry: AuditRecord) -> bool:
         """True when entry is the first of its kind in this window (record it now)."""
-        kind = (entry.source, entry.key_id, entry.code, entry.action)
+        kind = (entry.source, entry.key_id, entry.code, entry.action, entry.namespace, entry.tenant)
         if kind not in self.seen:
             if len(self.seen) >= MAX_DENIAL_KINDS:
                 self.overflow += 1
