@@ -99,6 +99,7 @@ def bad_publishes(topic_ref: str) -> list[tuple[str, Any, int, str]]:
         ("/v1/publish", {**ok, "topic": "it/acme/does-not-exist"}, 404, "topic_not_found"),
         ("/v1/publish", {**ok, "headers": {"bus.tenant": "other"}}, 400, "reserved_header"),
         ("/v1/publish", {**ok, "headers": {"BUS.message_id": "x"}}, 400, "reserved_header"),
+        ("/v1/publish", {**ok, "headers": {"": "x"}}, 422, "invalid_request"),
         ("/v1/publish", {**ok, "payload": "x" * 70_000}, 413, "payload_too_large"),
         ("/v1/publish/batch", {"records": [ok] * 51}, 413, "batch_too_large"),
         ("/v1/publish/batch", {"records": []}, 422, "invalid_request"),

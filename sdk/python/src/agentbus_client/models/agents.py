@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
-from agentbus_client.models.common import Labels, Name, StrictModel
+from agentbus_client.models.common import HeaderName, Labels, Name, StrictModel
 from agentbus_client.models.publish import JSON_CONTENT_TYPE
 from agentbus_client.models.subscriptions import Delivery
 from agentbus_client.models.tools import UsageTotals
@@ -181,7 +181,9 @@ class AgentMessageSpec(StrictModel):
     from_: AgentRef | None = Field(None, alias="from", description="The sending agent (same tenant)")
     payload: JsonValue
     content_type: str = Field(JSON_CONTENT_TYPE, pattern=r"^[a-z]+/[a-z0-9.+-]+$", max_length=127)
-    headers: dict[str, str] = Field(default_factory=dict, description="Caller headers; 'bus.' is reserved")
+    headers: dict[HeaderName, str] = Field(
+        default_factory=dict, description="Caller headers; 'bus.' is reserved"
+    )
     message_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._:-]{1,128}$", description="Default: fresh")
     correlation_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._:-]{1,128}$")
     reply_to: AgentRef | None = Field(None, description="Where answers go (same tenant); default: from")

@@ -44,3 +44,7 @@ class ErrorDetail(BaseModel):
 
 class ErrorBody(BaseModel):
     error: ErrorDetail
+
+
+# A header name: at least one character (an empty name is no header), at most 255.
+HeaderName = Annotated[str, Field(min_length=1, max_length=255)]

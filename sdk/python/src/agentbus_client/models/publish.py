@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, JsonValue
 
-from agentbus_client.models.common import StrictModel
+from agentbus_client.models.common import HeaderName, StrictModel
 
 TOPIC_REF_PATTERN = r"^[a-z0-9-]{1,63}/[a-z0-9-]{1,63}/[a-z0-9-]{1,63}$"
 JSON_CONTENT_TYPE = "application/json"
@@ -22,7 +22,9 @@ class Envelope(StrictModel):
     payload: JsonValue = Field(
         description="Any JSON value; a string with a text/* content_type is sent as is."
     )
-    headers: dict[str, str] = Field(default_factory=dict, description="Caller headers; 'bus.' is reserved")
+    headers: dict[HeaderName, str] = Field(
+        default_factory=dict, description="Caller headers; 'bus.' is reserved"
+    )
     message_id: str | None = Field(
         None, pattern=r"^[A-Za-z0-9._:-]{1,128}$", description="Default: a fresh UUID"
     )

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, JsonValue, field_validator, model_validator
 
-from agentbus_client.models.common import Name, StrictModel
+from agentbus_client.models.common import HeaderName, Name, StrictModel
 from agentbus_client.models.keys import TOPIC_GLOB
 
 RESERVED_HEADER_PREFIX = "bus."  # headers the bus stamps itself
@@ -31,7 +31,6 @@ RULE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 POINTER_RE = re.compile(r"^(?:/(?:[^~/]|~[01])*)*$")
 
 Op = Literal["eq", "ne", "exists", "not_exists", "in", "gt", "lt"]
-HeaderName = Annotated[str, Field(min_length=1, max_length=255)]
 HeaderValue = Annotated[str, Field(max_length=1024)]
 RuleHeaders = Annotated[dict[HeaderName, HeaderValue], Field(max_length=MAX_RULE_HEADERS)]
 
