@@ -55,7 +55,8 @@ PATH_PARAMETERS = {
     "namespace": NAME_PATTERN,
     "tenant": NAME_PATTERN,
     "name": NAME_PATTERN,
-    "id": NAME_PATTERN,
+    # a name; the subscription behind an agent's inbox is inbox.<agent> (never served, 404)
+    "id": r"^(?:inbox\.)?[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$",
     "conversation_id": NAME_PATTERN,
     "agent_id": NAME_PATTERN,
     "subject": SUBJECT_PATTERN,
