@@ -116,9 +116,12 @@ class KeyedState:
         if partition in self.caught_up:
             return
         epoch = self.epochs.get(partition, 0)
-        # Fence any former owner first: its open transaction aborts, and nothing it tries to
-        # commit later (a stalled worker resuming) can land; then read everything it wrote.
-        await TRANSACTIONS.open(ctx.settings, partition)
+        # The owner fences any former owner first: its open transaction aborts, and nothing
+        # it tries to commit later (a stalled worker resuming) can land; then it reads
+        # everything that one wrote. (A worker that only reads the partition's view, e.g.
+        # for an approval of a call whose conversation it owns, must not fence its owner.)
+        if partition in owned_partitions(self.topic):
+            await TRANSACTIONS.open(ctx.settings, partition)
         barrier = OutgoingRecord(self.kafka_topic, b"{}", BARRIER.encode(), [(KIND_HEADER, BARRIER_KIND)])
         [produced] = await ctx.gateway.produce([barrier], [partition])
         await wait_until(
