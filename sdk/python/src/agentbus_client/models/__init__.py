@@ -156,10 +156,16 @@ from agentbus_client.models.subscriptions import (
     subscription_key,
 )
 from agentbus_client.models.system import (
+    Fleet,
     Health,
+    WatchResult,
+    WatchSnapshot,
+    WhoAmI,
+    WorkerStats,
 )
 from agentbus_client.models.tools import (
     CallId,
+    CallLocation,
     CallStatus,
     CancelRequest,
     CancelResult,
@@ -203,6 +209,7 @@ __all__ = [
     "BatchResult",
     "BreakingChange",
     "CallId",
+    "CallLocation",
     "CallStatus",
     "CancelRequest",
     "CancelResult",
@@ -234,6 +241,7 @@ __all__ = [
     "EnvelopeKind",
     "ErrorBody",
     "ErrorDetail",
+    "Fleet",
     "Grant",
     "HeaderFilter",
     "HeaderName",
@@ -320,6 +328,10 @@ __all__ = [
     "UsageTotals",
     "VersionList",
     "Violation",
+    "WatchResult",
+    "WatchSnapshot",
+    "WhoAmI",
+    "WorkerStats",
     "agent_key",
     "conversation_key",
     "subscription_key",

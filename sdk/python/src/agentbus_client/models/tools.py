@@ -126,3 +126,12 @@ class CancelRequest(StrictModel):
 
 class CancelResult(BaseModel):
     cancelled: list[str] = Field(description="The call and every pending call below it")
+
+
+class CallLocation(BaseModel):
+    """Which conversation a call belongs to (GET /v1/tool-calls/.../location)."""
+
+    conversation: str
+    approval_id: str | None = Field(
+        None, description="Set while the call is parked for approval (it is in no conversation then)"
+    )
