@@ -16,6 +16,7 @@ from agentbus_client.models.conversations import ConversationDeleted, Conversati
 from agentbus_client.models.publish import DeliveredRecord
 from agentbus_client.models.streams import StreamChunk, StreamEnd, StreamGap
 from agentbus_client.models.subscriptions import Delivery
+from agentbus_client.models.system import WatchSnapshot
 
 T = TypeVar("T")
 Parser: TypeAlias = Callable[[ServerSentEvent], T | None]
@@ -62,6 +63,11 @@ def stream_event(event: ServerSentEvent) -> StreamEvent | None:
     if event.event == "end":
         return StreamEnd.model_validate_json(event.data)
     return None
+
+
+def watch_snapshot(event: ServerSentEvent) -> WatchSnapshot | None:
+    raise_if_error(event)
+    return WatchSnapshot.model_validate_json(event.data) if event.event == "snapshot" else None
 
 
 def never_last(_: object) -> bool:

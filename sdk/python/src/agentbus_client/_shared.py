@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from agentbus_client._errors import APIError, TransportError, error_from_answer
 
 M = TypeVar("M", bound=BaseModel)
+# Query parameters: a name to a value, or to values sent in order (a repeated parameter).
+Params: TypeAlias = Mapping[str, str | Sequence[str]]
 __all__ = ["Scope"]
 
 
@@ -91,6 +94,22 @@ def parse(model: type[M], answer: Any) -> M:
 def query(**params: Any) -> dict[str, str]:
     """Query parameters that were given, as strings."""
     return {k: _query_value(v) for k, v in params.items() if v is not None}
+
+
+def body_answers(status: int, model: type[BaseModel]) -> Callable[[httpx.Response], bool]:
+    """An error status whose body is the operation's own answer, when it is a `model` (the
+    Health of /readyz's 503); an error body, a proxy's page, any other status stay errors."""
+
+    def answers(response: httpx.Response) -> bool:
+        if response.status_code != status:
+            return False
+        try:
+            model.model_validate_json(response.content)
+        except ValidationError:
+            return False
+        return True
+
+    return answers
 
 
 def _query_value(value: Any) -> str:

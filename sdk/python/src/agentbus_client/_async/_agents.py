@@ -37,6 +37,7 @@ from agentbus_client.models.subscriptions import (
     AckRequest,
     AckResponse,
     Delivery,
+    LagReport,
     NackRequest,
     NackResponse,
     PullRequest,
@@ -187,6 +188,10 @@ class AsyncAgents(_Resource):
         body = body_of(ReleaseRequest, session=session)
         answer = await self._http.request("POST", self._path(agent, "inbox", "release"), json=body)
         return parse(ReleaseResponse, answer).released
+
+    async def inbox_lag(self, agent: str | None = None) -> LagReport:
+        """How far the agent's inbox is behind: per partition, unacked, in flight, oldest age."""
+        return parse(LagReport, await self._http.request("GET", self._path(agent, "inbox", "lag")))
 
     def inbox_events(self, agent: str | None = None) -> AsyncEventStream[Delivery]:
         """The inbox as Server-Sent Events (a session: a drop gives back what it held)."""

@@ -9,7 +9,7 @@ or time run out; then the last error is raised. Anything else raises at once.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,7 +18,7 @@ import stamina
 
 from agentbus_client._config import RetryPolicy, Timeouts
 from agentbus_client._errors import TransportError
-from agentbus_client._shared import error_from_response, json_or_none, retry_backoff
+from agentbus_client._shared import Params, error_from_response, json_or_none, retry_backoff
 from agentbus_client._sse import ServerSentEvent, SSEDecoder
 from agentbus_client._tracing import trace_headers
 from agentbus_client._version import __version__
@@ -82,18 +82,29 @@ class AsyncHTTP:
         method: str,
         path: str,
         *,
-        params: dict[str, str] | None = None,
+        params: Params | None = None,
         json: JSON = None,
         timeout: float | None = None,
+        answers: Callable[[httpx.Response], bool] | None = None,
     ) -> JSON:
-        """The JSON answer of a successful request (retried as the module docstring says)."""
+        """The JSON answer of a successful request (retried as the module docstring says).
+
+        answers: whether an error status is this call's answer all the same (an operation
+        that declares a body of its own for it, as /readyz's 503 is a Health): then its
+        body is returned at once, not retried and not raised."""
         async for attempt in stamina.retry_context(**self.retry_options()):
             with attempt:
-                return await self._request_once(method, path, params, json, timeout)
+                return await self._request_once(method, path, params, json, timeout, answers)
         raise AssertionError("stamina ends with an answer or an exception")  # pragma: no cover
 
     async def _request_once(
-        self, method: str, path: str, params: dict[str, str] | None, body: JSON, timeout: float | None
+        self,
+        method: str,
+        path: str,
+        params: Params | None,
+        body: JSON,
+        timeout: float | None,
+        answers: Callable[[httpx.Response], bool] | None,
     ) -> JSON:
         timeouts: Any = httpx.USE_CLIENT_DEFAULT
         if timeout is not None:
@@ -110,13 +121,13 @@ class AsyncHTTP:
         except httpx.TransportError as exc:
             self.fail_over()
             raise TransportError(f"{method} {path}: {exc!r}") from exc
-        if response.is_success:
+        if response.is_success or (answers is not None and answers(response)):
             return json_or_none(response)
         raise error_from_response(response)
 
     @asynccontextmanager
     async def open_events(
-        self, path: str, params: dict[str, str] | None = None, headers: dict[str, str] | None = None
+        self, path: str, params: Params | None = None, headers: dict[str, str] | None = None
     ) -> AsyncIterator[httpx.Response]:
         """An open text/event-stream answer (its status checked), retried until it opens."""
         response: httpx.Response | None = None
@@ -130,7 +141,7 @@ class AsyncHTTP:
             await response.aclose()
 
     async def _open_once(
-        self, path: str, params: dict[str, str] | None, headers: dict[str, str] | None
+        self, path: str, params: Params | None, headers: dict[str, str] | None
     ) -> httpx.Response:
         sent = {
             "Accept": "text/event-stream",

@@ -13,6 +13,7 @@ from agentbus_client._errors import ToolCallExists, ToolResultExists
 from agentbus_client._shared import body_of, dump, keyed_path, new_id, parse, query, tenant_path
 from agentbus_client.models.approvals import Approval, ApprovalList, Decision
 from agentbus_client.models.tools import (
+    CallLocation,
     CancelRequest,
     CancelResult,
     ToolCall,
@@ -135,6 +136,11 @@ class AsyncToolCalls(_Resource):
             if not _same_result(body, won):
                 raise
             return await self.get(call_id)
+
+    async def location(self, call_id: str) -> CallLocation:
+        """The conversation the call belongs to, and its approval while it is parked for one."""
+        answer = await self._http.request("GET", tenant_path("tool-calls", self._scope, call_id, "location"))
+        return parse(CallLocation, answer)
 
     async def cancel(self, call_id: str, *, reason: str | None = None) -> builtins.list[str]:
         """Cancel a pending call and every pending call below it; the ids cancelled, it first."""

@@ -7,8 +7,19 @@ import builtins
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from agentbus_client._events import topic_record
-from agentbus_client._shared import Scope, body_of, dump, keyed_path, parse, path, query, tenant_path
+from agentbus_client._events import topic_record, watch_snapshot
+from agentbus_client._shared import (
+    Params,
+    Scope,
+    body_answers,
+    body_of,
+    dump,
+    keyed_path,
+    parse,
+    path,
+    query,
+    tenant_path,
+)
 from agentbus_client._sync._events import EventStream
 from agentbus_client._sync._http import SyncHTTP
 from agentbus_client.models.audit import AuditPage
@@ -28,7 +39,7 @@ from agentbus_client.models.schemas import (
     SubjectSummary,
     VersionList,
 )
-from agentbus_client.models.system import Health
+from agentbus_client.models.system import Fleet, Health, WatchSnapshot, WhoAmI
 from agentbus_client.models.topics import SchemaBinding, Topic, TopicList, TopicSpec
 
 
@@ -232,11 +243,41 @@ class SyncRules(_Resource):
 
 
 class SyncSystem(_Resource):
-    """Health, the audit log (admin) and the OpenAPI document."""
+    """Health, the caller's key, the fleet's workers, watched GETs, the audit log (admin)
+    and the OpenAPI document."""
 
     def health(self) -> Health:
         """The current worker's health; Unavailable (after retries) when it is not ready."""
         return parse(Health, self._http.request("GET", "/healthz"))
+
+    def live(self) -> Health:
+        """Whether the current worker's process is up (GET /livez): ready is false while it
+        still catches up."""
+        return parse(Health, self._http.request("GET", "/livez"))
+
+    def ready(self) -> Health:
+        """Whether the current worker can answer correctly (GET /readyz). Not ready is an
+        answer, not an error: its 503 carries the Health (ready false), returned at once
+        without a retry. A 503 without a Health (a proxy's) raises Unavailable as usual."""
+        answer = self._http.request("GET", "/readyz", answers=body_answers(503, Health))
+        return parse(Health, answer)
+
+    def whoami(self) -> WhoAmI:
+        """The client's key: its id, role, tenant and grants."""
+        return parse(WhoAmI, self._http.request("GET", path("whoami")))
+
+    def workers(self) -> Fleet:
+        """Every worker of the fleet (admin): up, ready, the state partitions it owns, counters."""
+        return parse(Fleet, self._http.request("GET", path("workers")))
+
+    def watch(self, paths: Sequence[str], *, interval_ms: int | None = None) -> EventStream[WatchSnapshot]:
+        """GETs of this API (each a path under /v1/ with its query, or /healthz; at most 20)
+        read again every interval_ms (1000 to 60000; the bus's default 2000), as `async for`:
+        a snapshot of every answer at once and whenever one changed. Each result has its own
+        status: an error body is a result, not an error. A dropped connection reconnects
+        and starts again with a snapshot."""
+        params: Params = {"path": list(paths), **query(interval_ms=interval_ms)}
+        return EventStream(self._http, path("watch"), watch_snapshot, params=params)
 
     def metrics(self) -> str:
         """The current worker's Prometheus metrics (admin), as text."""
@@ -257,7 +298,10 @@ class SyncSystem(_Resource):
         since: int | None = None,
         until: int | None = None,
         limit: int | None = None,
+        order: Literal["oldest", "newest"] | None = None,
     ) -> AuditPage:
+        """Audit records (admin) matching the filters; order: oldest (the bus's default) or
+        newest first."""
         params = query(
             namespace=namespace,
             tenant=tenant,
@@ -266,5 +310,6 @@ class SyncSystem(_Resource):
             since=since,
             until=until,
             limit=limit,
+            order=order,
         )
         return parse(AuditPage, self._http.request("GET", path("audit"), params=params))

@@ -38,6 +38,7 @@ from agentbus_client.models.subscriptions import (
     AckRequest,
     AckResponse,
     Delivery,
+    LagReport,
     NackRequest,
     NackResponse,
     PullRequest,
@@ -184,6 +185,10 @@ class SyncAgents(_Resource):
         body = body_of(ReleaseRequest, session=session)
         answer = self._http.request("POST", self._path(agent, "inbox", "release"), json=body)
         return parse(ReleaseResponse, answer).released
+
+    def inbox_lag(self, agent: str | None = None) -> LagReport:
+        """How far the agent's inbox is behind: per partition, unacked, in flight, oldest age."""
+        return parse(LagReport, self._http.request("GET", self._path(agent, "inbox", "lag")))
 
     def inbox_events(self, agent: str | None = None) -> EventStream[Delivery]:
         """The inbox as Server-Sent Events (a session: a drop gives back what it held)."""

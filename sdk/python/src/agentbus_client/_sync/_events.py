@@ -11,12 +11,13 @@ retriable ends the iteration by raising it. Breaking out of the loop closes the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Generic, TypeVar
 
 import httpx
 
 from agentbus_client._events import Parser, is_stream_end, never_last, next_chunk_after
+from agentbus_client._shared import Params
 from agentbus_client._sync._http import SyncHTTP, server_sent_events
 from agentbus_client._sync._io import sleep
 
@@ -32,7 +33,7 @@ class EventStream(Generic[T]):
         path: str,
         parse: Parser[T],
         *,
-        params: dict[str, str] | None = None,
+        params: Params | None = None,
         last_event_id: str | None = None,
         is_last: Callable[[T], bool] = never_last,
         resume: bool = True,
@@ -40,7 +41,7 @@ class EventStream(Generic[T]):
         self._http = http
         self._path = path
         self._parse = parse
-        self._params = dict(params or {})
+        self._params: dict[str, str | Sequence[str]] = dict(params or {})
         self._is_last = is_last
         self._resume = resume
         self.last_event_id = last_event_id
@@ -75,7 +76,7 @@ class EventStream(Generic[T]):
     def _headers(self) -> dict[str, str]:
         return {"Last-Event-ID": self.last_event_id} if self.last_event_id else {}
 
-    def _next_params(self) -> dict[str, str]:
+    def _next_params(self) -> Params:
         return self._params
 
     def _seen(self, item: T) -> None:
@@ -91,7 +92,7 @@ class ChunkStream(EventStream[T]):
     """A token stream's reader: it resumes at the chunk after the last chunk or gap seen."""
 
     def __init__(
-        self, http: SyncHTTP, path: str, parse: Parser[T], *, from_chunk: int | None, params: dict[str, str]
+        self, http: SyncHTTP, path: str, parse: Parser[T], *, from_chunk: int | None, params: Params
     ) -> None:
         super().__init__(http, path, parse, params=params, is_last=is_stream_end)
         self.next_chunk = from_chunk
@@ -99,7 +100,7 @@ class ChunkStream(EventStream[T]):
     def _headers(self) -> dict[str, str]:
         return {}
 
-    def _next_params(self) -> dict[str, str]:
+    def _next_params(self) -> Params:
         if self.next_chunk is None:
             return self._params  # from the stream's first chunk
         return {**self._params, "from_chunk": str(self.next_chunk)}

@@ -14,6 +14,7 @@ from agentbus_client._shared import body_of, dump, keyed_path, new_id, parse, qu
 from agentbus_client._sync._admin import _Resource
 from agentbus_client.models.approvals import Approval, ApprovalList, Decision
 from agentbus_client.models.tools import (
+    CallLocation,
     CancelRequest,
     CancelResult,
     ToolCall,
@@ -136,6 +137,11 @@ class SyncToolCalls(_Resource):
             if not _same_result(body, won):
                 raise
             return self.get(call_id)
+
+    def location(self, call_id: str) -> CallLocation:
+        """The conversation the call belongs to, and its approval while it is parked for one."""
+        answer = self._http.request("GET", tenant_path("tool-calls", self._scope, call_id, "location"))
+        return parse(CallLocation, answer)
 
     def cancel(self, call_id: str, *, reason: str | None = None) -> builtins.list[str]:
         """Cancel a pending call and every pending call below it; the ids cancelled, it first."""
