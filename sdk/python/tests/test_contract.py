@@ -145,6 +145,7 @@ CALLS: dict[str, Call] = {
         a["delivery_ids"], agent=a["agent"], reason=a.get("reason")
     ),
     "agents.inbox_release": lambda b, a: b.agents.release(a["session"], agent=a["agent"]),
+    "agents.inbox_lag": lambda b, a: b.agents.inbox_lag(a["agent"]),
     "approvals.list": lambda b, a: b.approvals.list(**a),
     "approvals.get": lambda b, a: b.approvals.get(a["approval_id"]),
     "approvals.approve": lambda b, a: b.approvals.approve(
@@ -231,6 +232,10 @@ CALLS: dict[str, Call] = {
     ),
     "audit.search": lambda b, a: b.system.audit(**a),
     "system.health": lambda b, a: b.system.health(),
+    "system.live": lambda b, a: b.system.live(),
+    "system.ready": lambda b, a: b.system.ready(),
+    "system.whoami": lambda b, a: b.system.whoami(),
+    "system.workers": lambda b, a: b.system.workers(),
     "system.metrics": lambda b, a: b.system.metrics(),
     "system.openapi": lambda b, a: b.system.openapi(),
     "tool_calls.place": lambda b, a: b.tool_calls.place(
@@ -248,6 +253,7 @@ CALLS: dict[str, Call] = {
     ),
     "tool_calls.get": lambda b, a: b.tool_calls.get(a["call_id"], wait_ms=a.get("wait_ms")),
     "tool_calls.cancel": lambda b, a: b.tool_calls.cancel(a["call_id"], reason=a.get("reason")),
+    "tool_calls.location": lambda b, a: b.tool_calls.location(a["call_id"]),
     "topics.create": lambda b, a: b.topics.create(
         a["spec"]["name"], **_with(a["spec"], "namespace", "tenant", "name")
     ),
@@ -278,6 +284,11 @@ STREAMS: dict[str, Callable[[AsyncClient, dict[str, Any], list[Any]], Awaitable[
         b.streams.read(a["conversation"], a["stream_id"], **_with(a, "conversation", "stream_id")),
         want,
         lambda s, e: _stream_event(e),
+    ),
+    "system.watch": lambda b, a, want: _collect(
+        b.system.watch(a["paths"], interval_ms=a.get("interval_ms")),
+        want,
+        lambda s, d: d.model_dump(mode="json"),
     ),
 }
 
@@ -310,6 +321,16 @@ def _body(answer: httpx.Response) -> Any:
 def _retry_after(answer: httpx.Response) -> float | None:
     value = answer.headers.get("retry-after")
     return float(value) if value is not None else None
+
+
+def query_items(query: dict[str, str | list[str]]) -> list[tuple[str, str]]:
+    """A fixture's query as (name, value) pairs: a list is a repeated parameter, in its order."""
+    return [(k, v) for k, vs in query.items() for v in (vs if isinstance(vs, list) else [vs])]
+
+
+def by_name(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Different parameters in any order, a repeated one's values in theirs (a stable sort)."""
+    return sorted(items, key=lambda item: item[0])
 
 
 def as_json(value: Any) -> Any:
@@ -364,7 +385,7 @@ async def test_requests(client: dict[str, Any], fixture: dict[str, Any]) -> None
     assert request.method == expected["method"]
     assert request.url.raw_path.decode().split("?")[0] == expected["path"]
     assert unquote(request.url.path) == unquote(expected["path"])
-    assert dict(request.url.params) == expected["query"]
+    assert by_name(request.url.params.multi_items()) == by_name(query_items(expected["query"]))
     assert request.headers["authorization"] == f"Bearer {client['api_key']}"
     for name, value in expected["headers"].items():
         assert request.headers[name] == value, name

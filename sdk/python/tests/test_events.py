@@ -123,3 +123,63 @@ async def test_an_error_event_raises_its_typed_error() -> None:
             assert type(exc).__name__ == "SubscriptionNotFound"
         else:
             raise AssertionError("the error event did not raise")
+
+
+LAG = (
+    '{"subscription":"demo/acme/billing","partitions":[],"total_lag":%d,"unacked":0,"in_flight":0,'
+    '"oldest_unacked_age_ms":null}'
+)
+WATCHED = ["/v1/subscriptions/demo/acme/billing/lag", "/healthz"]
+
+
+def snapshot(lag: int) -> str:
+    return (
+        f'event: snapshot\ndata: {{"results":[{{"path":"{WATCHED[0]}","status":200,"body":{LAG % lag}}},'
+        f'{{"path":"/healthz","status":503,"body":{{"status":"unavailable","broker":true,"ready":false}}}}]}}\n\n'
+    )
+
+
+def watch_fleet() -> Recorder:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if len(recorder.sent) == 1:  # one snapshot, then the connection drops
+            return sse(f": watching 2 path(s)\n\nretry: 0\n{snapshot(6)}")
+        return sse(f": watching 2 path(s)\n\n{snapshot(0)}")
+
+    recorder = Recorder(answer)
+    return recorder
+
+
+async def test_watch_reconnects_after_a_drop_with_the_same_paths() -> None:
+    recorder = watch_fleet()
+    async with AsyncClient("http://bus", retry=FAST_RETRY, transport=httpx.MockTransport(recorder)) as bus:
+        stream = bus.system.watch(WATCHED, interval_ms=1000)
+        snapshots = []
+        async for found in stream:
+            snapshots.append(found)
+            if len(snapshots) == 2:
+                break
+    assert [s.results[0].body["total_lag"] for s in snapshots] == [6, 0]  # type: ignore[index,call-overload]
+    assert snapshots[0].results[1] == models.WatchResult(
+        path="/healthz", status=503, body={"status": "unavailable", "broker": True, "ready": False}
+    )
+    assert stream.reconnects == 1
+    for sent in recorder.sent:
+        assert sent.url.path == "/v1/watch"
+        assert sent.url.params.multi_items() == [
+            ("path", WATCHED[0]),
+            ("path", WATCHED[1]),
+            ("interval_ms", "1000"),
+        ]
+        assert "last-event-id" not in sent.headers
+
+
+def test_the_sync_watch_reconnects_the_same_way() -> None:
+    recorder = watch_fleet()
+    with Client("http://bus", retry=FAST_RETRY, transport=httpx.MockTransport(recorder)) as bus:
+        snapshots = []
+        for found in bus.system.watch(WATCHED):
+            snapshots.append(found)
+            if len(snapshots) == 2:
+                break
+    assert [s.results[0].status for s in snapshots] == [200, 200] and len(recorder.sent) == 2
+    assert recorder.sent[0].url.params.multi_items() == [("path", WATCHED[0]), ("path", WATCHED[1])]

@@ -227,3 +227,53 @@ async def test_answers_with_strict_nested_models_parse() -> None:
         made = await bus.keys.create("reader", grants=[{"actions": ["read"]}])
     assert made.grants[0].actions == [ab.models.Action.READ]
     assert recorder.body()["grants"] == [{"actions": ["read"]}]
+
+
+NOT_READY = {"status": "unavailable", "broker": True, "ready": False}
+
+
+async def test_ready_returns_the_health_of_a_503_asked_once() -> None:
+    recorder = Recorder(lambda _: httpx.Response(503, json=NOT_READY))
+    async with async_client(recorder) as bus:
+        health = await bus.system.ready()
+    assert health == ab.models.Health(status="unavailable", broker=True, ready=False)
+    assert len(recorder.sent) == 1  # retries are on (FAST_RETRY), yet not ready is an answer
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(503, json={"error": {"code": "unavailable", "message": "no backend"}}),
+        httpx.Response(503, text="<html>502 Bad Gateway</html>"),
+        httpx.Response(503, json={"status": "unavailable"}),  # not a whole Health
+    ],
+    ids=["bus error", "proxy page", "partial body"],
+)
+async def test_ready_raises_on_a_503_that_is_not_a_health(answer: httpx.Response) -> None:
+    recorder = Recorder(lambda _: answer)
+    async with async_client(recorder) as bus:
+        with pytest.raises(ab.Unavailable):
+            await bus.system.ready()
+    assert len(recorder.sent) == FAST_RETRY.attempts  # an ordinary 503: retried
+
+
+async def test_only_readyz_takes_a_health_503_as_its_answer() -> None:
+    recorder = Recorder(lambda _: httpx.Response(503, json=NOT_READY))
+    async with async_client(recorder) as bus:
+        with pytest.raises(ab.Unavailable):
+            await bus.system.health()  # /healthz: Unavailable after retries, as documented
+    assert len(recorder.sent) == FAST_RETRY.attempts
+
+
+def test_sync_ready_and_location() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/readyz":
+            return httpx.Response(503, json=NOT_READY)
+        return httpx.Response(200, json={"conversation": "demo/acme/trip", "approval_id": "ap-1"})
+
+    recorder = Recorder(answer)
+    with sync_client(recorder) as bus:
+        assert bus.system.ready().ready is False
+        located = bus.tool_calls.location("call-1")
+    assert located == ab.models.CallLocation(conversation="demo/acme/trip", approval_id="ap-1")
+    assert [r.url.path for r in recorder.sent] == ["/readyz", "/v1/tool-calls/demo/acme/call-1/location"]
