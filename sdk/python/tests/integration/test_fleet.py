@@ -186,6 +186,43 @@ async def test_tool_call_and_serve_with_a_streamed_reply_and_an_approval(bus: As
         assert approved.state == "approved"
         paid = await planner.tool_calls.wait(parked.call_id, 30)
         assert paid.status == "done" and paid.result is not None and paid.result.result == {"paid": 5}
+        located = await bus.tool_calls.location(done.call_id)
+        assert located == models.CallLocation(conversation=f"sdkpy/{bus.scope.tenant}/{conv.id}")
+        with pytest.raises(ab.NotFound):
+            await bus.tool_calls.location("no-such-call")
+
+
+async def test_system_health_whoami_workers_watch_and_inbox_lag(bus: AsyncClient) -> None:
+    assert (await bus.system.live()).status in ("ok", "starting")
+    assert (await bus.system.ready()).ready is True
+    me = await bus.system.whoami()
+    assert me.admin is True and me.key_id
+    fleet = await bus.system.workers()
+    assert fleet.answered_by in [w.url for w in fleet.workers] and all(w.up for w in fleet.workers if w.ready)
+
+    planner = bus.with_scope(agent_id="planner")
+    await planner.agents.register()
+    await planner.agents.send("planner", "to myself")
+    for _ in range(30):
+        lag = await planner.agents.inbox_lag()
+        if lag.total_lag >= 1:
+            break
+        await asyncio.sleep(0.2)
+    assert lag.total_lag >= 1 and lag.subscription == f"sdkpy/{bus.scope.tenant}/inbox.planner"
+
+    topics = f"/v1/topics?namespace=sdkpy&tenant={bus.scope.tenant}"
+    watch = bus.system.watch([topics, "/v1/no-such-route"], interval_ms=1000)
+    names: list[list[str]] = []
+    async for snapshot in watch:
+        first, missing = snapshot.results
+        assert (first.path, missing.status) == (topics, 404)  # an error answer is a result
+        assert isinstance(first.body, dict) and isinstance(first.body["topics"], list)
+        names.append([str(t["name"]) for t in first.body["topics"] if isinstance(t, dict)])
+        if len(names) == 1:
+            await bus.topics.create("watched")  # the next snapshot comes when the answer changes
+        else:
+            break
+    assert set(names[1]) - set(names[0]) == {"watched"}  # the agent's own topics were there already
 
 
 async def test_stream_over_http_and_a_consumer_cancel(bus: AsyncClient) -> None:
