@@ -41,6 +41,7 @@ from agentbus_client.models.audit import (
 from agentbus_client.models.common import (
     ErrorBody,
     ErrorDetail,
+    HeaderName,
     Labels,
     Name,
     StrEnum,
@@ -82,7 +83,6 @@ from agentbus_client.models.quotas import (
 )
 from agentbus_client.models.rules import (
     DenyAction,
-    HeaderName,
     HeaderValue,
     Op,
     PayloadCondition,
