@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 
 import mode
 
-from bus import logs, metrics
+from bus import logs, metrics, tracing
 from bus.agents import http as agents
 from bus.agents import inbox_http as inbox
 from bus.approvals import http as approvals
@@ -220,6 +220,7 @@ class GatewayService(mode.Service):  # type: ignore[misc]
             raise SystemExit(
                 "Set AGENTBUS_ADMIN_KEY or AGENTBUS_ADMIN_KEY_FILE (the fleet's first admin key)"
             )
+        tracing.setup(ctx.settings, ownership.self_url())
         await gateway.start()
         await ensure_audit_topic(ctx)
         await ensure_usage_topic(ctx)
@@ -241,3 +242,4 @@ class GatewayService(mode.Service):  # type: ignore[misc]
         await TRANSACTIONS.forget(None)
         await FORWARDER.close()
         await gateway.stop()
+        tracing.shutdown()

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     admin_key_file: Path | None = None  # read into admin_key when that is not set
     log_format: Literal["text", "json"] = "text"  # json: one JSON object per line
     access_log: bool = False  # one line per answered request (method, path, status, ms)
+    # Finished trace spans as JSON lines appended here (tests, local debugging); OTLP export
+    # is configured by OpenTelemetry's own OTEL_EXPORTER_OTLP_* variables (bus/tracing.py).
+    trace_file: Path | None = None
     limits: Limits = Field(default_factory=Limits)
     timing: Timing = Field(default_factory=Timing)
 

@@ -25,7 +25,7 @@ import uuid
 from agentbus_client.models.tools import ToolCall, ToolResult
 
 from bus import headers as h
-from bus import metrics
+from bus import metrics, tracing
 from bus.approvals.models import Approval, ApprovalRecord, ApprovalView, Decision, ParkedRecord
 from bus.clock import now_ms
 from bus.cluster.ownership import owned_partitions, owner_partition
@@ -137,6 +137,15 @@ async def find(ctx: BusContext, akey: str) -> ApprovalView:
 
 async def decide(ctx: BusContext, akey: str, decision: Decision | None, approve: bool, who: str) -> Approval:
     """Approve or reject (decision None: the bus expires it). Exactly once, see the module doc."""
+    outcome = "approved" if approve else ("expired" if decision is None else "rejected")
+    attributes = {"agentbus.approval": akey, "agentbus.outcome": outcome}
+    with tracing.span("approval decide", attributes=attributes):
+        return await decide_once(ctx, akey, decision, approve, who)
+
+
+async def decide_once(
+    ctx: BusContext, akey: str, decision: Decision | None, approve: bool, who: str
+) -> Approval:
     partition = owner_partition(akey)
     if await TRANSACTIONS.open(ctx.settings, partition):
         # Opening the producer fenced a former owner: anything it committed before is in the
@@ -323,7 +332,9 @@ async def parked_call(
         raise ToolCallNotFound(f"No tool call {call_id}", {"call_id": call_id})
     if approval.state == "pending" and wait_ms > 0:
         began = time.monotonic()
-        await wait_for_wake(_decision_waiters, akey, wait_ms / 1000)  # no await since the view said pending
+        with tracing.span("approval wait", attributes={"agentbus.approval_id": approval_id}):
+            # no await since the view said pending
+            await wait_for_wake(_decision_waiters, akey, wait_ms / 1000)
         wait_ms = max(0, wait_ms - int((time.monotonic() - began) * 1000))
         approval = approvals.get(akey, ApprovalView) or approval
     if approval.state == "approved":

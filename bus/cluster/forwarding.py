@@ -15,13 +15,14 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol, TypeVar
 
 import aiohttp
 import faust
 from aiohttp import web
 
-from bus import metrics
+from bus import metrics, tracing
 from bus.cluster.ownership import is_owner, owner_url, owners_topic, self_url, worker_urls
 from bus.errors import OwnerMoved
 from bus.logs import REQUEST_ID_HEADER
@@ -48,7 +49,14 @@ FORWARDED = "X-Agentbus-Forwarded"  # on a forwarded request: the caller's ident
 PRINCIPAL = "agentbus.principal"  # where the middleware keeps who is calling (an Identified)
 WORKER_HEADER = "X-Agentbus-Worker"  # on an answer: the worker that owns the key and answered
 RELAY_CLOSE_S = 5.0  # for the other side of a relayed WebSocket to close after one side did
-_PASSED_HEADERS = ("Authorization", "Content-Type", "Accept", "Last-Event-ID", REQUEST_ID_HEADER)
+_PASSED_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "Accept",
+    "Last-Event-ID",
+    REQUEST_ID_HEADER,
+    *tracing.TRACE_HEADERS,  # as they came when tracing is off; the forward's own span's when on
+)
 T = TypeVar("T")
 Relay = Literal["answer", "event_stream", "websocket"]
 Here = Callable[[], Awaitable[web.StreamResponse]]
@@ -152,7 +160,14 @@ def _passed_headers(request: web.Request) -> dict[str, str]:
     headers = {h: request.headers[h] for h in _PASSED_HEADERS if h in request.headers}
     who = request.get(PRINCIPAL)
     headers[FORWARDED] = _stamp(who.to_identity() if who is not None else "")
+    headers.update(tracing.http_headers())  # the owner's server span is a child of the forward's
     return headers
+
+
+def _client_span(relay: str, method: str, url: str) -> AbstractContextManager[object]:
+    """The span of one hand-over to another worker (nothing when tracing is off)."""
+    attributes = {"agentbus.relay": relay, "http.request.method": method, "url.full": url}
+    return tracing.span(f"forward {method}", tracing.SpanKind.CLIENT, attributes=attributes)
 
 
 class Forwarder:
@@ -186,6 +201,10 @@ class Forwarder:
     ) -> web.Response:
         """Send the request to key's owner (or to base, at path_qs) and answer with what it answered."""
         url = (base or owner_url(key, topic)) + (path_qs or request.rel_url.path_qs)
+        with _client_span("answer", request.method, url):
+            return await self._forward(request, key, url)
+
+    async def _forward(self, request: web.Request, key: str, url: str) -> web.Response:
         headers = _passed_headers(request)
         body = await request.read()
         try:
@@ -206,6 +225,10 @@ class Forwarder:
     async def stream(self, request: web.Request, key: str, topic: faust.TopicT) -> web.StreamResponse:
         """Relay a streaming answer (SSE) of key's owner, chunk by chunk, until either side ends."""
         url = owner_url(key, topic) + request.rel_url.path_qs
+        with _client_span("event_stream", "GET", url):
+            return await self._stream(request, key, url)
+
+    async def _stream(self, request: web.Request, key: str, url: str) -> web.StreamResponse:
         headers = _passed_headers(request)
         try:
             async with self.session.get(url, headers=headers) as answer:
@@ -233,7 +256,8 @@ class Forwarder:
         if not downstream.can_prepare(request).ok:  # not a WebSocket: the owner says what is wrong
             return await self.forward(request, key, topic)
         url = owner_url(key, topic) + request.rel_url.path_qs
-        headers = _passed_headers(request)
+        with _client_span("websocket", "GET", url):
+            headers = _passed_headers(request)
         try:
             upstream = await self.session.ws_connect(url, headers=headers, max_msg_size=0)
             metrics.FORWARDS.labels("websocket", "ok").inc()
@@ -258,8 +282,12 @@ class Forwarder:
         topic: faust.TopicT = owners_topic,
     ) -> tuple[int, Any]:
         """A JSON request to key's owner (or to base) for a client, whose key goes along: (status, body)."""
-        headers = {"Authorization": auth, FORWARDED: _stamp("")}
         url = (base or owner_url(key, topic)) + path
+        with _client_span("call", method, url):
+            return await self._call(key, method, url, auth, body)
+
+    async def _call(self, key: str, method: str, url: str, auth: str, body: Any) -> tuple[int, Any]:
+        headers = {"Authorization": auth, FORWARDED: _stamp(""), **tracing.http_headers()}
         try:
             async with (
                 metrics.forwarding("call"),

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from bus import metrics
+from bus import metrics, tracing
 from bus.cluster.forwarding import PRINCIPAL, forwarded_identity
 from bus.errors import (
     BadRequest,
@@ -65,7 +65,7 @@ async def errors_and_metrics(request: web.Request, handler: Handler) -> web.Stre
     with request_scope(request_id, request.match_info.get("tenant")):
         ctx.in_flight += 1  # a stopping worker waits for these (bus.assembly.drain_requests)
         try:
-            response = await answer(request, handler)
+            response = await traced(request, handler, request_id)
         finally:
             ctx.in_flight -= 1
         if not response.prepared:  # a stream's headers went out already
@@ -81,6 +81,26 @@ async def errors_and_metrics(request: web.Request, handler: Handler) -> web.Stre
                 extra={"method": request.method, "path": request.path, "status": response.status, "ms": ms},
             )
     return response
+
+
+async def traced(request: web.Request, handler: Handler, request_id: str) -> web.StreamResponse:
+    """answer() in a server span, the child of the caller's traceparent if it sent one
+    (a forwarding worker always does); just answer() when tracing is off."""
+    if not tracing.enabled():
+        return await answer(request, handler)
+    name = f"{request.method} {route_template(request)}"
+    parent = tracing.traced_headers(request.headers)
+    attributes = {"http.request.method": request.method, "agentbus.request_id": request_id}
+    with tracing.span(name, tracing.SpanKind.SERVER, parent, attributes) as span:
+        response = await answer(request, handler)
+        if span is not None:
+            span.set_attribute("http.response.status_code", response.status)
+        return response
+
+
+def route_template(request: web.Request) -> str:
+    route = request.match_info.route.resource
+    return route.canonical if route is not None else "unmatched"
 
 
 async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -105,9 +125,7 @@ async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         error = BusError("Internal error; see the worker log", None)
     if error is not None:
         response = error_response(error)
-    route = request.match_info.route.resource
-    template = route.canonical if route is not None else "unmatched"
-    metrics.HTTP_REQUESTS.labels(request.method, template, str(response.status)).inc()
+    metrics.HTTP_REQUESTS.labels(request.method, route_template(request), str(response.status)).inc()
     if declared is not None:
         await request.app[AUDITOR](request, declared, response.status, error)
     return response

@@ -11,7 +11,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -27,7 +28,7 @@ from aiokafka.errors import (
 from aiokafka.partitioner import murmur2
 from aiokafka.structs import OffsetAndMetadata
 
-from bus import metrics
+from bus import metrics, tracing
 from bus.errors import BusError, KafkaRejected, KafkaUnavailable, NotReady, TopicNotFound
 from bus.settings import Settings
 
@@ -39,7 +40,9 @@ __all__ = [
     "declare_topics",
     "guarded",
     "partition_for",
+    "traced_produce",
     "translate",
+    "with_trace",
 ]
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,32 @@ def partition_for(key: bytes | None, partitions: int, spread: int) -> int:
     if key is None:
         return spread % partitions
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def traced_produce(
+    records: Sequence[OutgoingRecord], transaction: int | None = None
+) -> AbstractContextManager[object]:
+    """The producer span of one produce, or of one transaction of state partition
+    `transaction` (nothing when tracing is off)."""
+    if not tracing.enabled():
+        return tracing.span("")
+    topics = sorted({r.topic for r in records})
+    attributes: dict[str, str | int] = {
+        "messaging.system": "kafka",
+        "messaging.destination.name": ",".join(topics),
+        "messaging.batch.message_count": len(records),
+    }
+    if transaction is not None:
+        attributes["agentbus.transaction.partition"] = transaction
+    return tracing.span("kafka produce", tracing.SpanKind.PRODUCER, attributes=attributes)
+
+
+def with_trace(records: Sequence[OutgoingRecord]) -> Sequence[OutgoingRecord]:
+    """Records whose headers carry the current span's traceparent (the producer span's), so
+    whoever consumes them continues the trace; the records as they are when tracing is off."""
+    if not tracing.enabled():
+        return records
+    return [replace(r, headers=tracing.record_headers(r.headers)) for r in records]
 
 
 def translate(exc: BaseException) -> BusError:
@@ -160,8 +189,8 @@ class KafkaGateway:
         batch), so a request of many records costs a few sends, not one send per record.
         Within a partition the request order is kept.
         """
-        with metrics.producing("idempotent"):
-            return await self._produce(records, partitions)
+        with metrics.producing("idempotent"), traced_produce(records):
+            return await self._produce(with_trace(records), partitions)
 
     async def _produce(
         self, records: Sequence[OutgoingRecord], partitions: Sequence[int | None] | None

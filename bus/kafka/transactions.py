@@ -18,7 +18,7 @@ from aiokafka.errors import IllegalOperation, KafkaError
 
 from bus import metrics
 from bus.errors import OwnerMoved
-from bus.kafka.gateway import OutgoingRecord, Produced, translate
+from bus.kafka.gateway import OutgoingRecord, Produced, traced_produce, translate, with_trace
 from bus.settings import Settings
 
 __all__ = ["TRANSACTIONS"]
@@ -35,8 +35,11 @@ class PartitionTransactions:
         self, settings: Settings, partition: int, records: Sequence[tuple[OutgoingRecord, int]]
     ) -> list[Produced]:
         """Write records (each with its partition) in one transaction, for state partition `partition`."""
-        with metrics.producing("transaction"):
-            return await self._commit(settings, partition, records)
+        bare = [r for r, _ in records]
+        with metrics.producing("transaction"), traced_produce(bare, transaction=partition):
+            traced = with_trace(bare)
+            placed = [(r, p) for r, (_, p) in zip(traced, records, strict=True)]
+            return await self._commit(settings, partition, placed)
 
     async def _commit(
         self, settings: Settings, partition: int, records: Sequence[tuple[OutgoingRecord, int]]

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bus import metrics
+from bus import metrics, tracing
 from bus.clock import now_ms
 from bus.cluster.ownership import owner_partition
 from bus.conversations.models import ChunkRecord, ConversationRecord, ConversationView
@@ -133,7 +133,10 @@ async def add_chunks(ctx: BusContext, conv_key: str, spec: ChunksSpec) -> Chunks
     """Queue the chunks for the stream's next record and answer once that record is in Kafka."""
     await check_open(ctx, conv_key, spec.sender)
     chunks = spec.all_chunks()
-    await enqueue(ctx, conv_key, spec.stream_id, chunks)
+    # The record that carries them may be written by an earlier request's writer (group
+    # commit): this span is where the chunks waited, the produce span is in that trace.
+    with tracing.span("stream write", attributes={"agentbus.stream_id": spec.stream_id}):
+        await enqueue(ctx, conv_key, spec.stream_id, chunks)
     return ChunksReceipt(stream_id=spec.stream_id, accepted=len(chunks))
 
 

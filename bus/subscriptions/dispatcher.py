@@ -34,7 +34,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from bus import headers as h
-from bus import metrics
+from bus import metrics, tracing
 from bus.clock import now_ms
 from bus.errors import (
     DeliveryNotFound,
@@ -382,6 +382,8 @@ class Dispatcher:
                 items.append([position[0], position[1], entry.count, entry.first_at, stamp])
             ref = DeliveryRef(self.tag, self.epoch, position[0], position[1], entry.count)
             fields = delivered_fields(self.topic, entry.record)
+            if tracing.enabled():  # the client continues the trace from this delivery
+                tracing.hand_over(fields["headers"], "deliver", self._span_attributes(entry))
             out.append(
                 Delivery.model_construct(
                     **fields, delivery_id=format_delivery_id(ref), delivery_count=entry.count
@@ -395,6 +397,16 @@ class Dispatcher:
                 positions, self.writer.append([LogEvent(sub=self.sub.key, kind="delivered", items=items)])
             )
         return out
+
+    def _span_attributes(self, entry: Entry) -> dict[str, str | int]:
+        return {
+            "messaging.system": "kafka",
+            "messaging.destination.name": self.topic.topic_id,
+            "messaging.destination.partition.id": str(entry.record.partition),
+            "messaging.kafka.offset": entry.record.offset,
+            "agentbus.subscription": self.sub.key,
+            "agentbus.delivery_count": entry.count,
+        }
 
     def _note_log_offset(self, positions: list[Position], appended: asyncio.Future[int]) -> None:
         def record(done: asyncio.Future[int]) -> None:
