@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 import httpx
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 import agentbus_client as ab
@@ -52,3 +52,46 @@ def test_requests_carry_the_current_traceparent() -> None:
             bus.system.health()
     assert "traceparent" not in recorder.sent[0].headers
     assert recorder.sent[1].headers["traceparent"] == f"00-{0x1234:032x}-{0x5678:016x}-01"
+
+
+async def test_an_agent_handles_a_message_in_the_trace_of_its_traceparent() -> None:
+    """The handler and the ack that follows it continue the message's trace (without an
+    SDK installed, under the message's own span)."""
+    recorder = Recorder(lambda _: httpx.Response(200, json={"acked": 1}))
+    client = ab.AsyncClient(
+        "http://bus",
+        "k3y",
+        namespace="demo",
+        tenant="acme",
+        agent_id="tool",
+        transport=httpx.MockTransport(recorder),
+        retry=FAST_RETRY,
+    )
+    runtime = ab.AgentRuntime(client)
+    seen: list[dict[str, str]] = []
+
+    @runtime.on("*")
+    async def handler(message: ab.models.agents.InboxMessage) -> None:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        seen.append(carrier)
+
+    traceparent = f"00-{0xABC:032x}-{0xDEF:016x}-01"
+    for headers in ({"traceparent": traceparent}, {}):
+        message = ab.models.agents.InboxMessage.model_validate(
+            {
+                "delivery_id": "d-1",
+                "delivery_count": 1,
+                "message_id": "m-1",
+                "to": "demo/acme/tool",
+                "content_type": "application/json",
+                "headers": headers,
+                "payload": {},
+                "sent_at": 0,
+            }
+        )
+        await runtime.handle(message)
+    await client.aclose()
+    assert seen == [{"traceparent": traceparent}, {}]
+    assert recorder.sent[0].headers["traceparent"] == traceparent  # the ack
+    assert "traceparent" not in recorder.sent[1].headers

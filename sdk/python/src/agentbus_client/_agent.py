@@ -44,6 +44,7 @@ from typing_extensions import Self
 
 from agentbus_client._async._client import AsyncClient
 from agentbus_client._errors import AgentbusError, AgentExists
+from agentbus_client._tracing import continued
 from agentbus_client.models.agents import Capability, InboxMessage, OperatorState
 from agentbus_client.models.tools import ToolCall
 
@@ -252,7 +253,12 @@ class AgentRuntime:
             slots.release()
 
     async def handle(self, message: InboxMessage) -> None:
-        """Run the message's handler, send its answer, then ack; nack if any of it failed."""
+        """Run the message's handler, send its answer, then ack; nack if any of it failed.
+        It runs in the trace of the message's traceparent: the answer continues it."""
+        with continued(message.headers, f"agentbus handle {message.kind}"):
+            await self._handle(message)
+
+    async def _handle(self, message: InboxMessage) -> None:
         try:
             if message.kind == "tool_call" and self._tools:
                 await self._serve_call(message)
