@@ -1,6 +1,7 @@
 """Conversation benchmark: appends/s and replay records/s, against raw Kafka in the same run.
 
-  raw         aiokafka producer (acks=all, idempotent), C lanes each sending one keyed
+  raw         aiokafka producer (acks=all, idempotent) into a topic of its own shaped like
+              the conversations log (never the fleet's own log), C lanes each sending one keyed
               record and awaiting it: the Kafka work of one append.
   append      POST .../messages, C lanes, each appending to its own conversation
               (C conversations), requests spread over the workers.
@@ -33,6 +34,8 @@ from typing import Any
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
 # bench/publish.py: found next to this file when run as `python bench/conversations.py`.
@@ -133,12 +136,27 @@ def result(mode: str, seconds: float, latencies: list[float], errors: list[str],
     )
 
 
+async def raw_topic(cfg: Config) -> str:
+    """A topic of the baseline's own, shaped like the conversations log (its partitions),
+    so the raw mode never writes records the fleet's processors would have to parse."""
+    topic = f"{cfg.prefix}-bench-raw-conversations"
+    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, STATE_PARTITIONS, 1)])
+    except TopicAlreadyExistsError:
+        pass
+    finally:
+        await admin.close()
+    return topic
+
+
 async def raw_mode(cfg: Config) -> Result:
+    topic = await raw_topic(cfg)
     producer = AIOKafkaProducer(
         bootstrap_servers=cfg.bootstrap, acks="all", enable_idempotence=True, linger_ms=2
     )
     await producer.start()
-    topic = f"{cfg.prefix}-conversations"
     value = json.dumps({"kind": "message", "message": {"payload": {"text": "x" * 100}}}).encode()
     try:
 
