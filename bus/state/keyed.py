@@ -122,6 +122,21 @@ class KeyedState:
         # for an approval of a call whose conversation it owns, must not fence its owner.)
         if partition in owned_partitions(self.topic):
             await TRANSACTIONS.open(ctx.settings, partition)
+        await self._pass_barrier(ctx, partition)
+        # Lost meanwhile, or never ours (a standby copy of the view can pass the barrier too).
+        if self.epochs.get(partition, 0) != epoch or partition not in owned_partitions(self.topic):
+            raise OwnerMoved(
+                "This worker lost the partition while catching up; retry", {"partition": partition}
+            )
+        self.caught_up.add(partition)
+
+    async def refresh(self, ctx: BusContext, key: str) -> None:
+        """Make the view reflect every record appended for key's partition so far, by anyone
+        (another worker's writes to this log too): before a refusal such as a 404 is
+        decided from it."""
+        await self._pass_barrier(ctx, owner_partition(key))
+
+    async def _pass_barrier(self, ctx: BusContext, partition: int) -> None:
         barrier = OutgoingRecord(self.kafka_topic, b"{}", BARRIER.encode(), [(KIND_HEADER, BARRIER_KIND)])
         [produced] = await ctx.gateway.produce([barrier], [partition])
         await wait_until(
@@ -129,12 +144,6 @@ class KeyedState:
             ctx.settings.timing.command_timeout,
             f"{self.name} partition {partition} to catch up",
         )
-        # Lost meanwhile, or never ours (a standby copy of the view can pass the barrier too).
-        if self.epochs.get(partition, 0) != epoch or partition not in owned_partitions(self.topic):
-            raise OwnerMoved(
-                "This worker lost the partition while catching up; retry", {"partition": partition}
-            )
-        self.caught_up.add(partition)
 
     async def append(
         self, ctx: BusContext, key: str, value: BaseModel, headers: dict[str, str] | None = None
