@@ -46,6 +46,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 REPORT_INTERVAL = 0.1  # seconds between usage reports
+UNHEARD_S = 0.5  # into a window: a worker that has not reported by then is taken as idle
 KEEP_WINDOWS = 3  # seconds of fleet usage kept in memory
 
 Usage = dict[tuple[int, str], int]  # (window, "subject|dimension") -> amount
@@ -88,8 +89,19 @@ class QuotaLedger:
         slot = f"{lim.subject}|{lim.dimension}"
         if self.used(window, slot) + lim.amount > lim.per_second:
             return True
-        early = into_window < 2 * REPORT_INTERVAL  # others' usage may not have reached us yet
+        # Until every other worker serving this subject has reported for this window, their
+        # usage may not have reached us: keep to our share. A worker that stays silent is
+        # taken as idle after UNHEARD_S (its reports may be late under load, not lost).
+        early = into_window < UNHEARD_S and not self.heard_all(slot, window)
         return early and self.mine[(window, slot)] + lim.amount > self.share(slot, lim.per_second, window)
+
+    def heard_all(self, slot: str, window: int) -> bool:
+        """Whether every other worker recently serving slot has reported this window."""
+        return all(
+            last >= window
+            for w, last in self.active[slot].items()
+            if w != self.worker and last >= window - KEEP_WINDOWS
+        )
 
     def admit(self, limits: list[Limit], now: float | None = None) -> None:
         """Count every limit's amount, or none of them and raise QuotaExceeded (429)."""

@@ -60,3 +60,31 @@ def test_limits_only_for_quotas_that_are_set() -> None:
     found = limits_for([("key:k", Quota(publish_records_per_s=5)), ("tenant:a/b", None)], 3, 100, "publish")
     assert [(x.subject, x.dimension, x.amount) for x in found] == [("key:k", "publish_records", 3)]
     assert limits_for([("key:k", Quota(deliver_bytes_per_s=9))], 3, 100, "publish") == []
+
+
+def test_a_late_report_does_not_let_both_workers_take_the_whole_limit() -> None:
+    """Under load a report can come later than two report intervals: until the other worker
+    has reported for this window (or stays silent past UNHEARD_S), each keeps to its share."""
+    a, b = QuotaLedger(worker="a"), QuotaLedger(worker="b")
+    for ledger in (a, b):
+        ledger.admit(lim(), now=W - 0.5)
+        other = b if ledger is a else a
+        for report in ledger.take_report():
+            other.add(report)
+    admitted = 0
+    for ledger in (a, b) * 10:  # 0.3 s in, no report of this window has arrived anywhere
+        try:
+            ledger.admit(lim(), now=W + 0.3)
+            admitted += 1
+        except QuotaExceeded:
+            pass
+    assert admitted == 10  # 5 each, not 10 each
+    for report in b.take_report():  # b's report arrives: a now counts b's 5
+        a.add(report)
+    with pytest.raises(QuotaExceeded):
+        a.admit(lim(), now=W + 0.35)
+    c = QuotaLedger(worker="c")  # alone (a, b silent): past UNHEARD_S it takes what is left
+    for report in a.take_report():
+        c.add(report)
+    for _ in range(5):
+        c.admit(lim(), now=W + 0.6)
