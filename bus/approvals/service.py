@@ -129,10 +129,7 @@ async def park(ctx: BusContext, call: ToolCallView, ttl_ms: int) -> ToolCallView
 
 async def find(ctx: BusContext, akey: str) -> ApprovalView:
     await approvals.catch_up(ctx, owner_partition(akey))
-    found = approvals.get(akey, ApprovalView)
-    if found is None:  # parked a moment ago by another worker? read the log to its end first
-        await approvals.refresh(ctx, akey)
-        found = approvals.get(akey, ApprovalView)
+    found = await approvals.get_fresh(ctx, akey, ApprovalView)
     if found is None:
         raise ApprovalNotFound(f"No approval {akey.rsplit('/', 1)[-1]}", {"approval": akey})
     return found

@@ -73,6 +73,16 @@ class KeyedState:
         raw = self.table.get(key)
         return None if raw is None else model.model_validate_json(raw)
 
+    async def get_fresh(self, ctx: BusContext, key: str, model: type[M]) -> M | None:
+        """The key's value; when the view has none, look again after reading the log to its
+        end: another worker may have written it a moment ago, and a 404 must not be
+        decided on a view that lags it."""
+        found = self.get(key, model)
+        if found is None:
+            await self.refresh(ctx, key)
+            found = self.get(key, model)
+        return found
+
     def put(self, key: str, value: BaseModel) -> None:
         """Only inside the processor (Faust writes tables in stream context)."""
         self.table[key] = value.model_dump_json().encode()

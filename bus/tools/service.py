@@ -220,10 +220,7 @@ async def find_location(ctx: BusContext, vkey: str) -> CallLocation:
     """Where a call is (its conversation, and its approval while parked), on the locator's
     owner; ToolCallNotFound (404) if nowhere."""
     async with locator.deciding(ctx, vkey):
-        found = locator.get(vkey, CallLocation)
-        if found is None:  # placed a moment ago by another worker? read the log to its end first
-            await locator.refresh(ctx, vkey)
-            found = locator.get(vkey, CallLocation)
+        found = await locator.get_fresh(ctx, vkey, CallLocation)
     if found is None:
         raise ToolCallNotFound(f"No tool call {vkey.split('/')[-1]}", {"call_id": vkey.split("/")[-1]})
     return found
