@@ -476,7 +476,8 @@ async def evaluate_liveness(ctx: BusContext) -> None:
     never rest on a view that lags the log."""
     now = now_ms()
     owned_now = owned()
-    behind = {owner_partition(a.key) for a in owned_now} - (agents.caught_up & heartbeats.caught_up)
+    caught_up = agents.caught_up_partitions() & heartbeats.caught_up_partitions()
+    behind = {owner_partition(a.key) for a in owned_now} - caught_up
     if behind:
         await asyncio.gather(*(catch_up(ctx, p) for p in behind), return_exceptions=True)
         return

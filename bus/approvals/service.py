@@ -35,7 +35,7 @@ from bus.conversations.service import envelope_record, note_appended, open_view
 from bus.errors import AlreadyDecided, ApprovalNotFound, DigestMismatch, ToolCallNotFound
 from bus.kafka.context import BusContext
 from bus.kafka.gateway import OutgoingRecord, partition_for
-from bus.kafka.transactions import TRANSACTIONS
+from bus.state.keyed import write_decided
 from bus.state.waits import Waiters, wait_for_wake, wait_until, wake
 from tables.conversations import approvals, conversations, locator
 
@@ -146,12 +146,6 @@ async def decide(ctx: BusContext, akey: str, decision: Decision | None, approve:
 async def decide_once(
     ctx: BusContext, akey: str, decision: Decision | None, approve: bool, who: str
 ) -> Approval:
-    partition = owner_partition(akey)
-    if await TRANSACTIONS.open(ctx.settings, partition):
-        # Opening the producer fenced a former owner: anything it committed before is in the
-        # log now, so catch up again rather than trust an earlier catch-up.
-        approvals.caught_up.discard(partition)
-        conversations.caught_up.discard(partition)
     first = await find(ctx, akey)
     # A tool call's approval is decided under its conversation's lock (the envelope takes a
     # sequence number); a parked publish under its own.
@@ -256,7 +250,7 @@ async def settle_record(
         records.append(
             (OutgoingRecord(parked.kafka_topic, parked.value.encode(), key, headers), parked.partition)
         )
-    produced = await TRANSACTIONS.commit(ctx.settings, partition, records)
+    produced = await write_decided(partition, records)
     return produced[0].offset
 
 
@@ -284,7 +278,7 @@ async def publish(ctx: BusContext, akey: str, approval: ApprovalView, who: str, 
         (copy, inbox_partition(ctx, copy)),
         (located, owner_partition(vkey)),
     ]
-    produced = await TRANSACTIONS.commit(ctx.settings, partition, records)
+    produced = await write_decided(partition, records)
     note_appended(conv_key, message, produced[1].partition, produced[1].offset)
     return produced[0].offset
 
@@ -302,7 +296,7 @@ async def refuse(
     copy = inbox_copy(ctx, call, "tool_result", result.model_dump_json(), to=call.reply_to)
     partition = owner_partition(approval.conversation)
     records = [(approvals.outgoing(akey, decided), partition), (copy, inbox_partition(ctx, copy))]
-    produced = await TRANSACTIONS.commit(ctx.settings, partition, records)
+    produced = await write_decided(partition, records)
     metrics.TOOL_CALLS.labels("rejected").observe(max(0, result.at - call.created_at) / 1000)
     return produced[0].offset
 
@@ -382,7 +376,7 @@ def changed(akey: str, approval: ApprovalView) -> None:
 
 
 async def expire_due(ctx: BusContext) -> None:
-    for partition in owned_partitions(approvals.topic) - approvals.caught_up:
+    for partition in owned_partitions(approvals.topic) - approvals.caught_up_partitions():
         try:
             await approvals.catch_up(ctx, partition)
         except Exception as exc:  # the next tick tries again
@@ -401,7 +395,7 @@ async def expire_due(ctx: BusContext) -> None:
 
 
 def scan_new_partitions() -> None:
-    fresh = approvals.caught_up - _scanned
+    fresh = approvals.caught_up_partitions() - _scanned
     if not fresh:
         return
     _scanned.update(fresh)

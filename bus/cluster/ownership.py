@@ -59,6 +59,8 @@ def owner_partition(key: str) -> int:
 
 _owned: dict[str, frozenset[int]] = {}
 _owned_from: list[Any] = [None]  # the assignment _owned was computed from
+# (topic, partition) revoked since the assignment in force then was made.
+_revoked: dict[str, set[int]] = {}
 
 
 def owned_partitions(topic: faust.TopicT = owners_topic) -> frozenset[int]:
@@ -66,12 +68,24 @@ def owned_partitions(topic: faust.TopicT = owners_topic) -> frozenset[int]:
     assignment = assignment_token(app)
     if assignment is not _owned_from[0]:
         _owned.clear()
+        _revoked.clear()
         _owned_from[0] = assignment
     name = topic.get_topic_name()
     found = _owned.get(name)
     if found is None:
-        found = _owned[name] = active_partitions(app, name)
+        found = _owned[name] = active_partitions(app, name) - _revoked.get(name, set())
     return found
+
+
+@app.on_partitions_revoked.connect  # type: ignore[untyped-decorator]
+async def own_none_of_the_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
+    """Until the next assignment arrives, Faust still reports the old one; but a revoked
+    partition may be another worker's already (this one was dropped from the group while
+    it stalled): it owns none of them, so it decides and fences nothing for them."""
+    owned_partitions()  # note the assignment in force, so the next one clears what follows
+    for tp in revoked:
+        _revoked.setdefault(tp.topic, set()).add(tp.partition)
+    _owned.clear()
 
 
 def is_owner(key: str, topic: faust.TopicT = owners_topic) -> bool:

@@ -45,6 +45,7 @@ from bus.errors import (
 )
 from bus.kafka.context import BusContext
 from bus.kafka.gateway import OutgoingRecord, guarded, partition_for
+from bus.state.keyed import write_decided
 from bus.state.waits import wait_until
 from tables.conversations import conversations
 
@@ -204,7 +205,7 @@ async def append_envelope(
     partition = owner_partition(key)
     partitions = [partition] + [partition_for(r.key, ctx.settings.state_partitions, 0) for r in extra]
     # Fenced: a former owner that stalled and resumes cannot write this sequence number too.
-    produced = await conversations.write(ctx, partition, list(zip([record, *extra], partitions, strict=True)))
+    produced = await write_decided(partition, list(zip([record, *extra], partitions, strict=True)))
     note_appended(key, message, produced[0].partition, produced[0].offset)
     return message
 

@@ -5,11 +5,18 @@ id of the partition: when another worker takes the partition over and writes, it
 init_transactions fences this one, so a worker that lost a partition without noticing
 can no longer commit anything for it. Every processor of the bus reads committed records
 only (bus.kafka.faust_app), so a transaction cut short by a crash is never applied.
+
+Each producer opened gets a new generation number. A decision is made under the
+generation its view caught up under (bus.state.keyed), and commits under that generation
+only: a commit never opens a producer. Opening one fences every other worker, so a
+decision taken before (a worker that stalled with requests queued, and resumed) would
+otherwise land with the new producer on a view that lacks what the successor wrote.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Sequence
 
@@ -29,23 +36,34 @@ log = logging.getLogger(__name__)
 class PartitionTransactions:
     def __init__(self) -> None:
         self._producers: dict[int, AIOKafkaProducer] = {}
+        self._generations: dict[int, int] = {}  # partition -> generation of its open producer
+        self._opened = itertools.count(1)
         self._locks: dict[int, asyncio.Lock] = {}
 
+    def generation(self, partition: int) -> int | None:
+        """The generation of the partition's open producer; None when none is open."""
+        return self._generations.get(partition) if partition in self._producers else None
+
     async def commit(
-        self, settings: Settings, partition: int, records: Sequence[tuple[OutgoingRecord, int]]
+        self, partition: int, generation: int, records: Sequence[tuple[OutgoingRecord, int]]
     ) -> list[Produced]:
-        """Write records (each with its partition) in one transaction, for state partition `partition`."""
+        """Write records (each with its partition) in one transaction, for state partition
+        `partition`, with the producer of the generation the records were decided under."""
         bare = [r for r, _ in records]
         with metrics.producing("transaction"), traced_produce(bare, transaction=partition):
             traced = with_trace(bare)
             placed = [(r, p) for r, (_, p) in zip(traced, records, strict=True)]
-            return await self._commit(settings, partition, placed)
+            return await self._commit(partition, generation, placed)
 
     async def _commit(
-        self, settings: Settings, partition: int, records: Sequence[tuple[OutgoingRecord, int]]
+        self, partition: int, generation: int, records: Sequence[tuple[OutgoingRecord, int]]
     ) -> list[Produced]:
         async with self._locks.setdefault(partition, asyncio.Lock()):
-            producer = await self._producer(settings, partition)
+            producer = self._producers.get(partition)
+            if producer is None or self._generations.get(partition) != generation:
+                raise OwnerMoved(
+                    "The partition changed hands after this was decided; retry", {"partition": partition}
+                )
             try:
                 async with producer.transaction():
                     sent = [
@@ -66,13 +84,12 @@ class PartitionTransactions:
                 ) from exc
         return [Produced(m.partition, m.offset, m.timestamp) for m in metas]
 
-    async def open(self, settings: Settings, partition: int) -> bool:
-        """Make sure this worker holds the partition's transactional producer; True when it
-        was opened just now (which fenced any former owner: decide on a fresh catch-up)."""
+    async def open(self, settings: Settings, partition: int) -> int:
+        """Make sure this worker holds the partition's transactional producer; its generation.
+        A new generation fenced any former owner: decide only on a view caught up after it."""
         async with self._locks.setdefault(partition, asyncio.Lock()):
-            fresh = partition not in self._producers
             await self._producer(settings, partition)
-            return fresh
+            return self._generations[partition]
 
     async def _producer(self, settings: Settings, partition: int) -> AIOKafkaProducer:
         found = self._producers.get(partition)
@@ -87,6 +104,7 @@ class PartitionTransactions:
             )
             await found.start()  # init_transactions: fences the partition's previous owner
             self._producers[partition] = found
+            self._generations[partition] = next(self._opened)
         return found
 
     async def _drop(self, partition: int) -> None:

@@ -7,17 +7,20 @@ RocksDB), so the table is a view of the log: a worker that takes a partition ove
 recovers the table from its changelog and then applies whatever the log holds beyond it.
 
 The owner decides (409s, sequence numbers) on a view that has caught up with the log:
-once per partition after it got it (so nothing a previous owner appended is missed), and
-then it waits for its own appends. Decisions about one key run one at a time (a lock per
-key), so two requests never decide on the same view.
+once per partition and producer generation (bus.kafka.transactions), so nothing a
+previous owner appended is missed, and then it waits for its own appends. Decisions about
+one key run one at a time (a lock per key), so two requests never decide on the same
+view. What a decision writes commits under the generation it was decided under, or not at
+all: a worker that lost the partition, or fenced its successor since, writes nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import faust
@@ -32,7 +35,7 @@ from bus.kafka.transactions import TRANSACTIONS
 from bus.settings import get_settings
 from bus.state.waits import wait_until
 
-__all__ = ["APPLIED", "BARRIER", "KeyedState", "on_revoked", "run_processor"]
+__all__ = ["APPLIED", "BARRIER", "KeyedState", "on_revoked", "run_processor", "write_decided"]
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -40,6 +43,9 @@ Apply = Callable[["KeyedState", str, bytes, dict[str, str], int], None]
 APPLIED = "\x00applied:"  # + partition: the last log offset the view reflects (never an entity key)
 BARRIER = "\x00barrier"  # key of the records catch_up() waits for; the processors skip them
 KIND_HEADER, BARRIER_KIND = "bus.kind", b"barrier"
+# Partition -> the producer generation the current task's decision was made under (set
+# by KeyedState.deciding, read by write_decided).
+_decided_under: ContextVar[Mapping[int, int] | None] = ContextVar("decided_under", default=None)
 
 
 class KeyedState:
@@ -57,7 +63,8 @@ class KeyedState:
         self.table = app.Table(
             f"{name}-view", key_type=str, value_type=bytes, partitions=s.state_partitions, help=help
         )
-        self.caught_up: set[int] = set()  # partitions whose view has the previous owner's records
+        # Partition -> the producer generation under which the view caught up with the log.
+        self.caught_up: dict[int, int] = {}
         # Bumped when a partition is lost: a catch-up that began before does not count (it
         # would leave the partition marked caught up, and a later takeover would skip it).
         self.epochs: dict[int, int] = {}
@@ -107,38 +114,50 @@ class KeyedState:
 
     # -- the owner's side -------------------------------------------------------------
 
+    def caught_up_partitions(self) -> set[int]:
+        """Partitions whose view caught up under the producer still open for them."""
+        return {p for p, g in self.caught_up.items() if TRANSACTIONS.generation(p) == g}
+
     @asynccontextmanager
     async def deciding(self, ctx: BusContext, key: str) -> AsyncIterator[None]:
-        """Hold key's lock on a view that reflects its whole log so far (owner only)."""
+        """Hold key's lock on a view that reflects its whole log so far (owner only); what
+        is written meanwhile (write_decided) commits under this catch-up's generation."""
         if not is_owner(key, self.topic):
             raise OwnerMoved("This worker does not own this key now; retry", {"key": key})
         lock = self.locks.setdefault(key, asyncio.Lock())
         async with lock:
-            await self.catch_up(ctx, owner_partition(key))
-            yield
+            partition = owner_partition(key)
+            generation = await self.catch_up(ctx, partition)
+            token = _decided_under.set({**(_decided_under.get() or {}), partition: generation})
+            try:
+                yield
+            finally:
+                _decided_under.reset(token)
 
-    async def catch_up(self, ctx: BusContext, partition: int) -> None:
-        """Wait until the view reflects every record of the partition so far.
+    async def catch_up(self, ctx: BusContext, partition: int) -> int:
+        """Wait until the view reflects every record of the partition so far (owner only);
+        the generation of the partition's producer it holds for.
 
         A barrier record is appended and waited for: the processor applies records in order,
         so once it passed the barrier it applied everything before. (The log's end offset
         would not do: transaction markers take offsets that no record ever reaches.)"""
-        if partition in self.caught_up:
-            return
+        if partition not in owned_partitions(self.topic):
+            raise OwnerMoved("This worker does not own the partition now; retry", {"partition": partition})
+        current = TRANSACTIONS.generation(partition)
+        if current is not None and self.caught_up.get(partition) == current:
+            return current
         epoch = self.epochs.get(partition, 0)
-        # The owner fences any former owner first: its open transaction aborts, and nothing
-        # it tries to commit later (a stalled worker resuming) can land; then it reads
-        # everything that one wrote. (A worker that only reads the partition's view, e.g.
-        # for an approval of a call whose conversation it owns, must not fence its owner.)
-        if partition in owned_partitions(self.topic):
-            await TRANSACTIONS.open(ctx.settings, partition)
+        # Fence any former owner first: its open transaction aborts, and nothing it tries to
+        # commit later (a stalled worker resuming) can land; then read everything it wrote.
+        generation = await TRANSACTIONS.open(ctx.settings, partition)
         await self._pass_barrier(ctx, partition)
-        # Lost meanwhile, or never ours (a standby copy of the view can pass the barrier too).
+        # Lost meanwhile (a standby copy of the view can pass the barrier too).
         if self.epochs.get(partition, 0) != epoch or partition not in owned_partitions(self.topic):
             raise OwnerMoved(
                 "This worker lost the partition while catching up; retry", {"partition": partition}
             )
-        self.caught_up.add(partition)
+        self.caught_up[partition] = generation
+        return generation
 
     async def refresh(self, ctx: BusContext, key: str) -> None:
         """Make the view reflect every record appended for key's partition so far, by anyone
@@ -160,26 +179,13 @@ class KeyedState:
     ) -> Produced:
         """Append a record for key and wait until this worker's view reflects it."""
         partition = owner_partition(key)
-        [produced] = await self.write(ctx, partition, [(self.outgoing(key, value, headers), partition)])
+        [produced] = await write_decided(partition, [(self.outgoing(key, value, headers), partition)])
         await wait_until(
             lambda: self.applied_offset(partition) >= produced.offset,
             ctx.settings.timing.command_timeout,
             f"{self.name} record {produced.offset} to apply",
         )
         return produced
-
-    async def write(
-        self, ctx: BusContext, partition: int, records: Sequence[tuple[OutgoingRecord, int]]
-    ) -> list[Produced]:
-        """Write what the owner of partition decided (records with their partitions) in one
-        transaction under the partition's transactional id: if another worker took the
-        partition over, Kafka refuses it (503 owner_moved) and this worker decides nothing
-        more for the partition before a fresh catch-up."""
-        try:
-            return await TRANSACTIONS.commit(ctx.settings, partition, records)
-        except OwnerMoved:
-            self.caught_up.discard(partition)
-            raise
 
     def outgoing(self, key: str, value: BaseModel, headers: dict[str, str] | None = None) -> OutgoingRecord:
         return OutgoingRecord(
@@ -191,9 +197,20 @@ class KeyedState:
 
     def forget(self, partitions: set[int]) -> None:
         """Partitions this worker lost: the next owner catches up on its own."""
-        self.caught_up -= partitions
         for partition in partitions:
+            self.caught_up.pop(partition, None)
             self.epochs[partition] = self.epochs.get(partition, 0) + 1
+
+
+async def write_decided(partition: int, records: Sequence[tuple[OutgoingRecord, int]]) -> list[Produced]:
+    """Write what this task decided for partition under KeyedState.deciding (records with
+    their partitions) in one transaction, under the producer generation it decided under:
+    when the partition changed hands since (or this worker fenced its successor with a
+    newer producer), nothing is written and the caller gets 503 owner_moved."""
+    generation = (_decided_under.get() or {}).get(partition)
+    if generation is None:
+        raise RuntimeError(f"write to partition {partition} outside KeyedState.deciding")
+    return await TRANSACTIONS.commit(partition, generation, records)
 
 
 async def run_processor(

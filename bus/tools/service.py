@@ -432,7 +432,7 @@ def changed(vkey: str, call: ToolCallView) -> None:
 async def catch_up_owned(ctx: BusContext) -> None:
     """Catch the view up on every partition this worker owns, not only those a request
     touched: calls and approvals of a partition taken over must still time out."""
-    for partition in owned_partitions(conversations.topic) - conversations.caught_up:
+    for partition in owned_partitions(conversations.topic) - conversations.caught_up_partitions():
         try:
             await conversations.catch_up(ctx, partition)
         except Exception as exc:  # the next tick tries again
@@ -442,7 +442,7 @@ async def catch_up_owned(ctx: BusContext) -> None:
 def scan_new_partitions() -> None:
     """Pending calls of partitions taken over: their records were applied by the previous
     owner, so only the view (restored from its changelog) knows their deadlines."""
-    fresh = conversations.caught_up - _scanned
+    fresh = conversations.caught_up_partitions() - _scanned
     if not fresh:
         return
     _scanned.update(fresh)
