@@ -51,6 +51,7 @@ from publish import auth_headers
 NAMESPACE = "bench"
 WARMUP_BEATS = 500
 REQUEST_TIMEOUT_S = 10.0
+DRAIN_LIMIT_S = 120.0  # for the processors to commit every beat, after the last one
 MAX_ERRORS_SHOWN = 5
 
 
@@ -82,7 +83,7 @@ class ModeResult:
     p50_ms: float
     p99_ms: float
     errors: int
-    drained_s: float  # after the last beat, until the processors had committed every record
+    drained_s: float | None  # after the last beat, until the processors had committed every record
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
@@ -164,8 +165,10 @@ def percentile(samples: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
 
 
-async def drained_after(cfg: Config, topic: str, last_beat: float) -> float:
-    """Seconds from last_beat until the fleet's group committed the topic's end offsets."""
+async def drained_after(cfg: Config, topic: str, last_beat: float) -> float | None:
+    """Seconds from last_beat until the fleet's group committed the topic's end offsets;
+    None if it had not after DRAIN_LIMIT_S. A partition no beat went to is drained (the
+    group commits nothing there: with few agents, some partitions get none)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=cfg.bootstrap)
     admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap)
     await consumer.start()
@@ -174,17 +177,18 @@ async def drained_after(cfg: Config, topic: str, last_beat: float) -> float:
         await consumer._client.force_metadata_update()
         tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or set()]
         ends = await consumer.end_offsets(tps)
-        while True:
+        while time.perf_counter() - last_beat < DRAIN_LIMIT_S:
             committed = await admin.list_consumer_group_offsets(cfg.prefix)  # the Faust app's group
-            if all(tp in committed and committed[tp].offset >= ends[tp] for tp in tps):
+            if all(ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp]) for tp in tps):
                 return round(time.perf_counter() - last_beat, 1)
             await asyncio.sleep(0.2)
+        return None
     finally:
         await admin.close()
         await consumer.stop()
 
 
-def result(mode: str, run: Run, drained_s: float) -> ModeResult:
+def result(mode: str, run: Run, drained_s: float | None) -> ModeResult:
     beats = len(run.latencies)
     return ModeResult(
         mode=mode,
@@ -251,12 +255,15 @@ async def run(cfg: Config) -> int:
         print(
             f"{r.mode:<6} {r.beats:>7} {r.seconds:>7} {r.beats_per_s:>9} {r.p50_ms:>8} {r.p99_ms:>8}", end=""
         )
-        print(f" {r.errors:>6} {r.drained_s:>9}")
+        print(f" {r.errors:>6} {'-' if r.drained_s is None else r.drained_s:>9}")
     print(f"\nheartbeats log grew by {grown} records for {accepted} accepted beats")
     if cfg.json_out:
         document = json.dumps({"config": asdict(cfg), "results": [asdict(r) for r in results]}, indent=2)
         await asyncio.to_thread(Path(cfg.json_out).write_text, document)
-    failed = grown < accepted or bool(stale) or any(r.errors for r in results)
+    undrained = [r.mode for r in results if r.drained_s is None]
+    failed = grown < accepted or bool(stale) or bool(undrained) or any(r.errors for r in results)
+    if undrained:
+        print(f"FAILED: the processors were behind {DRAIN_LIMIT_S:.0f} s after {undrained}", file=sys.stderr)
     if stale:
         print(f"FAILED: {len(stale)} agents show no beat from this run, e.g. {stale[:3]}", file=sys.stderr)
     if grown < accepted:

@@ -1,0 +1,434 @@
+"""scripts/bench without a broker: the targets judged from canned bench results, the
+summary's Markdown, its rewrite between the markers of docs/benchmarks.md, the quiet check's
+reading of `ps`, the commit, and which benches and arguments a run chooses."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from all import DOC, arguments, parse_args, select
+from suite.machine import (
+    REPO,
+    BusProcess,
+    Endpoints,
+    Ours,
+    QuietCheck,
+    ServiceError,
+    Services,
+    commit,
+    parse_ps,
+)
+from suite.specs import SPECS, TARGETS, stream_p99
+from suite.summary import (
+    END,
+    START,
+    BenchRun,
+    MarkerError,
+    Results,
+    RunInfo,
+    Target,
+    judge,
+    region_of,
+    render,
+    rewrite,
+)
+
+# --- canned results, shaped as each bench writes them with --json-out --------------------
+
+
+def publish_results(single: float = 4_000.0, single_p50: float = 6.0, batch: float = 30_000.0) -> Results:
+    return {
+        "config": {"records": 20000, "concurrency": 32, "batch_size": 100},
+        "results": [
+            {"mode": "raw", "msgs_per_s": 5_000.0, "p50_ms": 5.0, "p99_ms": 8.0},
+            {"mode": "raw-batch", "msgs_per_s": 32_000.0, "p50_ms": 80.0, "p99_ms": 260.0},
+            {"mode": "single", "msgs_per_s": single, "p50_ms": single_p50, "p99_ms": 20.0},
+            {"mode": "batch", "msgs_per_s": batch, "p50_ms": 90.0, "p99_ms": 300.0},
+        ],
+    }
+
+
+def schemas_results(bound_small: float, bound_large: float) -> Results:
+    return {
+        "config": {"records": 20000, "concurrency": 32, "batch_size": 100},
+        "publish": [
+            {"mode": "unbound-small", "msgs_per_s": 15_000.0},
+            {"mode": "bound-small", "msgs_per_s": bound_small},
+            {"mode": "unbound-large", "msgs_per_s": 4_500.0},
+            {"mode": "bound-large", "msgs_per_s": bound_large},
+        ],
+    }
+
+
+def subscribe_results(auto: float, manual: float, manual_p99: float | None) -> Results:
+    return {
+        "config": {"records": 20000, "via": "owner"},
+        "results": [
+            {"mode": "raw", "msgs_per_s": 50_000.0, "ack_p99_ms": None},
+            {"mode": "auto", "msgs_per_s": auto, "ack_p99_ms": None},
+            {"mode": "manual", "msgs_per_s": manual, "ack_p99_ms": manual_p99},
+            {"mode": "pull", "msgs_per_s": 41_000.0, "ack_p99_ms": 20.0},
+        ],
+    }
+
+
+def conversations_results(append: float, append_one: float) -> Results:
+    return {
+        "config": {"records": 2000, "concurrency": 16},
+        "results": [
+            {"mode": "raw", "rate": 2_500.0, "p50_ms": 4.3, "p99_ms": 38.5},
+            {"mode": "append", "rate": append, "p50_ms": 59.3, "p99_ms": 178.9},
+            {"mode": "append-one", "rate": append_one, "p50_ms": 258.7, "p99_ms": 523.9},
+            {"mode": "raw-read", "rate": 3_800.0, "p50_ms": None, "p99_ms": None},
+            {"mode": "replay", "rate": 16_889.0, "p50_ms": None, "p99_ms": None},
+        ],
+    }
+
+
+def stream_row(
+    mode: str, rate: int, p99: float, reached: float = 1.0, problems: list[str] | None = None
+) -> dict[str, Any]:
+    return {
+        "mode": mode,
+        "rate": rate,
+        "batch": 1,
+        "p99_ms": p99,
+        "reached": reached,
+        "problems": problems or [],
+    }
+
+
+def streams_results(*rows: dict[str, Any], streams: int = 100) -> Results:
+    return {"config": {"streams": streams, "transport": "ws", "batches": [1]}, "results": list(rows)}
+
+
+def bench_run(name: str, results: Results | None, exit_code: int | None = 0) -> BenchRun:
+    return BenchRun(name, ["--records", "1"], exit_code, 12.0, (0.5, 0.4, 0.3), (1.5, 0.6, 0.4), (), results)
+
+
+def row(rows: list[Any], path_start: str) -> Any:
+    (found,) = [r for r in rows if r.path.startswith(path_start)]
+    return found
+
+
+# --- judges -------------------------------------------------------------------------
+
+
+def test_single_publish_needs_the_ratio_and_the_p50() -> None:
+    met = judge(TARGETS, [bench_run("publish", publish_results(single=4_000.0, single_p50=6.5))])
+    assert row(met, "single publish").verdict == "**met**"
+    assert row(met, "single publish").figure.ratio == "0.80x, p50 +1.5 ms"
+    slow_p50 = judge(TARGETS, [bench_run("publish", publish_results(single=4_000.0, single_p50=7.5))])
+    assert row(slow_p50, "single publish").verdict == "**not met**"
+    slow = judge(TARGETS, [bench_run("publish", publish_results(single=3_000.0, single_p50=5.0))])
+    assert row(slow, "single publish").verdict == "**not met**"
+
+
+def test_batch_publish_against_raw_batch() -> None:
+    rows = judge(TARGETS, [bench_run("publish", publish_results(batch=28_800.0))])
+    batch = row(rows, "batch publish")
+    assert (batch.verdict, batch.figure.ratio, batch.figure.baseline) == (
+        "**met**",
+        "0.90x",
+        "raw-batch 32,000/s",
+    )
+    rows = judge(TARGETS, [bench_run("publish", publish_results(batch=20_000.0))])
+    assert row(rows, "batch publish").verdict == "**not met**"
+
+
+def test_bound_topics_are_judged_per_schema() -> None:
+    rows = judge(TARGETS, [bench_run("schemas", schemas_results(bound_small=14_000.0, bound_large=1_100.0))])
+    assert row(rows, "bound topic vs unbound, small").verdict == "**met**"
+    large = row(rows, "bound topic vs unbound, large")
+    assert (large.verdict, large.figure.ratio) == ("**not met**", "0.24x")
+
+
+def test_subscriptions_auto_by_ratio_manual_and_pull_by_rate_and_ack_p99() -> None:
+    rows = judge(
+        TARGETS, [bench_run("subscribe", subscribe_results(auto=31_000.0, manual=45_000.0, manual_p99=60.0))]
+    )
+    assert row(rows, "subscription, auto").verdict == "**met**"
+    assert row(rows, "subscription, manual").verdict == "**not met**"  # fast enough, acks too slow
+    assert row(rows, "subscription, pull").verdict == "**met**"
+    rows = judge(
+        TARGETS, [bench_run("subscribe", subscribe_results(auto=20_000.0, manual=45_000.0, manual_p99=None))]
+    )
+    assert row(rows, "subscription, auto").verdict == "**not met**"
+    assert row(rows, "subscription, manual").verdict.startswith("results unreadable")
+
+
+def test_conversations_and_the_informational_replay_row() -> None:
+    rows = judge(
+        TARGETS, [bench_run("conversations", conversations_results(append=1_600.0, append_one=2_100.0))]
+    )
+    assert row(rows, "conversation append, 16").verdict == "**met**"
+    assert row(rows, "conversation append, one").verdict == "**met**"
+    replay = row(rows, "conversation replay")
+    assert (replay.verdict, replay.figure.ratio) == ("—", "4.44x")
+    rows = judge(TARGETS, [bench_run("conversations", conversations_results(append=245.0, append_one=60.0))])
+    assert row(rows, "conversation append, 16").verdict == "**not met**"
+    assert row(rows, "conversation append, one").verdict == "**not met**"
+
+
+def test_streams_are_judged_only_where_raw_sustained_the_rate() -> None:
+    results = streams_results(
+        stream_row("raw", 1000, 10.0),
+        stream_row("bus-ws", 1000, 14.0),
+        stream_row("raw", 4000, 30.0, reached=0.8),  # raw fell behind: not judged
+        stream_row("bus-ws", 4000, 900.0),
+    )
+    figure = stream_p99(results)
+    assert figure.met is True
+    assert figure.measured == "p99 14.0 ms at 1,000/s"
+    assert "raw did not sustain 4,000/s (reached 0.80)" in figure.note
+    over = streams_results(stream_row("raw", 1000, 10.0), stream_row("bus-ws", 1000, 16.0))
+    assert stream_p99(over).met is False
+    lost = streams_results(stream_row("raw", 1000, 10.0), stream_row("bus-ws", 1000, 12.0, problems=["gap"]))
+    assert stream_p99(lost).met is False
+    none = streams_results(stream_row("raw", 1000, 10.0, reached=0.5), stream_row("bus-ws", 1000, 12.0))
+    rows = judge(TARGETS, [bench_run("streams-1", none)])
+    assert row(rows, "token streams, 100 streams, one chunk").verdict == "not judged"
+
+
+# --- rows without a figure, and other conditions ------------------------------------------
+
+
+def test_rows_say_why_they_have_no_verdict() -> None:
+    runs = [
+        bench_run("publish", None, exit_code=2),  # aborted before writing its JSON
+        bench_run("schemas", None, exit_code=None),  # killed at its time limit
+        bench_run("subscribe", {"results": [{"mode": "raw"}]}),  # no auto mode in its JSON
+        bench_run(
+            "conversations", conversations_results(1_600.0, 2_100.0), exit_code=1
+        ),  # its own checks failed
+    ]
+    rows = judge(TARGETS, runs)
+    assert row(rows, "single publish").verdict == "bench failed (exit 2)"
+    assert row(rows, "bound topic vs unbound, small").verdict == "bench timed out"
+    assert row(rows, "subscription, auto").verdict == "results unreadable: no 'auto' mode"
+    appended = row(rows, "conversation append, 16")
+    assert appended.verdict == "bench failed (exit 1)" and appended.figure.measured == "1,600/s"
+    assert row(rows, "token streams, 100 streams, one chunk").verdict == "not run"
+    assert row(rows, "worker restart").verdict == "not measured yet"
+    assert row(rows, "publish → SSE reader").verdict == "not measured yet"
+    assert row(rows, "single publish").load == "0.50 → 1.50"
+
+
+def test_a_run_under_other_conditions_says_so() -> None:
+    quick = {**publish_results(), "config": {"concurrency": 4, "batch_size": 10}}
+    single = row(judge(TARGETS, [bench_run("publish", quick)]), "single publish")
+    assert single.verdict == "**met** (other conditions)"
+    assert single.figure.note == "concurrency 4, the target's 32"
+    small = streams_results(stream_row("raw", 40, 20.0), stream_row("bus-ws", 40, 9.0), streams=4)
+    assert (
+        "streams 4, the target's 100"
+        in row(judge(TARGETS, [bench_run("streams-1", small)]), "token streams, 100 streams, one").figure.note
+    )
+
+
+def test_targets_name_benches_of_specs() -> None:
+    names = {s.name for s in SPECS}
+    assert {t.bench for t in TARGETS if t.bench} <= names
+    assert names <= {t.bench for t in TARGETS}, "a bench no target reads"
+    assert [t.path for t in TARGETS if t.bench is None] == [
+        "publish → SSE reader on the other worker, at 1k/s and 2.5k/s",
+        "worker restart with 1M keys in its tables",
+    ]
+
+
+@pytest.mark.parametrize("quick", [False, True], ids=["full", "quick"])
+@pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
+def test_each_bench_accepts_its_sizes(spec: Any, quick: bool) -> None:
+    bench = importlib.import_module(spec.script.removesuffix(".py"))
+    endpoints = Endpoints("127.0.0.1:9092", ["http://127.0.0.1:1", "http://127.0.0.1:2"], "p", None)
+    config = bench.parse_args([*arguments(spec, endpoints, quick), "--json-out", "x.json"])
+    assert config.json_out == "x.json"
+
+
+# --- the summary and the rewrite ------------------------------------------------------
+
+
+INFO = RunInfo(
+    date="2026-12-05 07:00 UTC",
+    commit="abc1234+dirty",
+    command="scripts/bench",
+    quick=False,
+    services="The run started its own broker.",
+    machine="Before the run the machine was quiet.",
+    cores=2,
+)
+
+
+def test_render_names_the_run_and_each_bench() -> None:
+    runs = [bench_run("publish", publish_results())]
+    text = render(INFO, judge(TARGETS, runs), runs)
+    assert "**2026-12-05 07:00 UTC**, commit `abc1234+dirty`, `scripts/bench` (full sizes), 2 cores." in text
+    assert "| publish | `--records 1` | 12 | 0.50 / 0.40 / 0.30 → 1.50 / 0.60 / 0.40 | none | 0 |" in text
+    assert "a smoke check" not in text
+    quick = render(RunInfo(**{**INFO.__dict__, "quick": True}), [], [])
+    assert "quick sizes: a smoke check" in quick
+
+
+def test_render_escapes_pipes_in_cells() -> None:
+    rows = judge([Target("a | b", "none set")], [])
+    assert "| a \\| b | none set |" in render(None, rows)
+
+
+DOCUMENT = f"# Benchmarks\n\nIntro.\n\n{START}\nold table\n{END}\n\n## History\n\nkept | as is\n"
+
+
+def test_rewrite_replaces_only_what_is_between_the_markers() -> None:
+    new = rewrite(DOCUMENT, "new table\n")
+    assert new == f"# Benchmarks\n\nIntro.\n\n{START}\nnew table\n{END}\n\n## History\n\nkept | as is\n"
+    assert rewrite(new, "new table") == new
+    assert region_of(new) == "new table"
+
+
+@pytest.mark.parametrize(
+    "document",
+    ["no markers", f"{START}\n{START}\n{END}", f"{START}\n{END}\n{END}", f"{END}\n{START}"],
+    ids=["none", "two starts", "two ends", "reversed"],
+)
+def test_rewrite_refuses_a_document_without_one_pair_of_markers(document: str) -> None:
+    with pytest.raises(MarkerError):
+        rewrite(document, "table")
+
+
+def test_the_benchmarks_page_has_its_markers() -> None:
+    page = DOC.read_text()
+    region = region_of(page)
+    assert "| path | target |" in region
+    assert rewrite(page, region) == page
+
+
+# --- the machine ---------------------------------------------------------------------------
+
+PS = """\
+  101 /srv/.venv/bin/python3.11 /srv/.venv/bin/faust -A bus worker -l info --web-port 6067 --web-host ::1
+  102 /srv/.venv/bin/python3.11 -m faust -A bus worker -l info
+  103 /srv/.venv/bin/python3.11 -m faust --app=bus worker --web-port=7001
+  104 /srv/.venv/bin/faust -A other worker --web-port 6068
+  105 /srv/.venv/bin/pytest tests/unit/test_bench_suite.py
+  106 java -Xmx1g -cp /srv/.kafka/libs/* kafka.Kafka /srv/.kafka/node1/server.properties
+  107 java -cp x kafka.Kafka /gone/server.properties
+"""
+CONFIG = "process.roles=broker,controller\nlisteners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093\n"
+
+
+def test_ps_output_is_read_into_workers_and_brokers() -> None:
+    configs = {"/srv/.kafka/node1/server.properties": CONFIG}
+    found = parse_ps(PS, configs.get)
+    assert found == [
+        BusProcess(101, "worker", 6067),
+        BusProcess(102, "worker", 6066),
+        BusProcess(103, "worker", 7001),
+        BusProcess(106, "broker", 9092),
+        BusProcess(107, "broker", None),
+    ]
+
+
+def test_the_quiet_check_leaves_out_the_runs_own() -> None:
+    found = parse_ps(PS, {"/srv/.kafka/node1/server.properties": CONFIG}.get)
+    ours = Ours(pids=frozenset({107}), worker_ports=frozenset({6066, 6067}), broker_ports=frozenset({9092}))
+    others = [p for p in found if not ours.owns(p)]
+    assert others == [BusProcess(103, "worker", 7001)]
+    check = QuietCheck((1.5, 1.0, 0.5), others, max_load=1.0)
+    assert not check.quiet
+    assert check.problems() == [
+        "the 1-minute load average is 1.50, over 1.0",
+        "1 other worker(s) running: worker pid 103 on :7001",
+    ]
+    assert QuietCheck((0.4, 1.0, 0.5), [], max_load=1.0).quiet
+
+
+def test_commit_is_dirty_for_tracked_changes_but_not_for_the_summary(tmp_path: Path) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "benchmarks.md").write_text("table\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    doc = tmp_path / "docs" / "benchmarks.md"
+    clean = commit(tmp_path, [doc])
+    assert len(clean) >= 7 and not clean.endswith("+dirty")
+    doc.write_text("new table\n")
+    (tmp_path / "untracked.txt").write_text("")
+    assert commit(tmp_path, [doc]) == clean
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert commit(tmp_path, [doc]) == clean + "+dirty"
+
+
+class Recording(Services):
+    """Services whose scripts are only recorded; `fleet up` fails as a worker that never got healthy."""
+
+    calls: list[str]
+
+    def script(self, name: str, args: list[str], env: dict[str, str], timeout: float) -> str:
+        self.calls.append(f"{name} {' '.join(args)}")
+        if (name, args[0]) == ("fleet", "up"):
+            raise ServiceError("worker on :1 not healthy")
+        return "127.0.0.1:1\n"
+
+
+def test_a_start_that_fails_halfway_still_stops_what_it_started(tmp_path: Path) -> None:
+    services = Recording(tmp_path, log=lambda _: None)
+    services.calls = []
+    with pytest.raises(ServiceError):
+        services.start()
+    assert services.stop() == []
+    assert services.calls == ["kafka up", "fleet up --workers 2", "fleet down", "kafka down"]
+    assert services.stop() == [] and len(services.calls) == 4  # stopped once
+
+
+def test_given_services_are_never_started_or_stopped(tmp_path: Path) -> None:
+    services = Recording(tmp_path, "127.0.0.1:9092", ["http://127.0.0.1:6066"], "pfx", log=lambda _: None)
+    services.calls = []
+    assert services.start() == Endpoints("127.0.0.1:9092", ["http://127.0.0.1:6066"], "pfx", None)
+    services.stop()
+    assert services.calls == []
+    assert services.ours().worker_ports == {6066} and services.ours().broker_ports == {9092}
+
+
+# --- choosing benches, arguments and where the summary goes --------------------------------
+
+
+def test_only_selects_benches_by_name_or_family() -> None:
+    assert [s.name for s in select("streams,publish")] == ["publish", "streams-1", "streams-10"]
+    assert [s.name for s in select(None)] == [s.name for s in SPECS]
+    with pytest.raises(ValueError, match="no bench nope"):
+        select("nope")
+
+
+def test_the_summary_is_written_by_full_runs_or_where_told(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("KAFKA_BOOTSTRAP", raising=False)
+    assert parse_args([]).doc == DOC
+    assert parse_args(["--quick"]).doc is None
+    assert parse_args(["--only", "publish"]).doc is None
+    assert parse_args(["--quick", "--doc", str(tmp_path / "x.md")]).doc == tmp_path / "x.md"
+    assert parse_args(["--no-doc"]).doc is None
+    assert parse_args(["--quick"]).out.is_relative_to(REPO / ".data" / "bench")
+    with pytest.raises(SystemExit):
+        parse_args(["--workers", "http://127.0.0.1:6066"])  # whose broker?
+
+
+def test_only_benches_that_read_internal_topics_get_the_prefix() -> None:
+    endpoints = Endpoints("b:1", ["http://w:1", "http://w:2"], "pfx", None)
+    (publish,) = select("publish")
+    assert arguments(publish, endpoints, quick=True) == [
+        "--workers",
+        "http://w:1,http://w:2",
+        "--bootstrap",
+        "b:1",
+        *publish.quick,
+    ]
+    (conversations,) = select("conversations")
+    assert arguments(conversations, endpoints, quick=False)[4:6] == ["--prefix", "pfx"]
