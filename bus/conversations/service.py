@@ -5,14 +5,20 @@ conversation's key while it holds the key's lock on a caught-up view (bus.state.
 checks (exists, state, participant) and the sequence number a message gets are decided
 one at a time, and sequence numbers have no gaps. A message does not wait for the view:
 the owner remembers the next number itself, so appends to one conversation are paced by
-Kafka's acknowledgement, not by the processor; reads wait for the view instead.
+Kafka's acknowledgement, not by the processor; reads wait for the view instead. Nor does
+the next decision wait for Kafka: a message's record is queued for the partition's next
+transaction (bus.kafka.transactions, group commit) and the key's lock let go, and its
+caller is answered once it commits. Records commit in decision order; when one cannot,
+neither can any decided after it under the same producer generation, so a number is
+never skipped, and the next owner (or the next generation) decides from the log.
 Messages are never copied into the table: a replay reads them back from Kafka.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -44,8 +50,8 @@ from bus.errors import (
     NotAParticipant,
 )
 from bus.kafka.context import BusContext
-from bus.kafka.gateway import OutgoingRecord, guarded, partition_for
-from bus.state.keyed import write_decided
+from bus.kafka.gateway import OutgoingRecord, Produced, guarded, partition_for
+from bus.state.keyed import decided_under, enqueue_decided
 from bus.state.waits import wait_until
 from tables.conversations import conversations
 
@@ -69,11 +75,14 @@ __all__ = [
 ]
 
 # The owner's own count of sequence numbers handed out, ahead of its view while records
-# are on their way to the processor. Dropped with the partition (the next owner's view
-# has caught up before it decides anything).
-_next_seq: dict[str, int] = {}
+# are on their way to Kafka and the processor: key -> (producer generation, next number).
+# It counts only under the generation it was taken under (when a record of it fails to
+# commit, so does every later one of that generation, and the next one starts from the
+# log); dropped with the partition.
+_next_seq: dict[str, tuple[int, int]] = {}
 _last_appended: dict[int, int] = {}  # partition -> offset of the owner's last message
 _recent_ids: dict[str, dict[str, int]] = {}  # key -> message id -> seq, of the owner's own appends
+_in_flight: dict[tuple[str, str], asyncio.Future[Message]] = {}  # (key, message id) -> its append
 
 
 def new_id() -> str:
@@ -113,7 +122,7 @@ async def create(ctx: BusContext, spec: ConversationSpec) -> Conversation:
             raise ConversationExists(f"Conversation {key} already exists", {"conversation": key})
         record = ConversationRecord(kind="created", conversation=view, at=now_ms())
         await conversations.append(ctx, key, record, {"bus.kind": "conversation.created"})
-        _next_seq[key] = 1
+        _next_seq[key] = (decided_under(owner_partition(key)), 1)
     return view.public()
 
 
@@ -153,17 +162,22 @@ async def delete(ctx: BusContext, key: str) -> Conversation:
 async def append_message(ctx: BusContext, key: str, spec: MessageSpec) -> tuple[Message, bool]:
     """Append a message with the conversation's next sequence number: (message, appended now).
 
-    A message_id seen recently is not appended again: the first message comes back."""
+    A message_id seen recently is not appended again: the first message comes back (once
+    committed, when it is on its way still)."""
     async with conversations.deciding(ctx, key):
         view = await open_view(ctx, key, spec.sender)
         if spec.message_id is not None:
             seen = _recent_ids.get(key, {}).get(spec.message_id) or view.recent_ids.get(spec.message_id)
             if seen is not None:
                 return await message_at(ctx, key, seen), False
+            earlier = _in_flight.get((key, spec.message_id))
+            if earlier is not None:
+                return await asyncio.shield(earlier), False
         envelope = Envelope(
             "message", spec.sender, spec.payload, spec.content_type, spec.metadata, spec.message_id
         )
-        return await append_envelope(ctx, key, view, envelope), True
+        appended = queue_envelope(ctx, key, view, envelope)
+    return await asyncio.shield(appended), True
 
 
 @dataclass(frozen=True)
@@ -201,19 +215,45 @@ async def append_envelope(
 ) -> Message:
     """Give the envelope the next sequence number and append it (with extra records, e.g. an
     inbox copy, sent in the same request). The caller holds the key's lock."""
+    return await queue_envelope(ctx, key, view, envelope, extra)
+
+
+def queue_envelope(
+    ctx: BusContext,
+    key: str,
+    view: ConversationView,
+    envelope: Envelope,
+    extra: Sequence[OutgoingRecord] = (),
+) -> asyncio.Future[Message]:
+    """Give the envelope the next sequence number and queue its record (with extra records)
+    for the partition's next transaction; the future gives the message once it committed.
+    The caller holds the key's lock, and may let go of it before then."""
     message, record = envelope_record(key, view, envelope)
     partition = owner_partition(key)
     partitions = [partition] + [partition_for(r.key, ctx.settings.state_partitions, 0) for r in extra]
     # Fenced: a former owner that stalled and resumes cannot write this sequence number too.
-    produced = await write_decided(partition, list(zip([record, *extra], partitions, strict=True)))
+    committed = enqueue_decided(partition, list(zip([record, *extra], partitions, strict=True)))
+    appended = asyncio.ensure_future(_noted(key, message, committed))
+    if envelope.message_id is not None:
+        _in_flight[(key, envelope.message_id)] = appended
+        appended.add_done_callback(lambda _: _in_flight.pop((key, message.message_id), None))
+    return appended
+
+
+async def _noted(key: str, message: Message, committed: Awaitable[list[Produced]]) -> Message:
+    produced = await committed
     note_appended(key, message, produced[0].partition, produced[0].offset)
     return message
 
 
 def envelope_record(key: str, view: ConversationView, envelope: Envelope) -> tuple[Message, OutgoingRecord]:
-    """The envelope with the next sequence number, and its record (not written yet: the
-    caller writes it, then calls note_appended)."""
-    seq = max(view.next_seq, _next_seq.get(key, 1))
+    """The envelope with the next sequence number (taken: the next call gives the one
+    after), and its record (not written yet: the caller writes it, then calls
+    note_appended). The caller decides under the key's lock."""
+    generation = decided_under(owner_partition(key))
+    counted_under, counted = _next_seq.get(key, (generation, 1))
+    seq = max(view.next_seq, counted if counted_under == generation else 1)
+    _next_seq[key] = (generation, seq + 1)
     message = Message(
         conversation=key,
         seq=seq,
@@ -237,7 +277,7 @@ def envelope_record(key: str, view: ConversationView, envelope: Envelope) -> tup
 
 
 def note_appended(key: str, message: Message, partition: int, offset: int) -> None:
-    _next_seq[key] = message.seq + 1
+    """The message's record committed at offset."""
     _last_appended[partition] = max(_last_appended.get(partition, -1), offset)
     remember(key, message)
 
