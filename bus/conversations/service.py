@@ -30,6 +30,7 @@ from bus.clock import now_ms
 from bus.cluster.ownership import owner_partition
 from bus.conversations.models import (
     ACCEPTS_MESSAGES,
+    INDEX_EVERY,
     RECENT_IDS,
     TRANSITIONS,
     Conversation,
@@ -41,6 +42,8 @@ from bus.conversations.models import (
     MessageSpec,
     TransitionRequest,
     conversation_key,
+    index_key,
+    message_id_key,
 )
 from bus.errors import (
     ConversationExists,
@@ -167,7 +170,7 @@ async def append_message(ctx: BusContext, key: str, spec: MessageSpec) -> tuple[
     async with conversations.deciding(ctx, key):
         view = await open_view(ctx, key, spec.sender)
         if spec.message_id is not None:
-            seen = _recent_ids.get(key, {}).get(spec.message_id) or view.recent_ids.get(spec.message_id)
+            seen = recent_seq(key, view, spec.message_id)
             if seen is not None:
                 return await message_at(ctx, key, seen), False
             earlier = _in_flight.get((key, spec.message_id))
@@ -282,6 +285,16 @@ def note_appended(key: str, message: Message, partition: int, offset: int) -> No
     remember(key, message)
 
 
+def recent_seq(key: str, view: ConversationView, message_id: str) -> int | None:
+    """The sequence number of a recent message with this id: one of this owner's on their
+    way to the view, or one the view has (beside it, or in it for older views)."""
+    own = _recent_ids.get(key, {}).get(message_id)
+    if own is not None:
+        return own
+    noted = conversations.table.get(message_id_key(key, message_id))
+    return int(noted) if noted is not None else view.recent_ids.get(message_id)
+
+
 def remember(key: str, message: Message) -> None:
     """Ids of messages on their way to the view (the view keeps them once applied)."""
     recent = _recent_ids.setdefault(key, {})
@@ -353,6 +366,16 @@ async def read_messages(
         await consumer.stop()
 
 
+def indexed_offset(view: ConversationView, from_seq: int) -> int:
+    """The offset of the last indexed message at or before from_seq (the first offset of
+    the conversation when there is none)."""
+    entry = conversations.table.get(index_key(view.key, from_seq - from_seq % INDEX_EVERY))
+    if entry is not None:
+        return int(entry)
+    below = [seq for seq in view.index if seq <= from_seq]  # a view written before index_key
+    return view.index[max(below)] if below else view.first_offset
+
+
 async def start_offset(
     consumer: AIOKafkaConsumer,
     tp: TopicPartition,
@@ -362,8 +385,7 @@ async def start_offset(
 ) -> int:
     """Where to start reading: the index entry at or before from_seq, or the first record at
     or after since_ms when that is later."""
-    below = [seq for seq in view.index if seq <= from_seq]
-    offset = view.index[max(below)] if below else view.first_offset
+    offset = indexed_offset(view, from_seq)
     if since_ms:
         hit = (await guarded(consumer.offsets_for_times({tp: since_ms}))).get(tp)
         if hit is not None:
