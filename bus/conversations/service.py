@@ -237,10 +237,16 @@ def queue_envelope(
     # Fenced: a former owner that stalled and resumes cannot write this sequence number too.
     committed = enqueue_decided(partition, list(zip([record, *extra], partitions, strict=True)))
     appended = asyncio.ensure_future(_noted(key, message, committed))
+    appended.add_done_callback(_outcome_seen)  # its caller may have gone away meanwhile
     if envelope.message_id is not None:
         _in_flight[(key, envelope.message_id)] = appended
         appended.add_done_callback(lambda _: _in_flight.pop((key, message.message_id), None))
     return appended
+
+
+def _outcome_seen(appended: asyncio.Future[Message]) -> None:
+    if not appended.cancelled():
+        appended.exception()
 
 
 async def _noted(key: str, message: Message, committed: Awaitable[list[Produced]]) -> Message:
