@@ -6,6 +6,7 @@ numbers come from the records, and counts only move forward.
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,12 +18,16 @@ from agentbus_client.models.tools import ToolResult, Usage
 from bus.approvals import service as approval_ops
 from bus.approvals.models import ApprovalRecord, ApprovalView
 from bus.conversations.models import (
+    INDEX_EVERY,
     RECENT_IDS,
     CallLocation,
     ConversationRecord,
     ConversationView,
     ToolCallView,
     call_view_key,
+    index_key,
+    message_id_key,
+    message_id_slot_key,
 )
 from bus.conversations.service import forget
 from bus.kafka.context import BusContext
@@ -35,9 +40,7 @@ from bus.tools import service as tools
 from bus.tools.models import FINAL_STATUS
 from tables.conversations import approvals, conversations, locator
 
-__all__ = ["INDEX_EVERY", "time_out_calls", "with_message"]
-
-INDEX_EVERY = 64  # sequence numbers between two index entries
+__all__ = ["forget_entries", "note_entries", "time_out_calls", "with_message"]
 
 app.on_partitions_revoked.connect(on_revoked([conversations]))
 
@@ -120,10 +123,12 @@ def apply(state: KeyedState, key: str, value: bytes, headers: dict[str, str], of
         return  # a record for a deleted conversation
     elif record.kind == "deleted":
         state.remove(key)
+        forget_entries(state.table, key, view.next_seq)
     elif record.kind == "transition" and record.state is not None:
         state.put(key, view.model_copy(update={"state": record.state, "last_activity_at": at(record.at)}))
     elif record.kind == "message" and record.message is not None:
         state.put(key, with_message(view, record.message, offset))
+        note_entries(state.table, key, record.message, offset)
         if record.message.kind == "stream_end":
             apply_stream_end(state, key, record.message, offset)
         elif record.message.kind != "message":
@@ -190,23 +195,39 @@ def add_child(state: KeyedState, ns: str, tenant: str, call: ToolCallView) -> No
 
 
 def with_message(view: ConversationView, message: Message, offset: int) -> ConversationView:
-    index = dict(view.index)
-    if message.seq == 1 or message.seq % INDEX_EVERY == 0:
-        index[message.seq] = offset
-    recent = dict(view.recent_ids)  # in sequence order, so the oldest comes first
-    recent[message.message_id] = message.seq
-    while len(recent) > RECENT_IDS:
-        del recent[next(iter(recent))]
+    """The view after a message: small and the same size every time (see note_entries)."""
     return view.model_copy(
         update={
             "next_seq": max(view.next_seq, message.seq + 1),
             "message_count": max(view.message_count, message.seq),
             "last_activity_at": max(view.last_activity_at, at(message.sent_at)),
             "state": "active" if view.state == "open" else view.state,
-            "index": index,
-            "recent_ids": recent,
         }
     )
+
+
+def note_entries(entries: MutableMapping[str, bytes], conv_key: str, message: Message, offset: int) -> None:
+    """The view's entries for a message beside the conversation's own: its id among the
+    last RECENT_IDS (forgetting the one whose slot it takes) and, for every INDEX_EVERY-th,
+    its offset. Applying a message twice writes the same entries again."""
+    slot = message_id_slot_key(conv_key, message.seq)
+    evicted = entries.get(slot)
+    if evicted is not None and evicted.decode() != message.message_id:
+        entries.pop(message_id_key(conv_key, evicted.decode()), None)
+    entries[slot] = message.message_id.encode()
+    entries[message_id_key(conv_key, message.message_id)] = str(message.seq).encode()
+    if message.seq == 1 or message.seq % INDEX_EVERY == 0:
+        entries[index_key(conv_key, message.seq)] = str(offset).encode()
+
+
+def forget_entries(entries: MutableMapping[str, bytes], conv_key: str, next_seq: int) -> None:
+    """A deleted conversation's entries beside its view."""
+    for seq in range(max(1, next_seq - RECENT_IDS), next_seq):
+        evicted = entries.pop(message_id_slot_key(conv_key, seq), None)
+        if evicted is not None:
+            entries.pop(message_id_key(conv_key, evicted.decode()), None)
+    for seq in [1, *range(INDEX_EVERY, next_seq, INDEX_EVERY)]:
+        entries.pop(index_key(conv_key, seq), None)
 
 
 def at(unix_ms: int) -> datetime:

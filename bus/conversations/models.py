@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, JsonValue
 
 __all__ = [
     "ACCEPTS_MESSAGES",
+    "INDEX_EVERY",
     "RECENT_IDS",
     "TRANSITIONS",
     "CallLocation",
@@ -39,6 +40,9 @@ __all__ = [
     "TransitionRequest",
     "call_view_key",
     "conversation_key",
+    "index_key",
+    "message_id_key",
+    "message_id_slot_key",
 ]
 
 
@@ -52,20 +56,22 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "archived": (),
 }
 ACCEPTS_MESSAGES = ("open", "active")
-RECENT_IDS = 1000
+RECENT_IDS = 1000  # message ids per conversation a repeated append is recognised by
+INDEX_EVERY = 64  # sequence numbers between two index entries
 
 
 class ConversationView(Conversation):
-    """What the owner keeps: the conversation plus where its messages are in Kafka.
+    """What the owner keeps: the conversation plus where its messages start in Kafka.
 
-    index maps some sequence numbers (the first, then every INDEX_EVERY-th) to their
-    offset, so a replay seeks near its start instead of reading the log from the top."""
+    The view is rewritten with every message, so what grows with the conversation lives
+    in entries of its own beside it (written once each): index_key (where every
+    INDEX_EVERY-th message is, so a replay seeks near its start) and message_id_key (the
+    last RECENT_IDS message ids, so a retried append gets the first one back). index and
+    recent_ids are where views written before kept them, read still, never extended."""
 
     next_seq: int = 1
     first_offset: int = 0
     index: dict[int, int] = Field(default_factory=dict)
-    # The last RECENT_IDS caller-given message ids and their sequence numbers: a retried
-    # append with the same message_id gets the first one back instead of a second message.
     recent_ids: dict[str, int] = Field(default_factory=dict)
 
     def public(self) -> Conversation:
@@ -113,6 +119,22 @@ class CallLocation(BaseModel):
     approval_id: str | None = Field(
         None, description="Set while the call is parked for approval (it is in no conversation then)"
     )
+
+
+def index_key(conv_key: str, seq: int) -> str:
+    """The view entry holding the offset of message seq (1 and every INDEX_EVERY-th)."""
+    return f"idx:{conv_key}\x00{seq}"
+
+
+def message_id_key(conv_key: str, message_id: str) -> str:
+    """The view entry holding the sequence number of a recent message id."""
+    return f"mid:{conv_key}\x00{message_id}"
+
+
+def message_id_slot_key(conv_key: str, seq: int) -> str:
+    """The view entry naming the message id that holds slot seq % RECENT_IDS: the one to
+    forget when a message RECENT_IDS later takes the slot."""
+    return f"mslot:{conv_key}\x00{seq % RECENT_IDS}"
 
 
 def call_view_key(namespace: str, tenant: str, call_id: str) -> str:

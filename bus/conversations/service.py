@@ -5,14 +5,20 @@ conversation's key while it holds the key's lock on a caught-up view (bus.state.
 checks (exists, state, participant) and the sequence number a message gets are decided
 one at a time, and sequence numbers have no gaps. A message does not wait for the view:
 the owner remembers the next number itself, so appends to one conversation are paced by
-Kafka's acknowledgement, not by the processor; reads wait for the view instead.
+Kafka's acknowledgement, not by the processor; reads wait for the view instead. Nor does
+the next decision wait for Kafka: a message's record is queued for the partition's next
+transaction (bus.kafka.transactions, group commit) and the key's lock let go, and its
+caller is answered once it commits. Records commit in decision order; when one cannot,
+neither can any decided after it under the same producer generation, so a number is
+never skipped, and the next owner (or the next generation) decides from the log.
 Messages are never copied into the table: a replay reads them back from Kafka.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -24,6 +30,7 @@ from bus.clock import now_ms
 from bus.cluster.ownership import owner_partition
 from bus.conversations.models import (
     ACCEPTS_MESSAGES,
+    INDEX_EVERY,
     RECENT_IDS,
     TRANSITIONS,
     Conversation,
@@ -35,6 +42,8 @@ from bus.conversations.models import (
     MessageSpec,
     TransitionRequest,
     conversation_key,
+    index_key,
+    message_id_key,
 )
 from bus.errors import (
     ConversationExists,
@@ -44,8 +53,8 @@ from bus.errors import (
     NotAParticipant,
 )
 from bus.kafka.context import BusContext
-from bus.kafka.gateway import OutgoingRecord, guarded, partition_for
-from bus.state.keyed import write_decided
+from bus.kafka.gateway import OutgoingRecord, Produced, guarded, partition_for
+from bus.state.keyed import decided_under, enqueue_decided
 from bus.state.waits import wait_until
 from tables.conversations import conversations
 
@@ -69,11 +78,14 @@ __all__ = [
 ]
 
 # The owner's own count of sequence numbers handed out, ahead of its view while records
-# are on their way to the processor. Dropped with the partition (the next owner's view
-# has caught up before it decides anything).
-_next_seq: dict[str, int] = {}
+# are on their way to Kafka and the processor: key -> (producer generation, next number).
+# It counts only under the generation it was taken under (when a record of it fails to
+# commit, so does every later one of that generation, and the next one starts from the
+# log); dropped with the partition.
+_next_seq: dict[str, tuple[int, int]] = {}
 _last_appended: dict[int, int] = {}  # partition -> offset of the owner's last message
 _recent_ids: dict[str, dict[str, int]] = {}  # key -> message id -> seq, of the owner's own appends
+_in_flight: dict[tuple[str, str], asyncio.Future[Message]] = {}  # (key, message id) -> its append
 
 
 def new_id() -> str:
@@ -113,7 +125,7 @@ async def create(ctx: BusContext, spec: ConversationSpec) -> Conversation:
             raise ConversationExists(f"Conversation {key} already exists", {"conversation": key})
         record = ConversationRecord(kind="created", conversation=view, at=now_ms())
         await conversations.append(ctx, key, record, {"bus.kind": "conversation.created"})
-        _next_seq[key] = 1
+        _next_seq[key] = (decided_under(owner_partition(key)), 1)
     return view.public()
 
 
@@ -153,17 +165,22 @@ async def delete(ctx: BusContext, key: str) -> Conversation:
 async def append_message(ctx: BusContext, key: str, spec: MessageSpec) -> tuple[Message, bool]:
     """Append a message with the conversation's next sequence number: (message, appended now).
 
-    A message_id seen recently is not appended again: the first message comes back."""
+    A message_id seen recently is not appended again: the first message comes back (once
+    committed, when it is on its way still)."""
     async with conversations.deciding(ctx, key):
         view = await open_view(ctx, key, spec.sender)
         if spec.message_id is not None:
-            seen = _recent_ids.get(key, {}).get(spec.message_id) or view.recent_ids.get(spec.message_id)
+            seen = recent_seq(key, view, spec.message_id)
             if seen is not None:
                 return await message_at(ctx, key, seen), False
+            earlier = _in_flight.get((key, spec.message_id))
+            if earlier is not None:
+                return await asyncio.shield(earlier), False
         envelope = Envelope(
             "message", spec.sender, spec.payload, spec.content_type, spec.metadata, spec.message_id
         )
-        return await append_envelope(ctx, key, view, envelope), True
+        appended = queue_envelope(ctx, key, view, envelope)
+    return await asyncio.shield(appended), True
 
 
 @dataclass(frozen=True)
@@ -201,19 +218,51 @@ async def append_envelope(
 ) -> Message:
     """Give the envelope the next sequence number and append it (with extra records, e.g. an
     inbox copy, sent in the same request). The caller holds the key's lock."""
+    return await queue_envelope(ctx, key, view, envelope, extra)
+
+
+def queue_envelope(
+    ctx: BusContext,
+    key: str,
+    view: ConversationView,
+    envelope: Envelope,
+    extra: Sequence[OutgoingRecord] = (),
+) -> asyncio.Future[Message]:
+    """Give the envelope the next sequence number and queue its record (with extra records)
+    for the partition's next transaction; the future gives the message once it committed.
+    The caller holds the key's lock, and may let go of it before then."""
     message, record = envelope_record(key, view, envelope)
     partition = owner_partition(key)
     partitions = [partition] + [partition_for(r.key, ctx.settings.state_partitions, 0) for r in extra]
     # Fenced: a former owner that stalled and resumes cannot write this sequence number too.
-    produced = await write_decided(partition, list(zip([record, *extra], partitions, strict=True)))
+    committed = enqueue_decided(partition, list(zip([record, *extra], partitions, strict=True)))
+    appended = asyncio.ensure_future(_noted(key, message, committed))
+    appended.add_done_callback(_outcome_seen)  # its caller may have gone away meanwhile
+    if envelope.message_id is not None:
+        _in_flight[(key, envelope.message_id)] = appended
+        appended.add_done_callback(lambda _: _in_flight.pop((key, message.message_id), None))
+    return appended
+
+
+def _outcome_seen(appended: asyncio.Future[Message]) -> None:
+    if not appended.cancelled():
+        appended.exception()
+
+
+async def _noted(key: str, message: Message, committed: Awaitable[list[Produced]]) -> Message:
+    produced = await committed
     note_appended(key, message, produced[0].partition, produced[0].offset)
     return message
 
 
 def envelope_record(key: str, view: ConversationView, envelope: Envelope) -> tuple[Message, OutgoingRecord]:
-    """The envelope with the next sequence number, and its record (not written yet: the
-    caller writes it, then calls note_appended)."""
-    seq = max(view.next_seq, _next_seq.get(key, 1))
+    """The envelope with the next sequence number (taken: the next call gives the one
+    after), and its record (not written yet: the caller writes it, then calls
+    note_appended). The caller decides under the key's lock."""
+    generation = decided_under(owner_partition(key))
+    counted_under, counted = _next_seq.get(key, (generation, 1))
+    seq = max(view.next_seq, counted if counted_under == generation else 1)
+    _next_seq[key] = (generation, seq + 1)
     message = Message(
         conversation=key,
         seq=seq,
@@ -237,9 +286,19 @@ def envelope_record(key: str, view: ConversationView, envelope: Envelope) -> tup
 
 
 def note_appended(key: str, message: Message, partition: int, offset: int) -> None:
-    _next_seq[key] = message.seq + 1
+    """The message's record committed at offset."""
     _last_appended[partition] = max(_last_appended.get(partition, -1), offset)
     remember(key, message)
+
+
+def recent_seq(key: str, view: ConversationView, message_id: str) -> int | None:
+    """The sequence number of a recent message with this id: one of this owner's on their
+    way to the view, or one the view has (beside it, or in it for older views)."""
+    own = _recent_ids.get(key, {}).get(message_id)
+    if own is not None:
+        return own
+    noted = conversations.table.get(message_id_key(key, message_id))
+    return int(noted) if noted is not None else view.recent_ids.get(message_id)
 
 
 def remember(key: str, message: Message) -> None:
@@ -313,6 +372,16 @@ async def read_messages(
         await consumer.stop()
 
 
+def indexed_offset(view: ConversationView, from_seq: int) -> int:
+    """The offset of the last indexed message at or before from_seq (the first offset of
+    the conversation when there is none)."""
+    entry = conversations.table.get(index_key(view.key, from_seq - from_seq % INDEX_EVERY))
+    if entry is not None:
+        return int(entry)
+    below = [seq for seq in view.index if seq <= from_seq]  # a view written before index_key
+    return view.index[max(below)] if below else view.first_offset
+
+
 async def start_offset(
     consumer: AIOKafkaConsumer,
     tp: TopicPartition,
@@ -322,8 +391,7 @@ async def start_offset(
 ) -> int:
     """Where to start reading: the index entry at or before from_seq, or the first record at
     or after since_ms when that is later."""
-    below = [seq for seq in view.index if seq <= from_seq]
-    offset = view.index[max(below)] if below else view.first_offset
+    offset = indexed_offset(view, from_seq)
     if since_ms:
         hit = (await guarded(consumer.offsets_for_times({tp: since_ms}))).get(tp)
         if hit is not None:

@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import IllegalOperation, KafkaError
@@ -33,37 +35,105 @@ __all__ = ["TRANSACTIONS"]
 log = logging.getLogger(__name__)
 
 
+# A transaction takes what was queued while the previous one committed, up to these.
+MAX_RECORDS_PER_TRANSACTION = 500
+MAX_BYTES_PER_TRANSACTION = 4 * 1024 * 1024
+
+
+@dataclass
+class _Queued:
+    """Records one decision wrote, waiting for their partition's next transaction."""
+
+    generation: int
+    records: Sequence[tuple[OutgoingRecord, int]]
+    committed: asyncio.Future[list[Produced]]
+
+    @property
+    def size(self) -> int:
+        return sum(len(r.value) + len(r.key or b"") for r, _ in self.records)
+
+
 class PartitionTransactions:
+    """Group commit: the decisions of one state partition queue their records, and one
+    committer per partition writes what queued while the previous transaction committed
+    in the next, in queue order (so in decision order). Decisions keep coming while a
+    transaction is in flight; each caller's future resolves when its own records commit."""
+
     def __init__(self) -> None:
         self._producers: dict[int, AIOKafkaProducer] = {}
         self._generations: dict[int, int] = {}  # partition -> generation of its open producer
         self._opened = itertools.count(1)
         self._locks: dict[int, asyncio.Lock] = {}
+        self._queues: dict[int, deque[_Queued]] = {}
+        self._committers: dict[int, asyncio.Task[None]] = {}
 
     def generation(self, partition: int) -> int | None:
         """The generation of the partition's open producer; None when none is open."""
         return self._generations.get(partition) if partition in self._producers else None
 
+    def enqueue(
+        self, partition: int, generation: int, records: Sequence[tuple[OutgoingRecord, int]]
+    ) -> asyncio.Future[list[Produced]]:
+        """Queue records (each with its partition) for state partition `partition`'s next
+        transaction, to commit with the producer of the generation they were decided
+        under; the future resolves when they commit (OwnerMoved when they never will)."""
+        traced = with_trace([r for r, _ in records])  # in the caller's span
+        placed = [(r, p) for r, (_, p) in zip(traced, records, strict=True)]
+        queued = _Queued(generation, placed, asyncio.get_running_loop().create_future())
+        queued.committed.add_done_callback(_heard)
+        self._queues.setdefault(partition, deque()).append(queued)
+        committer = self._committers.get(partition)
+        if committer is None or committer.done():
+            self._committers[partition] = asyncio.create_task(self._drain(partition))
+        # A caller that goes away (a client hanging up) must not take its records out of
+        # the queue: decisions queued after them count on them.
+        return asyncio.shield(queued.committed)
+
     async def commit(
         self, partition: int, generation: int, records: Sequence[tuple[OutgoingRecord, int]]
     ) -> list[Produced]:
-        """Write records (each with its partition) in one transaction, for state partition
-        `partition`, with the producer of the generation the records were decided under."""
-        bare = [r for r, _ in records]
-        with metrics.producing("transaction"), traced_produce(bare, transaction=partition):
-            traced = with_trace(bare)
-            placed = [(r, p) for r, (_, p) in zip(traced, records, strict=True)]
-            return await self._commit(partition, generation, placed)
+        """enqueue() and wait until the records commit."""
+        with metrics.producing("transaction"), traced_produce([r for r, _ in records], transaction=partition):
+            return await self.enqueue(partition, generation, records)
 
-    async def _commit(
-        self, partition: int, generation: int, records: Sequence[tuple[OutgoingRecord, int]]
-    ) -> list[Produced]:
+    async def _drain(self, partition: int) -> None:
+        queue = self._queues[partition]
+        while queue:
+            batch = self._next_batch(queue)
+            try:
+                await self._commit(partition, batch)
+            except Exception as exc:  # every caller of the batch hears of it; the committer goes on
+                for queued in batch:
+                    if not queued.committed.done():
+                        queued.committed.set_exception(exc)
+
+    def _next_batch(self, queue: deque[_Queued]) -> list[_Queued]:
+        batch = [queue.popleft()]
+        records, size = len(batch[0].records), batch[0].size
+        while queue and records + len(queue[0].records) <= MAX_RECORDS_PER_TRANSACTION:
+            size += queue[0].size
+            if size > MAX_BYTES_PER_TRANSACTION:
+                break
+            records += len(queue[0].records)
+            batch.append(queue.popleft())
+        return batch
+
+    async def _commit(self, partition: int, batch: list[_Queued]) -> None:
         async with self._locks.setdefault(partition, asyncio.Lock()):
             producer = self._producers.get(partition)
-            if producer is None or self._generations.get(partition) != generation:
-                raise OwnerMoved(
-                    "The partition changed hands after this was decided; retry", {"partition": partition}
-                )
+            current = self._generations.get(partition) if producer is not None else None
+            for queued in batch:
+                if queued.generation != current:  # decided before the partition changed hands
+                    queued.committed.set_exception(
+                        OwnerMoved(
+                            "The partition changed hands after this was decided; retry",
+                            {"partition": partition},
+                        )
+                    )
+            batch = [queued for queued in batch if not queued.committed.done()]
+            if producer is None or not batch:
+                return
+            records = [placed for queued in batch for placed in queued.records]
             try:
                 async with producer.transaction():
                     sent = [
@@ -82,7 +152,14 @@ class PartitionTransactions:
                 raise OwnerMoved(
                     "The transaction did not commit: its producer closed; retry", {"partition": partition}
                 ) from exc
-        return [Produced(m.partition, m.offset, m.timestamp) for m in metas]
+            except BaseException:
+                # Whatever else cut it short: decisions queued behind this one counted on it,
+                # so they must not commit with this producer either.
+                await self._drop(partition)
+                raise
+        for queued in batch:
+            mine, metas = metas[: len(queued.records)], metas[len(queued.records) :]
+            queued.committed.set_result([Produced(m.partition, m.offset, m.timestamp) for m in mine])
 
     async def open(self, settings: Settings, partition: int) -> int:
         """Make sure this worker holds the partition's transactional producer; its generation.
@@ -119,6 +196,12 @@ class PartitionTransactions:
         """Partitions this worker lost (all when None): close their producers."""
         for partition in [p for p in self._producers if partitions is None or p in partitions]:
             await self._drop(partition)
+
+
+def _heard(future: asyncio.Future[list[Produced]]) -> None:
+    """Mark the outcome as seen: a caller that went away does not read it."""
+    if not future.cancelled():
+        future.exception()
 
 
 TRANSACTIONS = PartitionTransactions()

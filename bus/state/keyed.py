@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -35,7 +35,16 @@ from bus.kafka.transactions import TRANSACTIONS
 from bus.settings import get_settings
 from bus.state.waits import wait_until
 
-__all__ = ["APPLIED", "BARRIER", "KeyedState", "on_revoked", "run_processor", "write_decided"]
+__all__ = [
+    "APPLIED",
+    "BARRIER",
+    "KeyedState",
+    "decided_under",
+    "enqueue_decided",
+    "on_revoked",
+    "run_processor",
+    "write_decided",
+]
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -45,7 +54,7 @@ BARRIER = "\x00barrier"  # key of the records catch_up() waits for; the processo
 KIND_HEADER, BARRIER_KIND = "bus.kind", b"barrier"
 # Partition -> the producer generation the current task's decision was made under (set
 # by KeyedState.deciding, read by write_decided).
-_decided_under: ContextVar[Mapping[int, int] | None] = ContextVar("decided_under", default=None)
+_generations_decided_under: ContextVar[Mapping[int, int] | None] = ContextVar("decided_under", default=None)
 
 
 class KeyedState:
@@ -128,11 +137,12 @@ class KeyedState:
         async with lock:
             partition = owner_partition(key)
             generation = await self.catch_up(ctx, partition)
-            token = _decided_under.set({**(_decided_under.get() or {}), partition: generation})
+            decided = _generations_decided_under.get() or {}
+            token = _generations_decided_under.set({**decided, partition: generation})
             try:
                 yield
             finally:
-                _decided_under.reset(token)
+                _generations_decided_under.reset(token)
 
     async def catch_up(self, ctx: BusContext, partition: int) -> int:
         """Wait until the view reflects every record of the partition so far (owner only);
@@ -207,10 +217,25 @@ async def write_decided(partition: int, records: Sequence[tuple[OutgoingRecord, 
     their partitions) in one transaction, under the producer generation it decided under:
     when the partition changed hands since (or this worker fenced its successor with a
     newer producer), nothing is written and the caller gets 503 owner_moved."""
-    generation = (_decided_under.get() or {}).get(partition)
+    return await TRANSACTIONS.commit(partition, decided_under(partition), records)
+
+
+def enqueue_decided(
+    partition: int, records: Sequence[tuple[OutgoingRecord, int]]
+) -> Awaitable[list[Produced]]:
+    """write_decided, queued now and awaited later: a caller may let go of its key's lock
+    before its records commit (the next decision counts on them; they commit in order, or
+    these and every later one of the same generation fail)."""
+    return TRANSACTIONS.enqueue(partition, decided_under(partition), records)
+
+
+def decided_under(partition: int) -> int:
+    """The producer generation this task's decision for partition is made under: what an
+    owner remembers beyond its view (its own appends on their way) holds within one."""
+    generation = (_generations_decided_under.get() or {}).get(partition)
     if generation is None:
         raise RuntimeError(f"write to partition {partition} outside KeyedState.deciding")
-    return await TRANSACTIONS.commit(partition, generation, records)
+    return generation
 
 
 async def run_processor(

@@ -7,9 +7,17 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bus.conversations.models import TRANSITIONS, ConversationView, Message
+from bus.conversations.models import (
+    INDEX_EVERY,
+    RECENT_IDS,
+    TRANSITIONS,
+    ConversationView,
+    Message,
+    index_key,
+    message_id_key,
+)
 from bus.subscriptions.dispatcher import DeliveryRef, format_delivery_id, parse_delivery_id, parse_metadata
-from workers.conversations import INDEX_EVERY, with_message
+from workers.conversations import forget_entries, note_entries, with_message
 
 
 def test_delivery_ids_round_trip() -> None:
@@ -52,25 +60,51 @@ def message(seq: int, message_id: str | None = None) -> Message:
     )  # fmt: skip
 
 
-def test_applying_messages_counts_indexes_and_is_idempotent() -> None:
-    v = view()
+def test_applying_messages_counts_and_is_idempotent() -> None:
+    v, entries = view(), dict[str, bytes]()
     for seq in range(1, 2 * INDEX_EVERY + 2):
         v = with_message(v, message(seq), offset=1000 + seq)
+        note_entries(entries, "n/t/c", message(seq), offset=1000 + seq)
     assert (v.state, v.next_seq, v.message_count) == ("active", 2 * INDEX_EVERY + 2, 2 * INDEX_EVERY + 1)
-    assert v.index == {1: 1001, INDEX_EVERY: 1000 + INDEX_EVERY, 2 * INDEX_EVERY: 1000 + 2 * INDEX_EVERY}
+    indexed = {k: int(v) for k, v in entries.items() if k.startswith("idx:")}
+    assert indexed == {
+        index_key("n/t/c", 1): 1001,
+        index_key("n/t/c", INDEX_EVERY): 1000 + INDEX_EVERY,
+        index_key("n/t/c", 2 * INDEX_EVERY): 1000 + 2 * INDEX_EVERY,
+    }
+    before = dict(entries)
     again = with_message(v, message(5), offset=1005)  # a record applied twice after a crash
+    note_entries(entries, "n/t/c", message(5), offset=1005)
     assert (again.next_seq, again.message_count) == (v.next_seq, v.message_count)
+    assert entries == before
     assert v.public().model_dump().keys().isdisjoint({"index", "next_seq", "recent_ids"})
 
 
-def test_recent_message_ids_keep_the_newest() -> None:
-    from bus.conversations.models import RECENT_IDS
-
+def test_the_view_stays_the_same_size_however_long_the_conversation() -> None:
     v = view()
-    for seq in range(1, RECENT_IDS + 11):
+    sizes = []
+    for seq in range(1, 3 * INDEX_EVERY):
         v = with_message(v, message(seq), offset=seq)
-    assert len(v.recent_ids) == RECENT_IDS
-    assert "m1" not in v.recent_ids and v.recent_ids[f"m{RECENT_IDS + 10}"] == RECENT_IDS + 10
+        sizes.append(len(v.model_dump_json()))
+    assert max(sizes) - min(sizes) < 20  # the timestamp and counts only
+
+
+def test_recent_message_ids_keep_the_newest() -> None:
+    entries = dict[str, bytes]()
+    for seq in range(1, RECENT_IDS + 11):
+        note_entries(entries, "n/t/c", message(seq), offset=seq)
+    ids = {k: int(v) for k, v in entries.items() if k.startswith("mid:")}
+    assert len(ids) == RECENT_IDS
+    assert message_id_key("n/t/c", "m10") not in ids and message_id_key("n/t/c", "m11") in ids
+    assert ids[message_id_key("n/t/c", f"m{RECENT_IDS + 10}")] == RECENT_IDS + 10
+
+
+def test_a_deleted_conversation_leaves_no_entries() -> None:
+    entries = {"other": b"kept"}
+    for seq in range(1, RECENT_IDS + 3 * INDEX_EVERY):
+        note_entries(entries, "n/t/c", message(seq), offset=seq)
+    forget_entries(entries, "n/t/c", RECENT_IDS + 3 * INDEX_EVERY)
+    assert entries == {"other": b"kept"}
 
 
 def test_every_state_can_end_and_archived_is_final() -> None:
