@@ -53,6 +53,7 @@
     │   └── RulesTooLarge          rules_too_large    413
     ├── UnsupportedMediaType       unsupported_media_type 415
     ├── QuotaExceeded              quota_exceeded     429     yes (after Retry-After)
+    │   └── TooManyStreams         too_many_streams   429     yes (after Retry-After)
     ├── KafkaRejected              kafka_rejected     422
     ├── Unavailable                unavailable        503     yes
     │   ├── KafkaUnavailable       kafka_unavailable  503     yes
@@ -480,6 +481,12 @@ class QuotaExceeded(BusError):
     def __init__(self, message: str, details: Any = None, retry_after: int = 1) -> None:
         super().__init__(message, details)
         self.retry_after = retry_after
+
+
+class TooManyStreams(QuotaExceeded):
+    """One API key holds its maximum of event streams on this worker."""
+
+    code = "too_many_streams"
 
 
 class Unavailable(BusError):

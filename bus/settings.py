@@ -30,6 +30,7 @@ class Limits(BaseSettings):
     max_request_bytes: int = Field(16_777_216, gt=0)  # one HTTP request body
     max_headers: int = Field(64, gt=0)  # caller headers on one record
     max_sse_clients: int = Field(256, gt=0)  # concurrent SSE subscribers per worker
+    max_sse_clients_per_key: int = Field(64, gt=0)  # of those, held by one API key
     max_in_flight: int = Field(5_000, gt=0)  # records a subscription holds between fetch and commit
     max_in_flight_bytes: int = Field(64 * 1_048_576, gt=0)  # ... and their payload bytes
 

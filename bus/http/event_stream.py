@@ -1,7 +1,8 @@
 """Server-sent events, written once for every SSE endpoint of the bus.
 
 An EventStream holds one of the worker's SSE client slots for as long as it is open
-(max_sse_clients; the agentbus_sse_clients gauge counts them), sends its headers only on
+(max_sse_clients; the agentbus_sse_clients gauge counts them), and one of its API key's
+(max_sse_clients_per_key: one key's readers cannot take every slot), sends its headers only on
 start() (so a handler can still refuse with a JSON error after taking the slot), writes a
 batch of events in one socket write, keeps an idle client's connection alive with a
 comment, and treats a client that went away as the normal end of a stream.
@@ -23,13 +24,14 @@ from types import TracebackType
 from aiohttp import web
 
 from bus import metrics
-from bus.errors import TooManySubscribers
-from bus.http.routes import context
+from bus.errors import TooManyStreams, TooManySubscribers
+from bus.http.routes import context, principal
 
 __all__ = ["EventStream", "event"]
 
 _HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _GONE = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
+_held_by_key: dict[str, int] = {}  # API key id -> its open event streams on this worker
 
 
 def event(name: str, data: str, event_id: str | None = None) -> bytes:
@@ -46,12 +48,22 @@ class EventStream:
     def __init__(self, request: web.Request) -> None:
         self._request = request
         self._ctx = context(request)
+        self._key = principal(request).key_id
         self.response = web.StreamResponse(headers=_HEADERS)
         self._last_write = time.monotonic()
 
     async def __aenter__(self) -> EventStream:
-        if self._ctx.sse_clients >= self._ctx.settings.limits.max_sse_clients:
+        limits = self._ctx.settings.limits
+        if self._ctx.sse_clients >= limits.max_sse_clients:
             raise TooManySubscribers("This worker serves its maximum of SSE clients", None)
+        held = _held_by_key.get(self._key, 0)
+        if held >= limits.max_sse_clients_per_key:
+            raise TooManyStreams(
+                "This API key holds its maximum of event streams on this worker; close one first",
+                {"limit": limits.max_sse_clients_per_key},
+                retry_after=5,
+            )
+        _held_by_key[self._key] = held + 1
         self._ctx.sse_clients += 1
         metrics.SSE_CLIENTS.inc()
         return self
@@ -60,6 +72,10 @@ class EventStream:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
         self._ctx.sse_clients -= 1
+        if _held_by_key[self._key] > 1:
+            _held_by_key[self._key] -= 1
+        else:
+            del _held_by_key[self._key]
         metrics.SSE_CLIENTS.dec()
         return kind is not None and issubclass(kind, _GONE)  # the client left: a normal end
 

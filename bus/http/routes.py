@@ -88,6 +88,9 @@ def route(
 ) -> Callable[[Handler], Handler]:
     """Declare an endpoint and who may call it; the handler takes the aiohttp request."""
 
+    if options.get("event_stream"):  # every event stream holds one of its key's slots
+        options["errors"] = tuple(sorted({*options.get("errors", ()), 429}))
+
     def register(handler: Handler) -> Handler:
         declared = Route(method.upper(), path, handler, summary, tag, access, **options)
         ROUTES.append(declared)

@@ -29,6 +29,7 @@ def fleet(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             "AGENTBUS_MAX_PAYLOAD_BYTES": "65536",
             "AGENTBUS_MAX_BATCH_RECORDS": "50",
             "AGENTBUS_MAX_REQUEST_BYTES": "1048576",
+            "AGENTBUS_MAX_SSE_CLIENTS_PER_KEY": "12",
         },
     )
     try:

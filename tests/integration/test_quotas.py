@@ -15,6 +15,7 @@ from tests.helpers import open_sse, unique
 
 pytestmark = pytest.mark.integration
 LIMIT = 20
+PER_KEY_STREAMS = 12  # AGENTBUS_MAX_SSE_CLIENTS_PER_KEY of the session fleet (conftest)
 
 
 async def setup_key(http: aiohttp.ClientSession, fleet: Fleet, quota: dict[str, int]) -> tuple[str, str, str]:
@@ -92,3 +93,28 @@ async def test_a_tenant_delivery_quota_paces_sse(fleet: Fleet, http: aiohttp.Cli
             sse.close()
     assert sorted(got) == list(range(12))  # paced, never dropped
     assert time.monotonic() - started >= 1.0  # 12 records at 5/s cannot all arrive in one window
+
+
+async def test_one_key_holds_at_most_its_share_of_event_streams(
+    fleet: Fleet, http: aiohttp.ClientSession
+) -> None:
+    """AGENTBUS_MAX_SSE_CLIENTS_PER_KEY (12 in the test fleet): the next stream of that key
+    on the same worker gets 429 too_many_streams with Retry-After, other keys are not
+    affected, and closing a stream frees its slot."""
+    tenant, _, secret = await setup_key(http, fleet, {})
+    url = f"{fleet.urls[0]}/v1/subscribe/it/{tenant}/t?from=latest"
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {secret}"}) as s:
+        streams = [await open_sse(s, url) for _ in range(PER_KEY_STREAMS)]
+        try:
+            async with s.get(url) as r:
+                assert r.status == 429 and r.headers["Retry-After"] == "5"
+                error = (await r.json())["error"]
+                assert error["code"] == "too_many_streams" and error["details"]["limit"] == PER_KEY_STREAMS
+            other = await open_sse(http, url)  # the admin key has streams of its own
+            other.close()
+            streams.pop().close()
+            await asyncio.sleep(0.5)  # the worker notices the hang-up
+            streams.append(await open_sse(s, url))
+        finally:
+            for stream in streams:
+                stream.close()

@@ -70,6 +70,7 @@
                 SchemaViolation                 schema_violation        422
             KafkaRejected                       kafka_rejected          422
             QuotaExceeded                       quota_exceeded          429  yes
+                TooManyStreams                  too_many_streams        429  yes
             Unavailable                         unavailable             503  yes
                 KafkaUnavailable                kafka_unavailable       503  yes
                 NotReady                        not_ready               503  yes
@@ -148,6 +149,7 @@ __all__ = [
     "SubscriptionNotFound",
     "TenantForbidden",
     "TooLarge",
+    "TooManyStreams",
     "TooManySubscribers",
     "ToolCallCancelled",
     "ToolCallExists",
@@ -540,6 +542,12 @@ class QuotaExceeded(APIError):
     code = "quota_exceeded"
     status = 429
     retriable = True
+
+
+class TooManyStreams(QuotaExceeded):
+    """The key holds its maximum of event streams on that worker; retry after retry_after."""
+
+    code = "too_many_streams"
 
 
 class Unavailable(APIError):
