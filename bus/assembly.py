@@ -36,6 +36,7 @@ from bus.kafka.transactions import TRANSACTIONS
 from bus.keys import http as keys
 from bus.keys.auth import authenticate
 from bus.keys.quotas import LEDGER, ensure_usage_topic, follow_usage, report_usage
+from bus.publish import dedup
 from bus.publish import http as publish
 from bus.rules import http as rules
 from bus.schemas import http as schemas
@@ -60,6 +61,7 @@ from tables import topics as tables_topics
 from workers import agents as agent_records
 from workers import conversations as conversation_records
 from workers import keys as key_commands
+from workers import publish_ids as publish_id_records
 from workers import rules as rule_commands
 from workers import schemas as schema_commands
 from workers import subscriptions as subscription_commands
@@ -104,6 +106,7 @@ PROCESSOR_MODULES = (
     ownership,
     conversation_records,
     agent_records,
+    publish_id_records,
 )
 
 log = logging.getLogger(__name__)
@@ -149,6 +152,12 @@ async def evaluate_liveness() -> None:
 @app.timer(interval=0.5)  # type: ignore[untyped-decorator]
 async def time_out_calls() -> None:
     await conversation_records.time_out_calls(ctx)
+
+
+@app.timer(interval=30.0)  # type: ignore[untyped-decorator]
+async def expire_publish_ids() -> None:
+    if ctx.ready():
+        await dedup.sweep(ctx)
 
 
 async def keep_running(what: str, run: Callable[[], Awaitable[None]]) -> None:

@@ -47,6 +47,9 @@ class Timing(BaseSettings):
     commit_interval: float = Field(0.2, gt=0)  # how often a subscription commits its acked offsets
     session_timeout: float = Field(10.0, ge=6)  # a worker silent this long loses its partitions
     processor_fetch_wait: float = Field(0.0, ge=0, le=1)  # the broker may hold a processor's fetch this long
+    # A publish repeating a message id seen this recently (same tenant) gets the first
+    # receipt back and writes nothing; 0 turns deduplication off.
+    publish_duplicate_window: float = Field(120.0, ge=0, le=86_400)
 
 
 class Settings(BaseSettings):

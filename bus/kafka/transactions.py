@@ -19,18 +19,19 @@ import asyncio
 import itertools
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import IllegalOperation, KafkaError
+from aiokafka.structs import RecordMetadata
 
 from bus import metrics
 from bus.errors import OwnerMoved
 from bus.kafka.gateway import OutgoingRecord, Produced, traced_produce, translate, with_trace
 from bus.settings import Settings
 
-__all__ = ["TRANSACTIONS"]
+__all__ = ["TRANSACTIONS", "FollowUp"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,9 @@ MAX_RECORDS_PER_TRANSACTION = 500
 MAX_BYTES_PER_TRANSACTION = 4 * 1024 * 1024
 
 
+FollowUp = Callable[[list[Produced]], Sequence[tuple[OutgoingRecord, int]]]
+
+
 @dataclass
 class _Queued:
     """Records one decision wrote, waiting for their partition's next transaction."""
@@ -47,6 +51,8 @@ class _Queued:
     generation: int
     records: Sequence[tuple[OutgoingRecord, int]]
     committed: asyncio.Future[list[Produced]]
+    # Records built from where the broker put the first ones, in the same transaction.
+    then: FollowUp | None = None
 
     @property
     def size(self) -> int:
@@ -72,14 +78,18 @@ class PartitionTransactions:
         return self._generations.get(partition) if partition in self._producers else None
 
     def enqueue(
-        self, partition: int, generation: int, records: Sequence[tuple[OutgoingRecord, int]]
+        self,
+        partition: int,
+        generation: int,
+        records: Sequence[tuple[OutgoingRecord, int]],
+        then: FollowUp | None = None,
     ) -> asyncio.Future[list[Produced]]:
         """Queue records (each with its partition) for state partition `partition`'s next
         transaction, to commit with the producer of the generation they were decided
         under; the future resolves when they commit (OwnerMoved when they never will)."""
         traced = with_trace([r for r, _ in records])  # in the caller's span
         placed = [(r, p) for r, (_, p) in zip(traced, records, strict=True)]
-        queued = _Queued(generation, placed, asyncio.get_running_loop().create_future())
+        queued = _Queued(generation, placed, asyncio.get_running_loop().create_future(), then)
         queued.committed.add_done_callback(_heard)
         self._queues.setdefault(partition, deque()).append(queued)
         committer = self._committers.get(partition)
@@ -90,11 +100,15 @@ class PartitionTransactions:
         return asyncio.shield(queued.committed)
 
     async def commit(
-        self, partition: int, generation: int, records: Sequence[tuple[OutgoingRecord, int]]
+        self,
+        partition: int,
+        generation: int,
+        records: Sequence[tuple[OutgoingRecord, int]],
+        then: FollowUp | None = None,
     ) -> list[Produced]:
         """enqueue() and wait until the records commit."""
         with metrics.producing("transaction"), traced_produce([r for r, _ in records], transaction=partition):
-            return await self.enqueue(partition, generation, records)
+            return await self.enqueue(partition, generation, records, then)
 
     async def _drain(self, partition: int) -> None:
         queue = self._queues[partition]
@@ -136,10 +150,9 @@ class PartitionTransactions:
             records = [placed for queued in batch for placed in queued.records]
             try:
                 async with producer.transaction():
-                    sent = [
-                        await producer.send(r.topic, r.value, key=r.key, headers=r.headers, partition=p)
-                        for r, p in records
-                    ]
+                    sent = [await _send(producer, r, p) for r, p in records]
+                    if any(queued.then is not None for queued in batch):
+                        sent += await self._follow_up(producer, batch, [await future for future in sent])
                 metas = [await future for future in sent]
             except KafkaError as exc:
                 await self._drop(partition)  # fenced or broken: the next commit starts afresh
@@ -160,6 +173,19 @@ class PartitionTransactions:
         for queued in batch:
             mine, metas = metas[: len(queued.records)], metas[len(queued.records) :]
             queued.committed.set_result([Produced(m.partition, m.offset, m.timestamp) for m in mine])
+
+    @staticmethod
+    async def _follow_up(
+        producer: AIOKafkaProducer, batch: list[_Queued], metas: list[RecordMetadata]
+    ) -> list[asyncio.Future[RecordMetadata]]:
+        """Send each decision's follow-up records, built from where its records went."""
+        sent = []
+        for queued in batch:
+            mine, metas = metas[: len(queued.records)], metas[len(queued.records) :]
+            if queued.then is not None:
+                produced = [Produced(m.partition, m.offset, m.timestamp) for m in mine]
+                sent += [await _send(producer, r, p) for r, p in queued.then(produced)]
+        return sent
 
     async def open(self, settings: Settings, partition: int) -> int:
         """Make sure this worker holds the partition's transactional producer; its generation.
@@ -196,6 +222,15 @@ class PartitionTransactions:
         """Partitions this worker lost (all when None): close their producers."""
         for partition in [p for p in self._producers if partitions is None or p in partitions]:
             await self._drop(partition)
+
+
+async def _send(
+    producer: AIOKafkaProducer, record: OutgoingRecord, partition: int
+) -> asyncio.Future[RecordMetadata]:
+    future: asyncio.Future[RecordMetadata] = await producer.send(
+        record.topic, record.value, key=record.key, headers=record.headers, partition=partition
+    )
+    return future
 
 
 def _heard(future: asyncio.Future[list[Produced]]) -> None:

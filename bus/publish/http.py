@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bus.cluster.forwarding import at_owner
 from bus.http.access import Access, Action, require
 from bus.http.routes import AUDIT_TARGET, context, json_response, principal, read_model, route
 from bus.keys.metering import admit_publish, publish_metered
+from bus.publish import dedup
 from bus.publish import service as publish
 from bus.publish.models import Batch, BatchResult, Envelope, PublishResult
+from tables.publish_ids import publish_ids
 
 __all__: list[str] = []  # nothing here is for other modules: routes register themselves
 
@@ -45,11 +48,27 @@ def require_write(request: web.Request, envelopes: list[Envelope], payloads: lis
 )
 async def publish_one(request: web.Request) -> web.StreamResponse:
     envelope = await read_model(request, Envelope)
-    payloads = [publish.encode_payload(envelope)]  # once: metering and the record share it
-    require_write(request, [envelope], payloads)
-    who = principal(request).key_id
-    [result] = await publish.publish(context(request), [envelope], "single", who, payloads)
-    return json_response(result)
+    ctx = context(request)
+    key = dedup.dedup_key(ctx.settings, envelope)
+
+    async def here() -> web.StreamResponse:
+        payloads = [publish.encode_payload(envelope)]  # once: metering and the record share it
+        require_write(request, [envelope], payloads)
+        who = principal(request).key_id
+        if key is None:
+            [result] = await publish.publish(ctx, [envelope], "single", who, payloads)
+            return json_response(result)
+        async with publish_ids.deciding(ctx, key):  # a retry of the same id waits for the first
+            earlier = dedup.first_receipt(ctx.settings, key)
+            if earlier is not None:
+                return json_response(earlier)  # written before: nothing is written again
+            produce = dedup.producing_once(key, envelope)
+            [result] = await publish.publish(ctx, [envelope], "single", who, payloads, produce)
+        return json_response(result)
+
+    if key is None:
+        return await here()
+    return await at_owner(request, key, publish_ids.topic, here)  # the id's owner decides
 
 
 @route(

@@ -34,6 +34,7 @@ from bus.errors import (
 )
 from bus.kafka.context import BusContext
 from bus.kafka.gateway import OutgoingRecord, partition_for
+from bus.publish.dedup import Produce
 from bus.publish.models import JSON_CONTENT_TYPE, Envelope, PublishResult
 from bus.rules.service import apply_rules, approval_gates
 from bus.schemas.service import bound_schema
@@ -149,11 +150,14 @@ async def publish(
     kind: str,
     who: str = "",
     payloads: Sequence[bytes] | None = None,
+    produce: Produce | None = None,
 ) -> list[PublishResult]:
     """Publish envelopes in order; returns one receipt per envelope. A record a
     require_approval rule gates is parked instead (bus.approvals.service), not produced.
     payloads: the envelopes' encoded payloads, when the caller has them already (rules
-    change topics and headers, never a payload, so one encoding serves the whole way)."""
+    change topics and headers, never a payload, so one encoding serves the whole way).
+    produce: how the records are produced (bus.publish.dedup's, with their receipts), when
+    not by the gateway's shared producer."""
     limit = ctx.settings.limits.max_batch_records
     if len(envelopes) > limit:
         raise BatchTooLarge("Too many records in one batch", {"size": len(envelopes), "limit": limit})
@@ -176,9 +180,8 @@ async def publish(
         for e, (record, _) in zip(envelopes, prepared, strict=True)
     ]
     now = [i for i, gate in enumerate(gates) if gate is None]
-    produced = (
-        await ctx.gateway.produce([prepared[i][0] for i in now], [partitions[i] for i in now]) if now else []
-    )
+    send = produce or ctx.gateway.produce
+    produced = await send([prepared[i][0] for i in now], [partitions[i] for i in now]) if now else []
     metrics.PUBLISH_LATENCY.labels(kind).observe(time.perf_counter() - started)
     metrics.RECORDS_PUBLISHED.inc(len(produced))
     metrics.count_published(envelopes[i].topic for i in now)

@@ -31,7 +31,7 @@ from bus.errors import OwnerMoved
 from bus.kafka.context import BusContext
 from bus.kafka.faust_app import app
 from bus.kafka.gateway import OutgoingRecord, Produced
-from bus.kafka.transactions import TRANSACTIONS
+from bus.kafka.transactions import TRANSACTIONS, FollowUp
 from bus.settings import get_settings
 from bus.state.waits import wait_until
 
@@ -110,11 +110,15 @@ class KeyedState:
         """Every entity this worker owns (its active partitions), parsed. A view may hold
         other kinds under "kind:" keys (the conversations view holds calls and streams):
         those are read with their prefix, plain entity keys have no ':'."""
+        return [value for _, value in self.owned_items(model, prefix)]
+
+    def owned_items(self, model: type[M], prefix: str = "") -> list[tuple[str, M]]:
+        """owned_values with their keys."""
         found = []
         for key, raw in list(self.table.items()):
             wanted = key.startswith(prefix) if prefix else ":" not in key
             if wanted and not key.startswith(APPLIED) and raw is not None and is_owner(key, self.topic):
-                found.append(model.model_validate_json(raw))
+                found.append((key, model.model_validate_json(raw)))
         return found
 
     def applied_offset(self, partition: int) -> int:
@@ -212,21 +216,25 @@ class KeyedState:
             self.epochs[partition] = self.epochs.get(partition, 0) + 1
 
 
-async def write_decided(partition: int, records: Sequence[tuple[OutgoingRecord, int]]) -> list[Produced]:
+async def write_decided(
+    partition: int, records: Sequence[tuple[OutgoingRecord, int]], then: FollowUp | None = None
+) -> list[Produced]:
     """Write what this task decided for partition under KeyedState.deciding (records with
     their partitions) in one transaction, under the producer generation it decided under:
     when the partition changed hands since (or this worker fenced its successor with a
-    newer producer), nothing is written and the caller gets 503 owner_moved."""
-    return await TRANSACTIONS.commit(partition, decided_under(partition), records)
+    newer producer), nothing is written and the caller gets 503 owner_moved. then: see
+    enqueue_decided."""
+    return await TRANSACTIONS.commit(partition, decided_under(partition), records, then)
 
 
 def enqueue_decided(
-    partition: int, records: Sequence[tuple[OutgoingRecord, int]]
+    partition: int, records: Sequence[tuple[OutgoingRecord, int]], then: FollowUp | None = None
 ) -> Awaitable[list[Produced]]:
     """write_decided, queued now and awaited later: a caller may let go of its key's lock
     before its records commit (the next decision counts on them; they commit in order, or
-    these and every later one of the same generation fail)."""
-    return TRANSACTIONS.enqueue(partition, decided_under(partition), records)
+    these and every later one of the same generation fail). then: records built from where
+    the broker put these, written in the same transaction."""
+    return TRANSACTIONS.enqueue(partition, decided_under(partition), records, then)
 
 
 def decided_under(partition: int) -> int:

@@ -69,7 +69,9 @@ class TopicReader:
 
     @classmethod
     async def open(cls, gateway: KafkaGateway, topic: Topic, start: Start) -> TopicReader:
-        consumer = gateway.new_reader()
+        # Committed records only: approved and deduplicated publishes are written in
+        # transactions, and one a fenced owner started never commits.
+        consumer = gateway.new_reader(isolation_level="read_committed")
         await guarded(consumer.start())
         try:
             partitions = [TopicPartition(topic.kafka_topic, p) for p in range(topic.partitions)]

@@ -172,3 +172,60 @@ async def test_single_and_batch_put_a_key_on_the_same_partition(
     for offsets in per_partition.values():  # contiguous and in request order within a partition
         assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
     assert await total_records(fleet, topic) == 32
+
+
+async def test_a_retried_publish_answers_the_first_receipt_and_writes_nothing(
+    fleet: Fleet, topic: dict[str, Any], http: aiohttp.ClientSession
+) -> None:
+    """A client that lost the answer retries with the same message id, on either worker:
+    it gets the first receipt, and the topic holds the record once; another id is
+    another record."""
+    body = {"topic": ref(topic), "payload": {"n": 1}, "message_id": "order-7"}
+    receipts = []
+    for url in [*fleet.urls, *fleet.urls]:
+        async with http.post(f"{url}/v1/publish", json=body) as r:
+            assert r.status == 200, await r.text()
+            receipts.append(await r.json())
+    assert all(receipt == receipts[0] for receipt in receipts), receipts
+    async with http.post(f"{fleet.urls[0]}/v1/publish", json={**body, "message_id": "order-8"}) as r:
+        assert r.status == 200
+        other = await r.json()
+    assert (other["partition"], other["offset"]) != (receipts[0]["partition"], receipts[0]["offset"])
+    ids = [record["headers"]["bus.message_id"] for record in await read_all(http, fleet, topic, 2)]
+    assert sorted(ids) == ["order-7", "order-8"]
+
+
+async def test_a_publish_cut_off_mid_flight_and_retried_is_written_once(
+    fleet: Fleet, topic: dict[str, Any], http: aiohttp.ClientSession
+) -> None:
+    """The first attempts hang up before their answer (the client times out at once);
+    the retry that gets an answer is the only record."""
+    body = {"topic": ref(topic), "payload": {"n": 2}, "message_id": "cut-1"}
+    for url in fleet.urls:
+        try:
+            async with http.post(f"{url}/v1/publish", json=body, timeout=aiohttp.ClientTimeout(total=0.001)):
+                pass
+        except TimeoutError:
+            pass  # cut off: the worker may or may not have written it by now
+    await asyncio.sleep(0.5)
+    async with http.post(f"{fleet.urls[1]}/v1/publish", json=body) as r:
+        assert r.status == 200, await r.text()
+        receipt = await r.json()
+    records = await read_all(http, fleet, topic, 1)
+    assert [(r["partition"], r["offset"]) for r in records] == [(receipt["partition"], receipt["offset"])]
+
+
+async def read_all(
+    http: aiohttp.ClientSession, fleet: Fleet, topic: dict[str, Any], expected: int
+) -> list[dict[str, Any]]:
+    """Every record of the topic from the start (waiting a moment for more than expected)."""
+    sse = await open_sse(http, f"{fleet.urls[0]}/v1/subscribe/{ref(topic)}?from=earliest")
+    try:
+        found = [e.json for e in await sse.events(expected, timeout=10)]
+        try:
+            found += [e.json for e in await sse.events(1, timeout=1.5)]
+        except TimeoutError:
+            pass
+        return found
+    finally:
+        sse.close()
