@@ -284,8 +284,11 @@ class Dispatcher:
             for tp, records in batches.items():
                 for record in records:
                     self._admit(tp.partition, record)
-                if records:
-                    self.fetched[tp.partition] = records[-1].offset + 1
+            for tp in self.tps:
+                # The consumer's position, not only past the last record: a transaction's
+                # commit marker takes an offset of its own, and a committed offset short of
+                # it would report a lag of 1 that no record ever fills.
+                self.fetched[tp.partition] = max(self.fetched[tp.partition], await self.consumer.position(tp))
         return bool(batches)
 
     def _admit(self, partition: int, record: ConsumerRecord[bytes, bytes]) -> None:
