@@ -47,7 +47,6 @@ from typing import Any
 import jsonschema_rs
 from jsonschema import Draft202012Validator
 
-from bus.errors import InvalidSchema, SchemaTooLarge
 from bus.schemas.models import JsonSchema
 from bus.schemas.registry import check_schema
 
@@ -156,17 +155,11 @@ def _refuse_retrieval(uri: str, /) -> Any:
 def compiled_check(schema: JsonSchema, *, formats: bool) -> jsonschema_rs.Validator | None:
     """jsonschema-rs's validator for schema, or None where python-jsonschema must answer alone.
     formats: assert formats (the publish edge) or treat them as annotations (tool calls)."""
-    try:
-        check_schema(schema)
-    except (InvalidSchema, SchemaTooLarge):
-        return None
     if not isinstance(schema, dict):
         return None  # true or false: nothing to gain
     try:
-        prepared = _for_rs(schema, root=True)
-    except _PythonOnly:
-        return None
-    try:
+        check_schema(schema)  # InvalidSchema, SchemaTooLarge: stored before the registry's checks
+        prepared = _for_rs(schema, root=True)  # _PythonOnly
         return jsonschema_rs.Draft202012Validator(
             prepared,
             validate_formats=formats,
@@ -174,7 +167,7 @@ def compiled_check(schema: JsonSchema, *, formats: bool) -> jsonschema_rs.Valida
             keywords=_KEYWORDS,
             retriever=_refuse_retrieval,
         )
-    except Exception:  # whatever jsonschema-rs cannot compile, python-jsonschema applies as before
+    except Exception:  # any refusal above, or what jsonschema-rs cannot compile: python-jsonschema applies it
         return None
 
 
