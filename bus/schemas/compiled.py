@@ -6,8 +6,8 @@ faster (bench/validation.py), but reads a few things differently; where it does,
 python-jsonschema's reading (a Python callback costs ~0.1 µs plus its own work, and runs only
 where its keyword applies):
 
-- format: every format jsonschema-rs knows is checked by python-jsonschema's own format
-  checker (formats python-jsonschema cannot check here pass, as they did);
+- format: every format jsonschema-rs or python-jsonschema knows is checked by
+  python-jsonschema's own format checker (one it cannot check here passes, as it did);
 - pattern: a regex both engines read alike (rs_regex) is jsonschema-rs's, with Python's `$`
   (the end, or before a final newline) spelled out; any other is Python's `re.search` (in
   ECMA 262, jsonschema-rs's reading, `\\d`, `\\w`, `\\s` and `\\b` are ASCII-only, and
@@ -67,7 +67,10 @@ def _python_format(name: str) -> Callable[[str], bool]:
     return lambda value: _FORMAT_CHECKER.conforms(value, name)
 
 
-_PYTHON_FORMATS: dict[str, Callable[..., bool]] = {name: _python_format(name) for name in RS_FORMATS}
+# Also the formats python-jsonschema checks that jsonschema-rs would ignore (none today).
+_PYTHON_FORMATS: dict[str, Callable[..., bool]] = {
+    name: _python_format(name) for name in sorted({*RS_FORMATS, *_FORMAT_CHECKER.checkers})
+}
 
 
 class _PythonPattern:
