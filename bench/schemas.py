@@ -89,7 +89,7 @@ from publish import (
 
 from bus.schemas.models import SchemaVersion
 from bus.schemas.registry import check_schema, schema_id
-from bus.schemas.validation import validator_for, violations
+from bus.schemas.validation import SchemaValidator, validator_for, violations
 
 RUN_BUDGET_S = 120.0  # registration, probes, warm-ups and measurements; cleanup comes after
 TIMEIT_REPEATS = 7  # each repeat runs for at least 0.2 s (timeit's autorange)
@@ -371,7 +371,7 @@ def named_formats(node: Any) -> set[str]:
 # --- 1. validation in-process -------------------------------------------------------------
 
 
-def bus_validator(case: Case) -> Draft202012Validator:
+def bus_validator(case: Case) -> SchemaValidator:
     """The validator a worker would use for this schema, built the way the worker builds it."""
     check_schema(case.schema)  # the registry's admission check: fail here, not at registration
     version = SchemaVersion(

@@ -1,6 +1,6 @@
 """Schemas: the registry (subjects, versions, compatibility) and validation of payloads on
 bound topics.
 
-Rooms: service, registry and compatibility (pure decisions), validation (pure), store,
-http, models.
+Rooms: service, registry and compatibility (pure decisions), validation and compiled (pure:
+the payload check, jsonschema-rs held to python-jsonschema's verdict), store, http, models.
 """

@@ -20,7 +20,6 @@ from typing import Any
 
 from agentbus_client.models.agents import Agent, Capability
 from agentbus_client.models.conversations import EnvelopeKind
-from jsonschema import Draft202012Validator
 
 from bus import headers as h
 from bus import metrics
@@ -57,7 +56,7 @@ from bus.errors import (
 )
 from bus.kafka.context import BusContext
 from bus.kafka.gateway import OutgoingRecord
-from bus.schemas.validation import violations
+from bus.schemas.validation import tool_validator, violations
 from bus.state.waits import Waiters, wait_for_wake, wake
 from bus.tools.models import ToolCall, ToolCallSpec, ToolResult, ToolResultSpec, Usage
 from tables.agents import agents
@@ -143,7 +142,7 @@ def check_arguments(agent: Agent, spec: ToolCallSpec) -> Capability:
             f"Agent {agent.id} has no tool {spec.tool}",
             {"tool": spec.tool, "tools": [c.name for c in agent.capabilities]},
         )
-    problems = violations(Draft202012Validator(found.input_schema), spec.arguments)
+    problems = violations(tool_validator(found.input_schema), spec.arguments)
     if problems:
         raise SchemaViolation(
             f"The arguments do not match the input schema of {spec.tool}",
@@ -246,7 +245,7 @@ async def settle(ctx: BusContext, conv_key: str, spec: ToolResultSpec) -> ToolCa
             raise finished(call)
         require_open(await settled_view(ctx, conv_key))
         if spec.status == "ok" and call.output_schema is not None:
-            problems = violations(Draft202012Validator(call.output_schema), spec.result)
+            problems = violations(tool_validator(call.output_schema), spec.result)
             if problems:
                 raise SchemaViolation(
                     f"The result does not match the output schema of {call.tool}",
