@@ -269,6 +269,12 @@ KAFKA_PRODUCE_LATENCY = Histogram(
     ["kind"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+TRANSACTION_DECISIONS = Histogram(
+    "agentbus_transaction_decisions",
+    "Decisions (appends, approvals, idempotent publishes) committed together in one transaction"
+    " of a state partition: above 1, group commit is saving round trips",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 KAFKA_PRODUCE_ERRORS = Counter(
     "agentbus_kafka_produce_errors_total", "Produces or transactions that failed, by kind", ["kind"]
 )

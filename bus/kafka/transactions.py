@@ -147,6 +147,7 @@ class PartitionTransactions:
             batch = [queued for queued in batch if not queued.committed.done()]
             if producer is None or not batch:
                 return
+            metrics.TRANSACTION_DECISIONS.observe(len(batch))
             records = [placed for queued in batch for placed in queued.records]
             try:
                 async with producer.transaction():
