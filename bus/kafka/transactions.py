@@ -31,7 +31,7 @@ from bus.errors import OwnerMoved
 from bus.kafka.gateway import OutgoingRecord, Produced, traced_produce, translate, with_trace
 from bus.settings import Settings
 
-__all__ = ["TRANSACTIONS", "FollowUp"]
+__all__ = ["TRANSACTIONS", "FollowUp", "PartitionTransactions", "partition_producer"]
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,8 @@ class PartitionTransactions:
     in the next, in queue order (so in decision order). Decisions keep coming while a
     transaction is in flight; each caller's future resolves when its own records commit."""
 
-    def __init__(self) -> None:
+    def __init__(self, new_producer: Callable[[Settings, int], AIOKafkaProducer] | None = None) -> None:
+        self._new_producer = new_producer or partition_producer
         self._producers: dict[int, AIOKafkaProducer] = {}
         self._generations: dict[int, int] = {}  # partition -> generation of its open producer
         self._opened = itertools.count(1)
@@ -198,14 +199,7 @@ class PartitionTransactions:
     async def _producer(self, settings: Settings, partition: int) -> AIOKafkaProducer:
         found = self._producers.get(partition)
         if found is None:
-            found = AIOKafkaProducer(
-                bootstrap_servers=settings.bootstrap_servers,
-                transactional_id=f"{settings.prefix}-owner-{partition}",
-                enable_idempotence=True,
-                acks="all",
-                linger_ms=0,
-                max_request_size=settings.limits.max_payload_bytes * 2 + 1_048_576,
-            )
+            found = self._new_producer(settings, partition)
             await found.start()  # init_transactions: fences the partition's previous owner
             self._producers[partition] = found
             self._generations[partition] = next(self._opened)
@@ -223,6 +217,18 @@ class PartitionTransactions:
         """Partitions this worker lost (all when None): close their producers."""
         for partition in [p for p in self._producers if partitions is None or p in partitions]:
             await self._drop(partition)
+
+
+def partition_producer(settings: Settings, partition: int) -> AIOKafkaProducer:
+    """The transactional producer of a state partition (its id is the partition's)."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        transactional_id=f"{settings.prefix}-owner-{partition}",
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=0,
+        max_request_size=settings.limits.max_payload_bytes * 2 + 1_048_576,
+    )
 
 
 async def _send(

@@ -1,0 +1,148 @@
+"""Group commit of a state partition's decisions (bus.kafka.transactions), against a
+producer that keeps its transactions in memory and can hold one in flight or fail it.
+(Fencing by a real broker is proven by tests/integration/test_conversation_pause.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import RecordMetadata
+
+from bus.errors import OwnerMoved
+from bus.kafka.gateway import OutgoingRecord, Produced
+from bus.kafka.transactions import PartitionTransactions
+from bus.settings import Settings, get_settings
+
+PARTITION = 3
+
+
+class FakeProducer:
+    """Transactions in memory: `committed` holds each committed transaction's values."""
+
+    def __init__(self) -> None:
+        self.committed: list[list[bytes]] = []
+        self.in_flight = asyncio.Event()  # set while a transaction waits for `release`
+        self.release = asyncio.Event()
+        self.release.set()
+        self.fail_next = False
+        self.stopped = False
+        self._ends: defaultdict[tuple[str, int], int] = defaultdict(int)
+        self._open: list[bytes] = []
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        self._open = []
+        yield
+        self.in_flight.set()
+        await self.release.wait()
+        self.in_flight.clear()
+        if self.fail_next:
+            self.fail_next = False
+            raise KafkaError("fenced")
+        self.committed.append(self._open)
+
+    async def send(
+        self, topic: str, value: bytes, key: bytes | None, headers: Any, partition: int
+    ) -> asyncio.Future[RecordMetadata]:
+        offset = self._ends[(topic, partition)]
+        self._ends[(topic, partition)] += 1
+        self._open.append(value)
+        done: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        done.set_result(RecordMetadata(topic, partition, TopicPartition(topic, partition), offset, 0, 0, 0))
+        return done
+
+
+def record(value: str) -> list[tuple[OutgoingRecord, int]]:
+    return [(OutgoingRecord("log", value.encode(), b"k", []), PARTITION)]
+
+
+async def opened() -> tuple[PartitionTransactions, list[FakeProducer], int]:
+    made: list[FakeProducer] = []
+
+    def new_producer(settings: Settings, partition: int) -> Any:
+        made.append(FakeProducer())
+        return made[-1]
+
+    transactions = PartitionTransactions(new_producer)
+    generation = await transactions.open(get_settings(), PARTITION)
+    return transactions, made, generation
+
+
+async def test_decisions_queued_while_a_transaction_commits_go_together_in_the_next() -> None:
+    transactions, [producer], generation = await opened()
+    producer.release.clear()
+    first = transactions.enqueue(PARTITION, generation, record("a"))
+    await producer.in_flight.wait()
+    later = [transactions.enqueue(PARTITION, generation, record(v)) for v in "bcd"]
+    producer.release.set()
+    answers = [await f for f in (first, *later)]
+    assert producer.committed == [[b"a"], [b"b", b"c", b"d"]]
+    assert [a[0].offset for a in answers] == [0, 1, 2, 3]  # each its own record, in decision order
+
+
+async def test_a_failed_transaction_fails_every_later_decision_of_its_generation() -> None:
+    transactions, [producer], generation = await opened()
+    producer.release.clear()
+    producer.fail_next = True
+    first = transactions.enqueue(PARTITION, generation, record("a"))
+    await producer.in_flight.wait()
+    later = transactions.enqueue(PARTITION, generation, record("b"))  # decided counting on "a"
+    producer.release.set()
+    for pending in (first, later):
+        with pytest.raises(OwnerMoved):
+            await pending
+    assert producer.committed == [] and producer.stopped
+    assert transactions.generation(PARTITION) is None  # the next decision catches up afresh
+
+
+async def test_a_decision_of_an_older_generation_writes_nothing() -> None:
+    transactions, made, generation = await opened()
+    made[0].fail_next = True
+    with pytest.raises(OwnerMoved):
+        await transactions.enqueue(PARTITION, generation, record("a"))
+    newer = await transactions.open(get_settings(), PARTITION)  # a fresh catch-up reopens it
+    assert newer != generation
+    with pytest.raises(OwnerMoved):
+        await transactions.enqueue(PARTITION, generation, record("stale"))
+    await transactions.enqueue(PARTITION, newer, record("fresh"))
+    assert made[1].committed == [[b"fresh"]]
+
+
+async def test_follow_up_records_are_built_from_where_the_first_went_in_the_same_transaction() -> None:
+    transactions, [producer], generation = await opened()
+
+    def receipt(produced: Sequence[Produced]) -> list[tuple[OutgoingRecord, int]]:
+        return record(f"receipt of {produced[0].offset}")
+
+    await transactions.enqueue(PARTITION, generation, record("x"))
+    answer = await transactions.enqueue(PARTITION, generation, record("y"), then=receipt)
+    assert producer.committed[-1] == [b"y", b"receipt of 1"]
+    assert [p.offset for p in answer] == [1]  # the caller hears of its own records only
+
+
+async def test_a_caller_that_goes_away_does_not_take_its_records_out_of_the_queue() -> None:
+    transactions, [producer], generation = await opened()
+    producer.release.clear()
+    first = transactions.enqueue(PARTITION, generation, record("a"))
+    await producer.in_flight.wait()
+    gone = transactions.enqueue(PARTITION, generation, record("b"))
+    gone.cancel()  # a client hung up
+    last = transactions.enqueue(PARTITION, generation, record("c"))
+    producer.release.set()
+    await first
+    await last
+    assert producer.committed == [[b"a"], [b"b", b"c"]]
+    await asyncio.sleep(0)
