@@ -36,6 +36,7 @@ __all__ = [
     "check_path",
     "context",
     "field_errors",
+    "json_bytes_response",
     "json_response",
     "principal",
     "read_model",
@@ -186,6 +187,11 @@ def field_errors(exc: ValidationError) -> list[dict[str, Any]]:
 
 def json_response(model: BaseModel, status: int = 200) -> web.Response:
     return web.Response(body=model.model_dump_json(), status=status, content_type="application/json")
+
+
+def json_bytes_response(body: bytes, status: int = 200) -> web.Response:
+    """A JSON body rendered already (a hot path that skips building its response model)."""
+    return web.Response(body=body, status=status, content_type="application/json")
 
 
 _PATH_RES = {name: re.compile(pattern) for name, pattern in PATH_PARAMETERS.items()}
