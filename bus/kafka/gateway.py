@@ -228,6 +228,9 @@ class KafkaGateway:
                     producer.send(r.topic, value=r.value, key=r.key, headers=r.headers, partition=partition)
                 )
             )
+        if len(futures) == 1:  # a single publish: no gathering future around its one delivery
+            m = await guarded(futures[0])
+            return [Produced(m.partition, m.offset, m.timestamp)]
         metas = await guarded(asyncio.gather(*futures))
         return [Produced(m.partition, m.offset, m.timestamp) for m in metas]
 
