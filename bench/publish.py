@@ -24,7 +24,11 @@ Needs a running broker and fleet: `scripts/kafka up && scripts/fleet up --worker
 
     python bench/publish.py [--workers URL,URL] [--bootstrap HOST:PORT]
         [--records N] [--payload-bytes B] [--concurrency C] [--batch-size S]
-        [--json-out FILE]
+        [--modes raw,raw-batch,single,batch] [--json-out FILE]
+
+Each mode's row also shows the machine's 1-minute load average as the mode ended
+(os.getloadavg()): the workers, the broker and this client share the cores, so a
+figure means little without it.
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ REQUEST_TIMEOUT_S = 10.0  # one HTTP request, or one raw send until delivered
 RUN_BUDGET_S = 100.0  # all warm-ups and measurements together; cleanup comes after
 ADMIN_TIMEOUT_S = 20.0  # topic create/delete: both wait for metadata to replicate
 MAX_ERRORS_SHOWN = 5
+MODES = ("raw", "raw-batch", "single", "batch")
+BASELINE = {"single": "raw", "batch": "raw-batch"}  # the raw mode doing the same unit of work
 
 # Sends records [first, first + count) and returns once all are acknowledged.
 Sender = Callable[[int, int], Awaitable[None]]
@@ -74,6 +80,7 @@ class Config:
     concurrency: int
     batch_size: int
     json_out: str | None
+    modes: tuple[str, ...] = MODES
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,7 @@ class ModeResult:
     p99_ms: float
     ratio_to_raw: float
     errors: int
+    load_1m: float  # the machine's 1-minute load average as the mode ended
 
 
 # --- inputs -----------------------------------------------------------------------
@@ -129,6 +137,11 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--json-out", default=None, help="also write the results to this file")
+    p.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help="comma-separated modes to run, in this order (a ratio needs its raw mode in the run)",
+    )
     a = p.parse_args(argv)
     workers = [w.strip().rstrip("/") for w in a.workers.split(",") if w.strip()]
     if not workers:
@@ -137,7 +150,12 @@ def parse_args(argv: list[str] | None = None) -> Config:
         p.error("--records and --concurrency must be >= 1, --payload-bytes >= 16")
     if not 1 <= a.batch_size <= MAX_BATCH:
         p.error(f"--batch-size must be between 1 and {MAX_BATCH}")
-    return Config(workers, a.bootstrap, a.records, a.payload_bytes, a.concurrency, a.batch_size, a.json_out)
+    modes = tuple(m for m in MODES if m in {m.strip() for m in a.modes.split(",")})
+    if not modes or set(a.modes.split(",")) - set(MODES):
+        p.error(f"--modes takes a comma-separated subset of {','.join(MODES)}")
+    return Config(
+        workers, a.bootstrap, a.records, a.payload_bytes, a.concurrency, a.batch_size, a.json_out, modes
+    )
 
 
 def make_payload(size: int) -> dict[str, Any]:
@@ -305,8 +323,9 @@ def summarise(mode: str, cfg: Config, run: Run, raw_rate: float | None) -> ModeR
         msgs_per_s=round(rate, 1),
         p50_ms=round(percentile(run.latencies, 50) * 1000, 2),
         p99_ms=round(percentile(run.latencies, 99) * 1000, 2),
-        ratio_to_raw=round(rate / raw_rate, 3) if raw_rate else 1.0,
+        ratio_to_raw=round(rate / raw_rate, 3) if raw_rate else math.nan if mode in BASELINE else 1.0,
         errors=len(run.errors),
+        load_1m=round(os.getloadavg()[0], 2),
     )
 
 
@@ -322,13 +341,14 @@ def check_mode(mode: str, run: Run, stored: int, expected: int) -> list[str]:
 
 
 def print_table(results: list[ModeResult]) -> None:
-    header = f"{'mode':<10}{'records':>9}{'seconds':>9}{'msgs/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'x raw':>8}"
+    header = f"{'mode':<10}{'records':>9}{'seconds':>9}{'msgs/s':>11}{'p50 ms':>9}{'p99 ms':>9}"
+    header += f"{'x raw':>8}{'load':>7}"
     print(header)
     print("-" * len(header))
     for r in results:
         print(
             f"{r.mode:<10}{r.records:>9}{r.seconds:>9.2f}{r.msgs_per_s:>11.0f}"
-            f"{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.ratio_to_raw:>8.3f}"
+            f"{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.ratio_to_raw:>8.3f}{r.load_1m:>7.2f}"
         )
 
 
@@ -359,18 +379,21 @@ async def run_modes(
     await producer.start()
     await consumer.start()
     try:
-        raw = raw_sender(producer, topics["raw"], encode(payload))
-        raw_batch = raw_sender(producer, topics["raw-batch"], encode(payload))
-        single = http_sender(session, cfg.workers, "/v1/publish", single_body(topics["single"], payload))
-        batch = http_sender(session, cfg.workers, "/v1/publish/batch", batch_body(topics["batch"], payload))
+        value = encode(payload)
+        senders: dict[str, Callable[[BusTopic], Sender]] = {
+            "raw": lambda topic: raw_sender(producer, topic, value),
+            "raw-batch": lambda topic: raw_sender(producer, topic, value),
+            "single": lambda topic: http_sender(
+                session, cfg.workers, "/v1/publish", single_body(topic, payload)
+            ),
+            "batch": lambda topic: http_sender(
+                session, cfg.workers, "/v1/publish/batch", batch_body(topic, payload)
+            ),
+        }
+        units = {"raw": 1, "raw-batch": cfg.batch_size, "single": 1, "batch": cfg.batch_size}
         # Each bus mode is compared with raw Kafka doing the same unit of work per await:
         # single with one record per send, batch with batch_size records per gather.
-        plans = [
-            ("raw", raw, 1, None),
-            ("raw-batch", raw_batch, cfg.batch_size, None),
-            ("single", single, 1, "raw"),
-            ("batch", batch, cfg.batch_size, "raw-batch"),
-        ]
+        plans = [(mode, senders[mode](topics[mode]), units[mode], BASELINE.get(mode)) for mode in cfg.modes]
         results: list[ModeResult] = []
         problems: list[str] = []
         rates: dict[str, float] = {}
@@ -396,7 +419,7 @@ async def bench(cfg: Config) -> int:
         await check_health(session, cfg.workers)
         topics: dict[str, BusTopic] = {}
         try:
-            for mode in ("raw", "raw-batch", "single", "batch"):
+            for mode in cfg.modes:
                 topics[mode] = await create_topic(session, cfg.workers[0], f"pub-{suffix}-{mode}")
             try:
                 async with asyncio.timeout(RUN_BUDGET_S):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -41,7 +41,7 @@ _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime
 
 def request_id_from(header: str | None) -> str:
     """The caller's request id if it is a sane one, else a fresh one."""
-    return header if header is not None and _SANE_ID.match(header) else uuid.uuid4().hex[:16]
+    return header if header is not None and _SANE_ID.match(header) else os.urandom(8).hex()
 
 
 @contextmanager

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from aiohttp import web
+from pydantic_core import to_json
 
 from bus.cluster.forwarding import at_owner
 from bus.http.access import Access, Action, require
-from bus.http.routes import AUDIT_TARGET, context, json_response, principal, read_model, route
-from bus.keys.metering import admit_publish, publish_metered
+from bus.http.routes import (
+    AUDIT_TARGET,
+    context,
+    json_bytes_response,
+    json_response,
+    principal,
+    read_model,
+    route,
+)
+from bus.keys.metering import admit_publish, publish_meter
 from bus.publish import dedup
 from bus.publish import service as publish
 from bus.publish.models import Batch, BatchResult, Envelope, PublishResult
@@ -21,19 +30,22 @@ PUBLISH_ERRORS = (400, 403, 404, 413, 422, 503)
 def require_write(request: web.Request, envelopes: list[Envelope], payloads: list[bytes]) -> None:
     """Authorize every target, then meter the request against the fleet-wide quotas."""
     who = principal(request)
-    for ref in sorted({e.topic for e in envelopes}):
+    targets = {e.topic for e in envelopes}
+    tenants: set[tuple[str, str]] = set()
+    for ref in sorted(targets):
         namespace, tenant, name = ref.split("/")
         request[AUDIT_TARGET] = (namespace, tenant)  # a denial is audited against this tenant
         require(who, Action.WRITE, namespace, tenant, name)
-    tenants = {(ns, t) for ns, t, _ in (e.topic.split("/") for e in envelopes)}
-    if not publish_metered(who, tenants):
+        tenants.add((namespace, tenant))
+    meter = publish_meter(who, tenants)
+    if meter is None:
         return
     sizes: dict[tuple[str, str], tuple[int, int]] = {}
     for e, payload in zip(envelopes, payloads, strict=True):
         namespace, tenant, _ = e.topic.split("/")
         records, size = sizes.get((namespace, tenant), (0, 0))
         sizes[(namespace, tenant)] = (records + 1, size + len(payload))
-    admit_publish(who, sizes)
+    admit_publish(meter, sizes)
 
 
 @route(
@@ -57,14 +69,14 @@ async def publish_one(request: web.Request) -> web.StreamResponse:
         who = principal(request).key_id
         if key is None:
             [result] = await publish.publish(ctx, [envelope], "single", who, payloads)
-            return json_response(result)
+            return json_bytes_response(to_json(result))
         async with publish_ids.deciding(ctx, key):  # a retry of the same id waits for the first
             earlier = dedup.first_receipt(ctx.settings, key)
             if earlier is not None:
                 return json_response(earlier)  # written before: nothing is written again
             produce = dedup.producing_once(key, envelope)
             [result] = await publish.publish(ctx, [envelope], "single", who, payloads, produce)
-        return json_response(result)
+        return json_bytes_response(to_json(result))
 
     if key is None:
         return await here()
@@ -87,4 +99,4 @@ async def publish_batch(request: web.Request) -> web.StreamResponse:
     require_write(request, batch.records, payloads)
     who = principal(request).key_id
     results = await publish.publish(context(request), batch.records, "batch", who, payloads)
-    return json_response(BatchResult(results=results))
+    return json_bytes_response(to_json({"results": results}))  # a BatchResult

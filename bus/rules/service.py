@@ -42,6 +42,7 @@ __all__ = [
     "clear_rules",
     "get_rules",
     "put_rules",
+    "stored_rules",
 ]
 
 RULE_PATH = re.compile(r"^rules/(\d+)(?:/(.*))?$")
@@ -140,13 +141,15 @@ def stored_rules() -> RuleLookup:
     return rules_of
 
 
-async def apply_rules(ctx: BusContext, envelopes: Sequence[Envelope], single: bool) -> list[Envelope]:
+async def apply_rules(
+    ctx: BusContext, envelopes: Sequence[Envelope], single: bool, rules_of: RuleLookup
+) -> list[Envelope]:
     """The envelopes as the tenants' rules rewrite them; raises before anything is produced.
 
     A reroute to a topic deleted since the rule was stored is a 404 topic_not_found
     that names the target and the topic the record was sent to.
     """
-    rewritten = evaluate(envelopes, stored_rules(), single)
+    rewritten = evaluate(envelopes, rules_of, single)
     for i, (sent, routed) in enumerate(zip(envelopes, rewritten, strict=True)):
         if routed.topic != sent.topic:
             await require_target(ctx, routed.topic, sent.topic, None if single else i)
@@ -164,6 +167,6 @@ async def require_target(ctx: BusContext, target: str, sent_to: str, index: int 
         ) from None
 
 
-def approval_gates(envelopes: Sequence[Envelope]) -> list[RequireApprovalAction | None]:
+def approval_gates(envelopes: Sequence[Envelope], rules_of: RuleLookup) -> list[RequireApprovalAction | None]:
     """For each envelope, the require_approval action of the first stored rule that matches it."""
-    return engine.approval_gates(envelopes, stored_rules())
+    return engine.approval_gates(envelopes, rules_of)
