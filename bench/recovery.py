@@ -439,6 +439,8 @@ def jsonable(value: Any) -> Any:
         return None
     if isinstance(value, dict):
         return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [jsonable(v) for v in value]
     return value
 
 
@@ -476,7 +478,8 @@ def report(cfg: Config, filled: Fill, tables: dict[str, int], restarts: list[Res
     for r in restarts:
         verdict = "met" if r.serving_s < TARGET_S and not r.problems else "NOT MET"
         print(f"{r.mode}: serving again in {r.serving_s:.1f} s: target (< {TARGET_S:.0f} s) {verdict}")
-    config = {k: v for k, v in asdict(cfg).items() if k != "json_out"}
+    config: dict[str, Any] = {k: v for k, v in asdict(cfg).items() if k != "json_out"}
+    config["created_keys"] = filled.created  # by this run; short of "keys" when the budget ran out
     fill_row = {
         "requested": cfg.keys,
         "created": filled.created,
@@ -485,9 +488,8 @@ def report(cfg: Config, filled: Fill, tables: dict[str, int], restarts: list[Res
         "errors": len(filled.errors),
         "budget_ran_out": short,
     }
-    return jsonable(
-        {"config": config, "fill": fill_row, "keys_in_tables": keys, "tables": tables, "results": rows}
-    )
+    document = {"config": config, "fill": fill_row, "keys_in_tables": keys, "tables": tables, "results": rows}
+    return {k: jsonable(v) for k, v in document.items()}  # NaN (a restart never ready) as null
 
 
 def write_json(path: str, results: dict[str, Any]) -> None:

@@ -70,6 +70,7 @@ MAX_ERRORS_SHOWN = 5
 P50_EXTRA_MS = 1.0  # target: bus p50 at most raw p50 + this
 P99_RATIO = 1.2  # target: bus p99 at most this times raw p99
 
+LoadAverage = tuple[float, float, float]  # os.getloadavg()
 # Sends record `index` (its payload stamped with the send time) and returns once it is acknowledged.
 Sender = Callable[[int], Awaitable[None]]
 
@@ -127,7 +128,7 @@ class ModeResult:
     missing: int
     repeated: int
     send_errors: int
-    load: tuple[float, float, float]  # os.getloadavg() at the end of the mode
+    load: LoadAverage  # at the end of the mode
     problems: list[str]
 
 
@@ -313,7 +314,7 @@ async def run_mode(
     return summarise(mode, rate, count, tally, load())
 
 
-def load() -> tuple[float, float, float]:
+def load() -> LoadAverage:
     one, five, fifteen = os.getloadavg()
     return (round(one, 2), round(five, 2), round(fifteen, 2))
 
@@ -333,9 +334,6 @@ def check(mode: str, rate: int, tally: Tally) -> list[str]:
     if tally.repeats:
         problems.append(f"{at}: {tally.repeats} records reached the reader more than once")
     return problems
-
-
-LoadAverage = tuple[float, float, float]
 
 
 def summarise(mode: str, rate: int, count: int, tally: Tally, at_end: LoadAverage) -> ModeResult:
