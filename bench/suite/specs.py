@@ -45,7 +45,7 @@ class BenchSpec:
 
     name: str
     script: str  # in bench/
-    sizes: tuple[str, ...]  # a full run: the targets' conditions, within ~15 minutes for all
+    sizes: tuple[str, ...]  # a full run: the targets' conditions, within ~25 minutes for all (recovery: ~8)
     quick: tuple[str, ...]  # a smoke check: seconds, figures meaningless
     takes_prefix: bool = False  # it reads the fleet's internal topics, named after AGENTBUS_PREFIX
     timeout_s: float = 600.0
