@@ -259,6 +259,8 @@ async def read_sse(
             buffer += chunk
         if not buffer.lstrip().startswith(b": subscribed"):
             raise BenchError(f"GET {url}: the stream began with {buffer[:80]!r}")
+        # What follows the comment in `buffer` can only be a keep-alive: nothing is sent
+        # before `ready`, so sse_events may start from the stream's next bytes.
         ready.set()
         async for events in sse_events(resp):
             now = time.time()
