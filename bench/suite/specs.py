@@ -287,8 +287,8 @@ def restart(results: Results) -> Figure:
     keys = number(results, "keys_in_tables")
     notes = []
     if keys < RESTART_KEYS:
-        extrapolated = cold.get("extrapolated_serving_s")
-        guess = f", cold extrapolated to {RESTART_KEYS:,}: ~{extrapolated:.0f} s" if extrapolated else ""
+        extrapolated, to = cold.get("extrapolated_serving_s"), cold.get("extrapolated_to_keys")
+        guess = f", cold extrapolated to {to:,} keys: ~{extrapolated:.0f} s" if extrapolated and to else ""
         notes.append(f"{keys:,.0f} keys in the tables, not {RESTART_KEYS:,}{guess}")
     failed = bool(warm.get("problems") or cold.get("problems"))
     if failed:

@@ -91,7 +91,8 @@ def test_an_exited_child_is_not_alive() -> None:
     child.returncode = 0  # so Popen does not wait for it again
 
 
-def test_extrapolation_is_linear_in_the_keys() -> None:
-    assert extrapolated(10.0, 50_000, 1_000_000) == 200.0
-    assert math.isnan(extrapolated(math.nan, 50_000, 1_000_000))
-    assert math.isnan(extrapolated(10.0, 0, 1_000_000))
+def test_only_what_cold_takes_beyond_warm_grows_with_the_keys() -> None:
+    assert extrapolated(8.0, 10.0, 50_000, 1_000_000) == 48.0
+    assert extrapolated(8.0, 7.5, 50_000, 1_000_000) == 8.0  # cold faster than warm: noise, nothing scales
+    assert math.isnan(extrapolated(8.0, math.nan, 50_000, 1_000_000))
+    assert math.isnan(extrapolated(8.0, 10.0, 0, 1_000_000))
