@@ -22,13 +22,14 @@ from suite.machine import (
     commit,
     parse_ps,
 )
-from suite.specs import SPECS, TARGETS, stream_p99
+from suite.specs import SPECS, TARGETS, restart, sse_latency, stream_p99
 from suite.summary import (
     END,
     START,
     BenchRun,
     MarkerError,
     Results,
+    ResultsError,
     RunInfo,
     Target,
     judge,
@@ -104,6 +105,41 @@ def stream_row(
 
 def streams_results(*rows: dict[str, Any], streams: int = 100) -> Results:
     return {"config": {"streams": streams, "transport": "ws", "batches": [1]}, "results": list(rows)}
+
+
+def latency_row(
+    mode: str, rate: int, p50: float, p99: float, problems: list[str] | None = None
+) -> dict[str, Any]:
+    return {
+        "mode": mode,
+        "rate": rate,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "received_per_s": float(rate),
+        "problems": problems or [],
+    }
+
+
+def latency_results(*rows: dict[str, Any], rates: tuple[int, ...] = (1000, 2500)) -> Results:
+    return {"config": {"rates": list(rates), "seconds": 10.0}, "results": list(rows)}
+
+
+def restart_row(mode: str, serving: float, problems: list[str] | None = None) -> dict[str, Any]:
+    return {"mode": mode, "ready_s": serving - 1.0, "serving_s": serving, "problems": problems or []}
+
+
+def recovery_results(
+    warm: float, cold: float, keys: int = 1_000_000, cold_problems: list[str] | None = None
+) -> Results:
+    cold_row = restart_row("cold", cold, cold_problems)
+    if keys < 1_000_000:
+        cold_row["extrapolated_serving_s"] = warm + (cold - warm) * 1_000_000 / keys
+        cold_row["extrapolated_to_keys"] = 1_000_000
+    return {
+        "config": {"keys": 1_000_000, "created_keys": keys},
+        "keys_in_tables": keys + 12,
+        "results": [restart_row("warm", warm), cold_row],
+    }
 
 
 def bench_run(name: str, results: Results | None, exit_code: int | None = 0) -> BenchRun:
@@ -194,6 +230,64 @@ def test_streams_are_judged_only_where_raw_sustained_the_rate() -> None:
     assert row(rows, "token streams, 100 streams, one chunk").verdict == "not judged"
 
 
+def test_sse_latency_is_judged_at_every_rate_against_raw() -> None:
+    both = latency_results(
+        latency_row("raw", 1000, 5.0, 20.0),
+        latency_row("bus", 1000, 5.9, 24.0),
+        latency_row("raw", 2500, 6.0, 30.0),
+        latency_row("bus", 2500, 7.0, 36.0),
+    )
+    figure = sse_latency(both)
+    assert figure.met is True
+    assert figure.ratio == "p50 +0.9 ms, p99 1.20x; p50 +1.0 ms, p99 1.20x"
+    assert figure.measured.startswith("1,000/s: p50 5.9 ms, p99 24.0 ms, 1,000/s received; 2,500/s:")
+    rows = judge(TARGETS, [bench_run("sse-latency", both)])
+    assert row(rows, "publish → SSE reader").verdict == "**met**"
+    slow_p50 = latency_results(latency_row("raw", 1000, 5.0, 20.0), latency_row("bus", 1000, 6.2, 20.0))
+    assert sse_latency(slow_p50).met is False
+    slow_p99 = latency_results(latency_row("raw", 1000, 5.0, 20.0), latency_row("bus", 1000, 5.0, 24.2))
+    assert sse_latency(slow_p99).met is False
+
+
+def test_sse_latency_with_records_lost_is_not_met() -> None:
+    lost = latency_results(
+        latency_row("raw", 1000, 5.0, 20.0), latency_row("bus", 1000, 5.0, 20.0, problems=["3 lost"])
+    )
+    figure = sse_latency(lost)
+    assert figure.met is False
+    assert figure.note == "bus lost, repeated or failed records at 1,000/s"
+    quick = latency_results(
+        latency_row("raw", 100, 5.0, 20.0), latency_row("bus", 100, 5.0, 20.0), rates=(100,)
+    )
+    verdict = row(judge(TARGETS, [bench_run("sse-latency", quick)]), "publish → SSE reader").verdict
+    assert verdict == "**met** (other conditions)"
+    with pytest.raises(ResultsError, match="no bus mode at 1,000/s"):
+        sse_latency(latency_results(latency_row("raw", 1000, 5.0, 20.0)))
+
+
+def test_restart_needs_warm_and_cold_under_30_s() -> None:
+    figure = restart(recovery_results(warm=12.0, cold=29.9))
+    assert (figure.met, figure.note) == (True, "")
+    assert figure.measured == "warm 12.0 s, cold 29.9 s (ready 11.0 / 28.9 s), 1,000,012 keys"
+    assert row(
+        judge(TARGETS, [bench_run("recovery", recovery_results(12.0, 20.0))]), "worker restart"
+    ).verdict == ("**met**")
+    assert restart(recovery_results(warm=12.0, cold=30.0)).met is False
+    unanswered = restart(recovery_results(warm=12.0, cold=20.0, cold_problems=["cold: 3 of 64 keys"]))
+    assert unanswered.met is False and unanswered.note == "keys unanswered or a restart failed"
+
+
+def test_a_restart_with_fewer_keys_says_so_and_gives_the_extrapolation() -> None:
+    short = recovery_results(warm=8.0, cold=10.0, keys=50_000)
+    figure = restart(short)
+    assert (
+        figure.note == "50,012 keys in the tables, not 1,000,000, cold extrapolated to 1,000,000 keys: ~48 s"
+    )
+    restarted = row(judge(TARGETS, [bench_run("recovery", short)]), "worker restart")
+    assert restarted.verdict == "**met** (other conditions)"
+    assert "created_keys 50000, the target's 1000000" in restarted.figure.note
+
+
 # --- rows without a figure, and other conditions ------------------------------------------
 
 
@@ -213,8 +307,9 @@ def test_rows_say_why_they_have_no_verdict() -> None:
     appended = row(rows, "conversation append, 16")
     assert appended.verdict == "bench failed (exit 1)" and appended.figure.measured == "1,600/s"
     assert row(rows, "token streams, 100 streams, one chunk").verdict == "not run"
-    assert row(rows, "worker restart").verdict == "not measured yet"
-    assert row(rows, "publish → SSE reader").verdict == "not measured yet"
+    assert row(rows, "worker restart").verdict == "not run"
+    assert row(rows, "publish → SSE reader").verdict == "not run"
+    assert judge([Target("no bench yet", "≥ 1x")], runs)[0].verdict == "not measured yet"
     assert row(rows, "single publish").load == "0.50 → 1.50"
 
 
@@ -234,10 +329,8 @@ def test_targets_name_benches_of_specs() -> None:
     names = {s.name for s in SPECS}
     assert {t.bench for t in TARGETS if t.bench} <= names
     assert names <= {t.bench for t in TARGETS}, "a bench no target reads"
-    assert [t.path for t in TARGETS if t.bench is None] == [
-        "publish → SSE reader on the other worker, at 1k/s and 2.5k/s",
-        "worker restart with 1M keys in its tables",
-    ]
+    assert [t.path for t in TARGETS if t.bench is None] == []
+    assert {"sse-latency", "recovery"} <= names
 
 
 @pytest.mark.parametrize("quick", [False, True], ids=["full", "quick"])
