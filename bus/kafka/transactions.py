@@ -88,7 +88,11 @@ class PartitionTransactions:
         """Queue records (each with its partition) for state partition `partition`'s next
         transaction, to commit with the producer of the generation they were decided
         under; the future resolves when they commit (OwnerMoved when they never will)."""
-        traced = with_trace([r for r, _ in records])  # in the caller's span
+        bare = [r for r, _ in records]
+        # The producer span marks the hand-over to the transaction (a consumer's span is
+        # its child); it ends here, the commit's time is agentbus_kafka_produce_seconds'.
+        with traced_produce(bare, transaction=partition):
+            traced = with_trace(bare)
         placed = [(r, p) for r, (_, p) in zip(traced, records, strict=True)]
         queued = _Queued(generation, placed, asyncio.get_running_loop().create_future(), then)
         queued.committed.add_done_callback(_heard)
@@ -108,7 +112,7 @@ class PartitionTransactions:
         then: FollowUp | None = None,
     ) -> list[Produced]:
         """enqueue() and wait until the records commit."""
-        with metrics.producing("transaction"), traced_produce([r for r, _ in records], transaction=partition):
+        with metrics.producing("transaction"):
             return await self.enqueue(partition, generation, records, then)
 
     async def _drain(self, partition: int) -> None:
