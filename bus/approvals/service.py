@@ -31,7 +31,7 @@ from bus.clock import now_ms
 from bus.cluster.ownership import owned_partitions, owner_partition
 from bus.conversations.calls import call_envelope, inbox_copy
 from bus.conversations.models import CallLocation, ToolCallView, call_view_key
-from bus.conversations.service import envelope_record, note_appended, open_view
+from bus.conversations.service import count_unseen, envelope_record, note_appended, open_view
 from bus.errors import AlreadyDecided, ApprovalNotFound, DigestMismatch, ToolCallNotFound
 from bus.kafka.context import BusContext
 from bus.kafka.gateway import OutgoingRecord, partition_for
@@ -263,6 +263,7 @@ async def publish(ctx: BusContext, akey: str, approval: ApprovalView, who: str, 
     call = approval.parked.model_copy(
         update={"status": "pending", "deadline": now_ms() + approval.parked.timeout_ms}
     )
+    await count_unseen(ctx, conv_key, view)
     message, envelope = envelope_record(conv_key, view, call_envelope(call))
     envelope.headers.append((h.APPROVAL_ID, approval.approval_id.encode()))
     decided = ApprovalRecord(

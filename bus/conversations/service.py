@@ -17,6 +17,7 @@ Messages are never copied into the table: a replay reads them back from Kafka.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ __all__ = [
     "Envelope",
     "append_envelope",
     "append_message",
+    "count_unseen",
     "create",
     "current_view",
     "delete",
@@ -82,10 +84,14 @@ __all__ = [
 # It counts only under the generation it was taken under (when a record of it fails to
 # commit, so does every later one of that generation, and the next one starts from the
 # log); dropped with the partition.
+log = logging.getLogger(__name__)
+UNSEEN_LIMIT = 1_000_000  # messages read past the view at most (it is near the log's end)
+
 _next_seq: dict[str, tuple[int, int]] = {}
 _last_appended: dict[int, int] = {}  # partition -> offset of the owner's last message
 _recent_ids: dict[str, dict[str, int]] = {}  # key -> message id -> seq, of the owner's own appends
 _in_flight: dict[tuple[str, str], asyncio.Future[Message]] = {}  # (key, message id) -> its append
+_tail_read: dict[str, int] = {}  # key -> the producer generation its log tail was read under
 
 
 def new_id() -> str:
@@ -169,6 +175,7 @@ async def append_message(ctx: BusContext, key: str, spec: MessageSpec) -> tuple[
     committed, when it is on its way still)."""
     async with conversations.deciding(ctx, key):
         view = await open_view(ctx, key, spec.sender)
+        await count_unseen(ctx, key, view)  # first, so a retry of an unseen message is recognised
         if spec.message_id is not None:
             seen = recent_seq(key, view, spec.message_id)
             if seen is not None:
@@ -179,7 +186,7 @@ async def append_message(ctx: BusContext, key: str, spec: MessageSpec) -> tuple[
         envelope = Envelope(
             "message", spec.sender, spec.payload, spec.content_type, spec.metadata, spec.message_id
         )
-        appended = queue_envelope(ctx, key, view, envelope)
+        appended = await queue_envelope(ctx, key, view, envelope)
     return await asyncio.shield(appended), True
 
 
@@ -218,10 +225,10 @@ async def append_envelope(
 ) -> Message:
     """Give the envelope the next sequence number and append it (with extra records, e.g. an
     inbox copy, sent in the same request). The caller holds the key's lock."""
-    return await queue_envelope(ctx, key, view, envelope, extra)
+    return await (await queue_envelope(ctx, key, view, envelope, extra))
 
 
-def queue_envelope(
+async def queue_envelope(
     ctx: BusContext,
     key: str,
     view: ConversationView,
@@ -231,6 +238,7 @@ def queue_envelope(
     """Give the envelope the next sequence number and queue its record (with extra records)
     for the partition's next transaction; the future gives the message once it committed.
     The caller holds the key's lock, and may let go of it before then."""
+    await count_unseen(ctx, key, view)
     message, record = envelope_record(key, view, envelope)
     partition = owner_partition(key)
     partitions = [partition] + [partition_for(r.key, ctx.settings.state_partitions, 0) for r in extra]
@@ -253,6 +261,31 @@ async def _noted(key: str, message: Message, committed: Awaitable[list[Produced]
     produced = await committed
     note_appended(key, message, produced[0].partition, produced[0].offset)
     return message
+
+
+async def count_unseen(ctx: BusContext, key: str, view: ConversationView) -> None:
+    """Before the first number handed out under a producer generation, read the
+    conversation's log past what the view has, and count what is there: the view caught
+    up with a barrier, but a view can miss a record across a hand-over (seen once: Faust
+    resumed a taken-over partition past a record its changelog did not hold), and a number
+    must never be handed out twice. Mostly this reads nothing. The caller holds the lock."""
+    generation = decided_under(owner_partition(key))
+    if _tail_read.get(key) == generation:
+        return
+    unseen = await read_messages(ctx, view, view.next_seq, None, None, UNSEEN_LIMIT)
+    if unseen:
+        log.warning(
+            "the view of %s lacked messages %d..%d: numbering goes on from the log",
+            key,
+            unseen[0].seq,
+            unseen[-1].seq,
+        )
+        counted_under, counted = _next_seq.get(key, (generation, 1))
+        own = counted if counted_under == generation else 1
+        _next_seq[key] = (generation, max(own, max(m.seq for m in unseen) + 1))
+        for message in unseen:
+            remember(key, message)
+    _tail_read[key] = generation
 
 
 def envelope_record(key: str, view: ConversationView, envelope: Envelope) -> tuple[Message, OutgoingRecord]:
@@ -329,6 +362,8 @@ async def current_view(ctx: BusContext, key: str) -> ConversationView:
 
 
 def forget(partitions: set[int]) -> None:
+    for key in [k for k in _tail_read if owner_partition(k) in partitions]:
+        del _tail_read[key]
     for key in [k for k in _next_seq if owner_partition(k) in partitions]:
         del _next_seq[key]
     for key in [k for k in _recent_ids if owner_partition(k) in partitions]:
