@@ -55,6 +55,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -367,11 +368,12 @@ def key_url(worker: str, conversation_id: str) -> str:
     return f"{worker}/v1/conversations/{NAMESPACE}/{TENANT}/{conversation_id}"
 
 
-async def answered(session: aiohttp.ClientSession, workers: list[str], ids: list[str]) -> int:
-    """Sampled keys answering 200, each asked of the workers in turn."""
+async def answered(session: aiohttp.ClientSession, workers: list[str], ids: list[str]) -> Counter[int]:
+    """How the sampled keys answer (status -> count; 0: unreachable), each asked of the
+    workers in turn."""
     turn = itertools.cycle(workers)
     answers = await asyncio.gather(*(get(session, key_url(next(turn), i)) for i in ids))
-    return sum(status == 200 for status, _ in answers)
+    return Counter(status for status, _ in answers)
 
 
 async def serves_own_key(session: aiohttp.ClientSession, url: str, ids: list[str]) -> bool:
@@ -411,9 +413,14 @@ async def restart(session: aiohttp.ClientSession, cfg: Config, mode: str, sample
         else:
             problems.append(f"{mode}: not serving a key it owns after {cfg.timeout:.0f} s")
         at_end = load()
-        count = await answered(session, cfg.workers, sample)
+        statuses = await answered(session, cfg.workers, sample)
+        count = statuses[200]
         if count != len(sample):
-            problems.append(f"{mode}: {len(sample) - count} of {len(sample)} sampled keys do not answer 200")
+            others = ", ".join(
+                f"{n} x {status or 'unreachable'}" for status, n in sorted(statuses.items()) if status != 200
+            )
+            missing = len(sample) - count
+            problems.append(f"{mode}: {missing} of {len(sample)} sampled keys do not answer 200 ({others})")
         return Restart(
             mode,
             round(stop_s, 2),
