@@ -280,12 +280,16 @@ async def count_unseen(ctx: BusContext, key: str, view: ConversationView) -> Non
             unseen[0].seq,
             unseen[-1].seq,
         )
-        counted_under, counted = _next_seq.get(key, (generation, 1))
-        own = counted if counted_under == generation else 1
-        _next_seq[key] = (generation, max(own, max(m.seq for m in unseen) + 1))
+        _next_seq[key] = (generation, max(counted(key, generation), max(m.seq for m in unseen) + 1))
         for message in unseen:
             remember(key, message)
     _tail_read[key] = generation
+
+
+def counted(key: str, generation: int) -> int:
+    """The next number by this owner's own count, if it was taken under generation (1 if not)."""
+    counted_under, next_seq = _next_seq.get(key, (generation, 1))
+    return next_seq if counted_under == generation else 1
 
 
 def envelope_record(key: str, view: ConversationView, envelope: Envelope) -> tuple[Message, OutgoingRecord]:
@@ -293,8 +297,7 @@ def envelope_record(key: str, view: ConversationView, envelope: Envelope) -> tup
     after), and its record (not written yet: the caller writes it, then calls
     note_appended). The caller decides under the key's lock."""
     generation = decided_under(owner_partition(key))
-    counted_under, counted = _next_seq.get(key, (generation, 1))
-    seq = max(view.next_seq, counted if counted_under == generation else 1)
+    seq = max(view.next_seq, counted(key, generation))
     _next_seq[key] = (generation, seq + 1)
     message = Message(
         conversation=key,

@@ -84,13 +84,11 @@ async def sweep(ctx: BusContext) -> None:
     for key, once in list(_committed.items()):
         if once.at < cutoff or publish_ids.get(key, PublishedOnce) is not None:
             del _committed[key]
-    expired = [
-        publish_ids.outgoing(key, Expired(before=cutoff), {"bus.kind": "expired"})
-        for key, once in publish_ids.owned_items(PublishedOnce, KEY_PREFIX)
-        if once.at < cutoff
-    ]
-    if expired:
-        await ctx.gateway.produce(expired, [owner_partition(r.key.decode()) for r in expired if r.key])
+    past = [key for key, once in publish_ids.owned_items(PublishedOnce, KEY_PREFIX) if once.at < cutoff]
+    if past:
+        expiry = Expired(before=cutoff)
+        records = [publish_ids.outgoing(key, expiry, {"bus.kind": "expired"}) for key in past]
+        await ctx.gateway.produce(records, [owner_partition(key) for key in past])
 
 
 def forget(partitions: set[int]) -> None:
