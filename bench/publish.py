@@ -42,7 +42,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -432,21 +432,30 @@ async def bench(cfg: Config) -> int:
     print_table(results)
     if cfg.json_out:
         write_json(cfg.json_out, cfg, results)
-    if problems:
-        print("\n!!! BENCHMARK FAILED: sends failed or records are missing !!!", file=sys.stderr)
-        for p in problems:
-            print(f"!!! {p}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(problems, "sends failed or records are missing")
+
+
+def exit_status(problems: Sequence[str], failed: str) -> int:
+    """A bench's exit status: 1 (each problem printed under what failed) or 0."""
+    if not problems:
+        return 0
+    print(f"\n!!! BENCHMARK FAILED: {failed} !!!", file=sys.stderr)
+    for p in problems:
+        print(f"!!! {p}", file=sys.stderr)
+    return 1
+
+
+def run_bench(run: Coroutine[Any, Any, int], errors: tuple[type[BaseException], ...]) -> int:
+    """Run a bench; 2 when one of `errors` aborts it (a broker away, a fleet not there)."""
+    try:
+        return asyncio.run(run)
+    except errors as exc:
+        print(f"\n!!! BENCHMARK ABORTED: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_args(argv)
-    try:
-        return asyncio.run(bench(cfg))
-    except (BenchError, KafkaError, TimeoutError) as exc:
-        print(f"\n!!! BENCHMARK ABORTED: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+    return run_bench(bench(parse_args(argv)), (BenchError, KafkaError, TimeoutError))
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 # bench/publish.py and bench/suite: found next to this file when run as a script.
-from publish import NAMESPACE, TENANT, BenchError, auth_headers, check_health
+from publish import NAMESPACE, TENANT, BenchError, auth_headers, check_health, exit_status, run_bench
 from suite.machine import bus_processes
 
 WORKER_HEADER = "X-Agentbus-Worker"
@@ -544,23 +544,12 @@ async def bench(cfg: Config) -> int:
     if filled.errors:
         problems.append(f"{len(filled.errors)} creates failed, the first ones:")
         problems += [f"  {e}" for e in filled.errors[:MAX_ERRORS_SHOWN]]
-    if problems:
-        print(
-            "\n!!! BENCHMARK FAILED: keys unanswered, a restart failed or creates failed !!!", file=sys.stderr
-        )
-        for p in problems:
-            print(f"!!! {p}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(problems, "keys unanswered, a restart failed or creates failed")
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_args(argv)
-    try:
-        return asyncio.run(bench(cfg))
-    except (BenchError, KafkaError, TimeoutError, aiohttp.ClientError, OSError) as exc:
-        print(f"\n!!! BENCHMARK ABORTED: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+    errors = (BenchError, KafkaError, TimeoutError, aiohttp.ClientError, OSError)
+    return run_bench(bench(parse_args(argv)), errors)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,9 @@ from publish import (
     create_topic,
     delete_topic,
     encode,
+    exit_status,
     percentile,
+    run_bench,
 )
 from subscribe import sse_events
 
@@ -445,21 +447,11 @@ async def bench(cfg: Config) -> int:
     if cfg.json_out:
         write_json(cfg.json_out, cfg, results)
     problems = [p for r in results for p in r.problems]
-    if problems:
-        print("\n!!! BENCHMARK FAILED: sends failed, or records were lost or repeated !!!", file=sys.stderr)
-        for p in problems:
-            print(f"!!! {p}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(problems, "sends failed, or records were lost or repeated")
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_args(argv)
-    try:
-        return asyncio.run(bench(cfg))
-    except (BenchError, KafkaError, TimeoutError, aiohttp.ClientError) as exc:
-        print(f"\n!!! BENCHMARK ABORTED: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+    return run_bench(bench(parse_args(argv)), (BenchError, KafkaError, TimeoutError, aiohttp.ClientError))
 
 
 if __name__ == "__main__":
