@@ -1,14 +1,20 @@
 """Fleet-wide quotas: fixed one-second windows, usage shared through a Kafka topic.
 
-Each worker admits a request against what the whole fleet used in the current second:
-the usage other workers reported on '{prefix}-quota-usage' (every REPORT_INTERVAL) plus
-what this worker admitted itself. Early in a window, before the other workers' reports
-can have arrived, a worker also keeps to its fair share: the limit divided by the number
-of workers that recently served this subject. So a key served by N workers gets its
-limit, not N times it; the overshoot is bounded by what races through one report
-interval. Over a limit, publish answers 429 quota_exceeded with Retry-After
-(the seconds to the next window) and writes nothing; delivery over SSE pauses until the
-next window instead.
+Each worker keeps to its allowance of a limit: the limit split among the workers in
+proportion to what each was asked for in the two previous windows (admitted or refused).
+Two workers that take equal traffic for a key get half its limit each; a worker alone
+gets all of it; a worker asked for the first time gets the limit divided by the fleet's
+size. Every worker also checks the fleet's reported usage in the current window. Reports
+go to '{prefix}-quota-usage' every REPORT_INTERVAL (and once a second when idle, so every
+worker knows how many workers there are). No worker waits on another's report to decide,
+so a late report cannot let two workers spend the same remainder.
+
+The overshoot is bounded: one request per worker per window (a request larger than its
+worker's allowance passes when it is the worker's first in that window, or it could never
+pass), and the allowance a new worker takes in its first window on a subject.
+
+Over a limit, publish answers 429 quota_exceeded with Retry-After (the seconds to the next
+window) and writes nothing; delivery over SSE pauses until the next window instead.
 
 Subjects: 'key:<id>' for a key's own quota, 'tenant:<ns>/<tenant>' for a tenant's.
 Dimensions: publish_records, publish_bytes, deliver_records, deliver_bytes.
@@ -46,10 +52,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 REPORT_INTERVAL = 0.1  # seconds between usage reports
-UNHEARD_S = 0.5  # into a window: a worker that has not reported by then is taken as idle
-KEEP_WINDOWS = 3  # seconds of fleet usage kept in memory
+DEMAND_WINDOWS = 2  # allowances follow what each worker was asked in this many past seconds
+KEEP_WINDOWS = 3  # seconds of fleet usage kept in memory; a worker silent longer is gone
 
 Usage = dict[tuple[int, str], int]  # (window, "subject|dimension") -> amount
+Asked = dict[tuple[int, str], dict[str, int]]  # (window, slot) -> worker -> amount asked
 
 
 def usage_topic_name(ctx: BusContext) -> str:
@@ -63,52 +70,57 @@ class Limit:
     per_second: int
     amount: int
 
+    @property
+    def slot(self) -> str:
+        return f"{self.subject}|{self.dimension}"
+
 
 @dataclass
 class QuotaLedger:
-    """This worker's view of the fleet's usage in the last few seconds."""
+    """This worker's view of the fleet's usage and demand in the last few seconds."""
 
     worker: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
-    fleet: Usage = field(default_factory=lambda: defaultdict(int))  # everyone's reported usage
-    pending: Usage = field(default_factory=lambda: defaultdict(int))  # ours, not reported yet
-    mine: Usage = field(default_factory=lambda: defaultdict(int))  # ours, reported or not
-    active: dict[str, dict[str, int]] = field(
-        default_factory=lambda: defaultdict(dict)
-    )  # slot -> worker -> window
+    fleet: Usage = field(default_factory=lambda: defaultdict(int))  # everyone's admitted, as reported
+    pending: Usage = field(default_factory=lambda: defaultdict(int))  # ours admitted, not reported yet
+    mine: Usage = field(default_factory=lambda: defaultdict(int))  # ours admitted, reported or not
+    asked: Asked = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+    pending_asked: Usage = field(default_factory=lambda: defaultdict(int))  # ours asked, not reported
+    alive: dict[str, int] = field(default_factory=dict)  # worker -> last window it reported in
+    last_report: int = 0  # the window of our last report
 
     def used(self, window: int, slot: str) -> int:
         return self.fleet[(window, slot)] + self.pending[(window, slot)]
 
-    def share(self, slot: str, limit: int, window: int) -> int:
-        """This worker's fair share of a limit: split among the workers recently serving it."""
-        workers = {w for w, last in self.active[slot].items() if last >= window - KEEP_WINDOWS}
-        workers.add(self.worker)
-        return max(1, limit // len(workers))
+    def fleet_size(self, window: int) -> int:
+        others = {w for w, last in self.alive.items() if last >= window - KEEP_WINDOWS}
+        return len(others | {self.worker})
 
-    def over(self, lim: Limit, window: int, into_window: float) -> bool:
-        slot = f"{lim.subject}|{lim.dimension}"
-        if self.used(window, slot) + lim.amount > lim.per_second:
+    def allowance(self, slot: str, limit: int, window: int) -> int:
+        """This worker's part of a limit: split by what each worker was asked recently."""
+        demand: dict[str, int] = defaultdict(int)
+        for past in range(window - DEMAND_WINDOWS, window):
+            for worker, amount in self.asked.get((past, slot), {}).items():
+                demand[worker] += amount
+        ours, total = demand.get(self.worker, 0), sum(demand.values())
+        if ours == 0:  # new to this subject: a fair share of the fleet, until demand is known
+            return max(1, limit // self.fleet_size(window))
+        return max(1, limit * ours // total)
+
+    def over(self, lim: Limit, window: int) -> bool:
+        if self.used(window, lim.slot) + lim.amount > lim.per_second:
             return True
-        # Until every other worker serving this subject has reported for this window, their
-        # usage may not have reached us: keep to our share. A worker that stays silent is
-        # taken as idle after UNHEARD_S (its reports may be late under load, not lost).
-        early = into_window < UNHEARD_S and not self.heard_all(slot, window)
-        return early and self.mine[(window, slot)] + lim.amount > self.share(slot, lim.per_second, window)
-
-    def heard_all(self, slot: str, window: int) -> bool:
-        """Whether every other worker recently serving slot has reported this window."""
-        return all(
-            last >= window
-            for w, last in self.active[slot].items()
-            if w != self.worker and last >= window - KEEP_WINDOWS
-        )
+        spent = self.mine[(window, lim.slot)]
+        return spent > 0 and spent + lim.amount > self.allowance(lim.slot, lim.per_second, window)
 
     def admit(self, limits: list[Limit], now: float | None = None) -> None:
         """Count every limit's amount, or none of them and raise QuotaExceeded (429)."""
         now = time.time() if now is None else now
         window = int(now)
         for lim in limits:
-            if self.over(lim, window, now - window):
+            self.pending_asked[(window, lim.slot)] += lim.amount
+            self.asked[(window, lim.slot)][self.worker] += lim.amount
+        for lim in limits:
+            if self.over(lim, window):
                 metrics.QUOTA_REJECTIONS.labels(lim.dimension).inc()
                 retry = max(1, math.ceil(window + 1 - now))
                 raise QuotaExceeded(
@@ -117,33 +129,45 @@ class QuotaLedger:
                     retry_after=retry,
                 )
         for lim in limits:
-            slot = f"{lim.subject}|{lim.dimension}"
-            self.pending[(window, slot)] += lim.amount
-            self.mine[(window, slot)] += lim.amount
-            self.active[slot][self.worker] = window
+            self.pending[(window, lim.slot)] += lim.amount
+            self.mine[(window, lim.slot)] += lim.amount
 
-    def take_report(self) -> list[UsageReport]:
-        by_window: dict[int, dict[str, int]] = defaultdict(dict)
-        for (window, slot), amount in self.pending.items():
-            by_window[window][slot] = amount
-        self.pending.clear()
-        reports = [UsageReport(worker=self.worker, window=w, usage=u) for w, u in by_window.items()]
+    def take_report(self, now: float | None = None) -> list[UsageReport]:
+        """What to send: our usage and demand since the last report, or, once a second,
+        an empty report so the others count us in the fleet."""
+        window = int(time.time() if now is None else now)
+        by_window: dict[int, UsageReport] = {}
+        for (w, slot), amount in self.pending_asked.items():
+            report = by_window.setdefault(w, UsageReport(worker=self.worker, window=w, usage={}, asked={}))
+            report.asked[slot] = amount
+            report.usage[slot] = self.pending.get((w, slot), 0)
         # What we report comes back through the topic; count it as fleet usage now, so it is
         # never missing in between, and skip our own reports when they arrive.
-        for report in reports:
-            self.add(report)
-        return reports
+        for (w, slot), amount in self.pending.items():
+            self.fleet[(w, slot)] += amount
+        self.pending.clear()
+        self.pending_asked.clear()
+        if not by_window and self.last_report < window:
+            by_window[window] = UsageReport(worker=self.worker, window=window, usage={}, asked={})
+        if by_window:
+            self.last_report = max(self.last_report, *by_window)
+        return list(by_window.values())
 
     def add(self, report: UsageReport) -> None:
+        """Another worker's report."""
         for slot, amount in report.usage.items():
             self.fleet[(report.window, slot)] += amount
-            self.active[slot][report.worker] = report.window
+        for slot, amount in report.asked.items():
+            self.asked[(report.window, slot)][report.worker] += amount
+        self.alive[report.worker] = max(report.window, self.alive.get(report.worker, 0))
 
-    def forget_old(self) -> None:
-        oldest = int(time.time()) - KEEP_WINDOWS
-        for usage in (self.fleet, self.mine):
+    def forget_old(self, now: float | None = None) -> None:
+        oldest = int(time.time() if now is None else now) - KEEP_WINDOWS
+        for usage in (self.fleet, self.mine, self.asked):
             for key in [k for k in usage if k[0] < oldest]:
                 del usage[key]
+        for worker in [w for w, last in self.alive.items() if last < oldest]:
+            del self.alive[worker]
 
 
 def limits_for(quotas: list[tuple[str, Quota | None]], records: int, size: int, kind: str) -> list[Limit]:
