@@ -266,9 +266,10 @@ async def _noted(key: str, message: Message, committed: Awaitable[list[Produced]
 async def count_unseen(ctx: BusContext, key: str, view: ConversationView) -> None:
     """Before the first number handed out under a producer generation, read the
     conversation's log past what the view has, and count what is there: the view caught
-    up with a barrier, but a view can miss a record across a hand-over (seen once: Faust
-    resumed a taken-over partition past a record its changelog did not hold), and a number
-    must never be handed out twice. Mostly this reads nothing. The caller holds the lock."""
+    up with a barrier, but a view once missed a record across a hand-over (faust committed
+    an offset before the view's changelog record left its producer buffer; fixed in
+    bus.kafka.faust_patches), and a number must never be handed out twice, so the log is
+    asked too. Mostly this reads nothing. The caller holds the lock."""
     generation = decided_under(owner_partition(key))
     if _tail_read.get(key) == generation:
         return

@@ -10,11 +10,18 @@ a test instead of silently undoing a fix.
 - Recovery: never seek a changelog partition to None or below -1 (read it from its
   start instead); faust-streaming passed a standby partition without a position as
   None, aiokafka refused it, and the worker crashed.
+- Producer buffer: a flush drains it completely. faust-streaming's flush returned as soon
+  as no message left the buffer for 0.1 s (a busy event loop), with table changelog
+  records still in it; the offset commit that follows a flush (on every commit and on a
+  revocation) then covered records whose view updates were not in the changelog yet, and
+  the next owner of the partition resumed past them with a view that never had them.
 - Assignment: which partitions this worker actively holds, read from the assignor.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -23,12 +30,15 @@ from typing import Any
 import faust
 from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.transport.producer import ProducerBuffer
 
 __all__ = [
     "PROCESSOR_FETCH_MIN_BYTES",
     "active_partitions",
     "apply",
     "assignment_token",
+    "counted_sends",
+    "drain",
     "safe_seeks",
     "tuned_consumer",
 ]
@@ -37,16 +47,22 @@ log = logging.getLogger(__name__)
 PROCESSOR_FETCH_MIN_BYTES = 65_536  # the broker holds a processor's fetch until this much, or the wait
 Build = Callable[[Any, Any], Any]
 Seek = Callable[[Any, Any, Any, Any, str], Awaitable[None]]
+Send = Callable[[Any, Any], Awaitable[None]]
+SENDING = "_bus_sending"  # on a ProducerBuffer: messages taken off its queue, not handed to the producer yet
 
 
 def apply(fetch_wait_s: float) -> None:
-    """Install both patches (once per process)."""
+    """Install the patches (once per process)."""
     build = AIOKafkaConsumerThread._create_worker_consumer
     if not getattr(build, "patched", False):
         AIOKafkaConsumerThread._create_worker_consumer = tuned_consumer(build, fetch_wait_s)
     seek = Recovery._seek_offsets
     if not getattr(seek, "patched", False):
         Recovery._seek_offsets = safe_seeks(seek)
+    send = ProducerBuffer._send_pending
+    if not getattr(send, "patched", False):
+        ProducerBuffer._send_pending = counted_sends(send)
+        ProducerBuffer.flush = drain
 
 
 def tuned_consumer(build: Build, fetch_wait_s: float) -> Build:
@@ -83,6 +99,33 @@ def safe_seeks(seek: Seek) -> Seek:
 
     seek_safely.patched = True  # type: ignore[attr-defined]
     return seek_safely
+
+
+def counted_sends(send: Send) -> Send:
+    """The buffer's send of one message to the producer, counted while it runs: the message
+    is off the queue by then, and a flush must wait for it too."""
+
+    @functools.wraps(send)
+    async def send_counted(buffer: Any, message: Any) -> None:
+        setattr(buffer, SENDING, getattr(buffer, SENDING, 0) + 1)
+        try:
+            await send(buffer, message)
+        finally:
+            setattr(buffer, SENDING, getattr(buffer, SENDING) - 1)
+
+    send_counted.patched = True  # type: ignore[attr-defined]
+    return send_counted
+
+
+async def drain(buffer: Any) -> None:
+    """Return once every message put in the buffer is with the producer (whose own flush
+    the caller awaits next); raise, like faust, if the buffer stops with messages in it."""
+    while buffer.size or getattr(buffer, SENDING, 0):
+        if buffer.state != "running":
+            raise RuntimeError("Cannot flush: Producer not Running")
+        buffer.message_sent.clear()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(buffer.message_sent.wait(), timeout=0.1)
 
 
 def active_partitions(app: faust.App, topic_name: str) -> frozenset[int]:

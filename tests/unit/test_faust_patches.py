@@ -4,12 +4,15 @@ exactly its one change."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+from types import SimpleNamespace
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.transport.producer import ProducerBuffer
 
 from bus.kafka import faust_patches
 from bus.kafka.faust_patches import PROCESSOR_FETCH_MIN_BYTES, safe_seeks, tuned_consumer
@@ -21,6 +24,33 @@ def test_the_wrapped_private_methods_keep_their_signatures() -> None:
     assert inspect.iscoroutinefunction(inspect.unwrap(Recovery._seek_offsets))
     build = inspect.signature(inspect.unwrap(AIOKafkaConsumerThread._create_worker_consumer))
     assert list(build.parameters) == ["self", "transport"]
+    send = inspect.signature(inspect.unwrap(ProducerBuffer._send_pending))
+    assert list(send.parameters) == ["self", "fut"]
+    buffer = ProducerBuffer()
+    assert isinstance(buffer.message_sent, asyncio.Event) and isinstance(buffer.pending, asyncio.Queue)
+
+
+async def test_a_flush_waits_for_every_buffered_message_however_slow_the_producer() -> None:
+    """faust's own flush returned after 0.1 s without a message leaving the buffer; the
+    offset commit after it then covered view updates still in the buffer."""
+    faust_patches.apply(0.0)
+    published: list[int] = []
+
+    async def publish_slowly(fut: Any, wait: bool) -> None:
+        await asyncio.sleep(0.15)
+        published.append(fut.n)
+
+    channel = SimpleNamespace(publish_message=publish_slowly)
+    buffer = ProducerBuffer()
+    buffer.app = SimpleNamespace(conf=SimpleNamespace(producer_threaded=False))
+    await buffer.start()
+    try:
+        for n in range(3):
+            buffer.put(SimpleNamespace(n=n, message=SimpleNamespace(channel=channel)))
+        await buffer.flush()
+        assert published == [0, 1, 2]
+    finally:
+        await buffer.stop()
 
 
 async def test_aiokafka_consumer_has_the_private_fields_the_patch_sets() -> None:
@@ -63,6 +93,8 @@ def test_apply_installs_each_patch_once() -> None:
     faust_patches.apply(0.0)
     assert getattr(Recovery._seek_offsets, "patched", False)
     assert getattr(AIOKafkaConsumerThread._create_worker_consumer, "patched", False)
+    assert getattr(ProducerBuffer._send_pending, "patched", False)
+    assert ProducerBuffer.flush is faust_patches.drain
     assert not getattr(
         Recovery._seek_offsets.__wrapped__ if hasattr(Recovery._seek_offsets, "__wrapped__") else None,
         "patched",
