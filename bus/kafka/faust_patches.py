@@ -1,4 +1,4 @@
-"""Every change the bus makes to faust-streaming's internals, in one place.
+"""Every change the bus makes to faust-streaming's and aiokafka's internals, in one place.
 
 Each patch wraps one private method; tests/unit/test_faust_patches.py pins the private
 names and signatures they rely on, so a faust or aiokafka upgrade that moves them fails
@@ -15,6 +15,12 @@ a test instead of silently undoing a fix.
   records still in it; the offset commit that follows a flush (on every commit and on a
   revocation) then covered records whose view updates were not in the changelog yet, and
   the next owner of the partition resumed past them with a view that never had them.
+- Transactional producers: a transaction that follows a commit retries its first
+  AddPartitionsToTxn after 2 ms instead of aiokafka's 20 ms. The broker answers
+  CONCURRENT_TRANSACTIONS until it has written the previous commit's markers (KAFKA-5477),
+  which takes a few ms here; the 20 ms wait made every partition's back-to-back
+  transactions (conversation appends, idempotent publishes, acks) 4-8x slower
+  (figures in docs/benchmarks.md).
 - Assignment: which partitions this worker actively holds, read from the assignor.
 """
 
@@ -27,12 +33,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiokafka.producer.sender as aiokafka_sender
 import faust
 from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.producer import ProducerBuffer
 
 __all__ = [
+    "NEXT_TRANSACTION_RETRY_S",
     "PROCESSOR_FETCH_MIN_BYTES",
     "active_partitions",
     "apply",
@@ -44,6 +52,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+NEXT_TRANSACTION_RETRY_S = 0.002  # aiokafka: 0.02
 PROCESSOR_FETCH_MIN_BYTES = 65_536  # the broker holds a processor's fetch until this much, or the wait
 Build = Callable[[Any, Any], Any]
 Seek = Callable[[Any, Any, Any, Any, str], Awaitable[None]]
@@ -59,6 +68,7 @@ def apply(fetch_wait_s: float) -> None:
     seek = Recovery._seek_offsets
     if not getattr(seek, "patched", False):
         Recovery._seek_offsets = safe_seeks(seek)
+    aiokafka_sender.BACKOFF_OVERRIDE = NEXT_TRANSACTION_RETRY_S
     send = ProducerBuffer._send_pending
     if not getattr(send, "patched", False):
         ProducerBuffer._send_pending = counted_sends(send)

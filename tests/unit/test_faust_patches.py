@@ -9,6 +9,7 @@ import inspect
 from types import SimpleNamespace
 from typing import Any
 
+import aiokafka.producer.sender as aiokafka_sender
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
@@ -95,6 +96,14 @@ def test_apply_installs_each_patch_once() -> None:
     assert getattr(AIOKafkaConsumerThread._create_worker_consumer, "patched", False)
     assert getattr(ProducerBuffer._send_pending, "patched", False)
     assert ProducerBuffer.flush is faust_patches.drain
+    assert aiokafka_sender.BACKOFF_OVERRIDE == faust_patches.NEXT_TRANSACTION_RETRY_S
+
+
+def test_aiokafka_retries_a_concurrent_transaction_after_the_override() -> None:
+    """The constant the patch sets is the one aiokafka's AddPartitionsToTxn handler
+    returns on CONCURRENT_TRANSACTIONS (read at call time, so setting it takes effect)."""
+    handler = inspect.getsource(aiokafka_sender.AddPartitionsToTxnHandler.handle_response)
+    assert "ConcurrentTransactions" in handler and "return BACKOFF_OVERRIDE" in handler
     assert not getattr(
         Recovery._seek_offsets.__wrapped__ if hasattr(Recovery._seek_offsets, "__wrapped__") else None,
         "patched",
