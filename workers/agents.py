@@ -27,7 +27,15 @@ from bus.agents import service as ops
 from bus.agents.models import AgentRecord, HeartbeatRecord, HeartbeatView
 from bus.kafka.context import BusContext
 from bus.kafka.faust_app import app
-from bus.state.keyed import APPLIED, BARRIER_KIND, KIND_HEADER, KeyedState, on_revoked, run_processor
+from bus.state.keyed import (
+    APPLIED,
+    BARRIER_KIND,
+    KIND_HEADER,
+    KeyedState,
+    on_revoked,
+    replayed,
+    run_processor,
+)
 from tables.agents import agents, heartbeats
 
 __all__ = ["LIVENESS_TICK_S", "evaluate_liveness"]
@@ -107,6 +115,8 @@ async def apply_heartbeats(stream: faust.StreamT[bytes]) -> None:
     async for event in stream.events():
         message, key = event.message, str(event.key)
         partition = message.partition
+        if replayed(heartbeats, partition, message.offset):
+            continue
         try:
             if dict(message.headers or []).get(KIND_HEADER) == BARRIER_KIND:
                 BATCH.flush(heartbeats, partition)

@@ -24,10 +24,15 @@ async def apply_commands(
     """Apply each command in log order, on a table that reflects every earlier one.
 
     At least once: after a crash a command may be applied again, so apply() must be
-    idempotent. A record this version cannot read is logged and skipped rather than
+    idempotent. Commands the table already reflects are skipped: Faust hands over the
+    records since the last committed offset again after every rebalance, and applying an
+    older command again (a key created, then revoked) would show its older state until
+    the later one was applied again. A record this version cannot read is logged and skipped rather than
     stopping the log behind it.
     """
     async for event in stream.events():
+        if table.reflects(event.message.offset):
+            continue  # handed over again after a rebalance: applying it would go back in time
         await table.settle(event.message.offset, SETTLE_TIMEOUT)
         try:
             command = model.model_validate_json(event.value)

@@ -95,6 +95,10 @@ class CommandedTable:
         except Timeout:
             log.warning("table %s did not reach offset %d; applying on what it has", self.table.name, target)
 
+    def reflects(self, offset: int) -> bool:
+        """Whether command offset is applied already (by this worker, or in its copy)."""
+        return offset <= max(self._last_marked, self.applied_offset())
+
     def applied_offset(self) -> int:
         """Offset of the last command this worker's copy reflects (-1: none yet)."""
         raw = self.table.get(APPLIED_KEY)

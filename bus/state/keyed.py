@@ -42,6 +42,7 @@ __all__ = [
     "decided_under",
     "enqueue_decided",
     "on_revoked",
+    "replayed",
     "run_processor",
     "write_decided",
 ]
@@ -254,6 +255,8 @@ async def run_processor(
     write (and a changelog record) each."""
     async for event in stream.events():
         message = event.message
+        if replayed(state, message.partition, message.offset):
+            continue
         headers = {k: v.decode("utf-8", "replace") for k, v in (message.headers or [])}
         kind = headers.get(KIND_HEADER)
         try:
@@ -263,6 +266,15 @@ async def run_processor(
             log.exception("skipping %s record at %d/%d", state.name, message.partition, message.offset)
         if kind not in unnoted:
             state.table[f"{APPLIED}{message.partition}"] = str(message.offset).encode()
+
+
+def replayed(state: KeyedState, partition: int, offset: int) -> bool:
+    """Whether the view already reflects this record. After every rebalance Faust seeks each
+    partition back to its last committed offset and hands over the records since once
+    more; applying them again would take the view back in time for a moment (a read or a
+    decision meanwhile sees an older state) and count additive records (agent usage) twice.
+    The applied offset is in the same table, written after the record's own changes."""
+    return offset <= state.applied_offset(partition)
 
 
 def on_revoked(states: list[KeyedState]) -> Callable[..., Any]:

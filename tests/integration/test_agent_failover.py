@@ -1,6 +1,6 @@
 """Agents survive kill -9 of their owner and a full fleet restart with every RocksDB
 directory wiped: registrations, operator state, liveness and inbox positions come back
-from Kafka alone.
+from Kafka alone; usage spent just before a kill -9 is counted once.
 
 Its own fleet: the test kills and restarts workers, which the session's fleet must not see.
 """
@@ -28,6 +28,7 @@ from tests.agent_calls import (
 )
 from tests.fleet import Broker, Fleet
 from tests.helpers import unique
+from tests.integration.test_tool_calls import place, setup
 from tests.subs import call, ok
 
 pytestmark = pytest.mark.integration
@@ -131,3 +132,26 @@ async def test_agents_survive_kill_9_of_their_owner_and_a_wiped_full_restart(
         assert [e for e in events_after if e["agent"] == agent_key(agent)] == [
             e for e in events_before if e["agent"] == agent_key(agent)
         ]
+
+
+async def test_usage_spent_just_before_its_owner_dies_is_counted_once(
+    own_fleet: Fleet, admin: aiohttp.ClientSession
+) -> None:
+    """The survivor resumes the agents log at the last committed offset, before the usage
+    record its standby view already holds: applied again, the usage would count twice."""
+    urls = own_fleet.urls
+    caller, callee, conv = await setup(admin, urls[0])
+    placed = await place(admin, urls[0], conv, caller, callee, call_id=unique("call"))
+    result = {"call_id": placed["call_id"], "status": "ok", "result": 3, "usage": {"input_tokens": 7}}
+    await ok(admin, "POST", f"{urls[0]}{conv}/tool-results", result)
+    async with admin.get(f"{urls[0]}{agent_path(callee)}") as r:
+        victim = urls.index(r.headers["X-Agentbus-Worker"])
+    while (await ok(admin, "GET", f"{urls[victim]}{agent_path(callee)}"))["usage"]["input_tokens"] != 7:
+        await asyncio.sleep(0.05)
+    own_fleet.kill(victim)  # within Faust's commit interval (2.8 s) of the usage record
+    survivor = urls[1 - victim]
+    status, found = await call(admin, "GET", f"{survivor}{agent_path(callee)}", patience=120)
+    assert status == 200 and found["usage"]["input_tokens"] == 7, found
+    await asyncio.sleep(3)  # the survivor's processor has gone over the log again by now
+    again = await ok(admin, "GET", f"{survivor}{agent_path(callee)}")
+    assert again["usage"]["input_tokens"] == 7, again["usage"]
