@@ -131,7 +131,7 @@ async def drain(buffer: Any) -> None:
     """Return once every message put in the buffer is with the producer (whose own flush
     the caller awaits next); raise, like faust, if the buffer stops with messages in it."""
     while buffer.size or getattr(buffer, SENDING, 0):
-        if buffer.state != "running":
+        if buffer.state != "running" and buffer.size:
             raise RuntimeError("Cannot flush: Producer not Running")
         buffer.message_sent.clear()
         with contextlib.suppress(asyncio.TimeoutError):
