@@ -159,9 +159,9 @@ class LogWriter:
 
 async def read_log(
     settings: Settings, partition: int, start: int | None, sub_key: str
-) -> tuple[list[LogEvent], int]:
-    """The committed events of sub_key from start to the current end of its log partition
-    (none when start is None), and that end."""
+) -> tuple[list[tuple[int, LogEvent]], int]:
+    """The committed events of sub_key from start to the current end of its log partition,
+    each with its log offset (none when start is None), and that end."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
         group_id=None,
@@ -177,13 +177,13 @@ async def read_log(
             return [], end
         first = (await guarded(consumer.beginning_offsets([tp])))[tp]
         consumer.seek(tp, max(start, first))
-        events: list[LogEvent] = []
+        events: list[tuple[int, LogEvent]] = []
         key = sub_key.encode()
         while await guarded(consumer.position(tp)) < end:
             batches = await guarded(consumer.getmany(tp, timeout_ms=500, max_records=2000))
             for record in batches.get(tp, []):
                 if record.key == key and record.value is not None:
-                    events.append(LogEvent.model_validate_json(record.value))
+                    events.append((record.offset, LogEvent.model_validate_json(record.value)))
         return events, end
     finally:
         await consumer.stop()

@@ -12,8 +12,9 @@ a delivery id that names the record, the lease's delivery count and the seek epo
 
 The committed offset of a partition is the offset of its first record that is not acked,
 so it only moves over a contiguous run. Acks above it, and delivery counts, go to the
-subscription log (bus.subscriptions.ack_log) before an ack is answered, so a new owner redelivers only
-records nobody acked. In auto mode (at most once) a record counts as acked when it is
+subscription log (bus.subscriptions.ack_log) before an ack is answered and before a delivery
+is handed out, so a new owner redelivers only records nobody acked, and never issues a
+delivery id a former owner issued. In auto mode (at most once) a record counts as acked when it is
 handed out, and the offsets are committed before the client gets it.
 """
 
@@ -46,6 +47,7 @@ from bus.errors import (
 )
 from bus.kafka.gateway import KafkaGateway, OutgoingRecord, guarded, partition_for
 from bus.settings import Settings
+from bus.state.waits import wait_until
 from bus.subscribe.service import delivered_fields
 from bus.subscriptions.ack_log import LogEvent, LogWriter, read_log
 from bus.subscriptions.models import Delivery, LagReport, PartitionLag, Subscription
@@ -93,6 +95,18 @@ class Entry:
     deadline: float = 0.0  # monotonic: the lease ends
     session: str | None = None
     log_offset: int | None = None  # oldest log event a new owner needs for this record
+
+
+@dataclass
+class Logged:
+    """What the subscription log says of a record a former owner delivered or acked, kept
+    until the window fetches the record."""
+
+    log_offset: int  # of the oldest event about it: needed until the record is committed
+    count: int = 0
+    first_at: int | None = None
+    last_at: int | None = None
+    acked: bool = False
 
 
 @dataclass(order=True)
@@ -167,8 +181,7 @@ class Dispatcher:
         self.stopped = False
         self.last_used = time.monotonic()
         # What the log says about records not fetched yet (filled once, at start).
-        self.recovered_acks: set[Position] = set()
-        self.recovered_counts: dict[Position, tuple[int, int, int]] = {}
+        self.logged: dict[Position, Logged] = {}
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -188,8 +201,8 @@ class Dispatcher:
             self.sub.key,
             self.committed,
             self.epoch,
-            len(self.recovered_acks),
-            len(self.recovered_counts),
+            sum(1 for k in self.logged.values() if k.acked),
+            sum(1 for k in self.logged.values() if k.count),
         )
 
     async def stop(self) -> None:
@@ -224,21 +237,23 @@ class Dispatcher:
         events, log_end = await read_log(self.settings, self.log_partition, start_log, self.sub.key)
         self.writer.end = log_end
         self.epoch = epoch
-        acked: set[Position] = set()
-        counts: dict[Position, tuple[int, int, int]] = {}
-        for event in events:
+        logged: dict[Position, Logged] = {}
+        for log_offset, event in events:
             if event.kind == "seek":
                 self.epoch, positions = event.epoch, {**positions, **event.offsets}
-                acked.clear()
-                counts.clear()
-            elif event.kind == "acked":
-                acked.update((i[0], i[1]) for i in event.items)
-            else:
-                for p, o, n, first, last in event.items:
-                    counts[(p, o)] = (max(n, counts.get((p, o), (0, 0, 0))[0]), first, last)
+                logged.clear()
+                continue
+            for item in event.items:
+                known = logged.setdefault((item[0], item[1]), Logged(log_offset))
+                if event.kind == "acked":
+                    known.acked = True
+                else:
+                    known.count = max(known.count, item[2])
+                    known.first_at, known.last_at = known.first_at or item[3], item[4]
         self._reset(positions)
-        self.recovered_acks = acked
-        self.recovered_counts = counts
+        # Kept with the offset of its oldest event: the commits name it as still needed, so
+        # the owner after this one learns it too, fetched by then or not.
+        self.logged = {p: k for p, k in logged.items() if p[1] >= positions.get(p[0], p[1] + 1)}
         await self._commit(force=True)
 
     def _reset(self, positions: dict[int, int]) -> None:
@@ -251,8 +266,7 @@ class Dispatcher:
         self.redeliveries.clear()
         self.leases.clear()
         self.window_bytes = 0
-        self.recovered_acks = set()
-        self.recovered_counts = {}
+        self.logged = {}
 
     # -- fetching ---------------------------------------------------------------------
 
@@ -296,11 +310,13 @@ class Dispatcher:
         entry = Entry(record)
         self.window[partition][record.offset] = entry
         self.window_bytes += len(record.value or b"")
-        if position in self.recovered_acks or not self._matches(record):
+        known = self.logged.pop(position, None)
+        if known is not None:
+            entry.count, entry.first_at, entry.last_at = known.count, known.first_at, known.last_at
+            entry.log_offset = known.log_offset
+        if (known is not None and known.acked) or not self._matches(record):
             entry.state = State.ACKED
             return
-        if position in self.recovered_counts:
-            entry.count, entry.first_at, entry.last_at = self.recovered_counts[position]
         self.ready.append(position)
 
     def _matches(self, record: ConsumerRecord[bytes, bytes]) -> bool:
@@ -372,6 +388,7 @@ class Dispatcher:
         stamp, now = now_ms(), time.monotonic()
         deadline = now + self.sub.ack_deadline_ms / 1000
         out, items = [], []
+        before = [(e, e.count, e.first_at, e.last_at) for e in (self.window[p][o] for p, o in positions)]
         for position in positions:
             entry = self.window[position[0]][position[1]]
             entry.count += 1
@@ -395,11 +412,24 @@ class Dispatcher:
         if self.sub.ack_mode == "auto":
             await self._commit()  # at most once: the offsets move before the client has the records
         elif items:
-            # Not awaited: if it is lost, a new owner counts this delivery one short.
-            self._note_log_offset(
-                positions, self.writer.append([LogEvent(sub=self.sub.key, kind="delivered", items=items)])
-            )
+            # Handed out only once the log has it: a new owner counts this delivery, so it
+            # never issues its id again (and a fenced former owner hands out nothing).
+            appended = self.writer.append([LogEvent(sub=self.sub.key, kind="delivered", items=items)])
+            self._note_log_offset(positions, appended)
+            try:
+                await asyncio.shield(appended)
+            except Exception:
+                self._unlease(before)
+                raise
         return out
+
+    def _unlease(self, before: list[tuple[Entry, int, int | None, int | None]]) -> None:
+        """Deliveries that never went out: their records are ready again, first in line."""
+        for entry, count, first_at, last_at in reversed(before):
+            if entry.state is State.LEASED and entry.count == count + 1:
+                entry.count, entry.first_at, entry.last_at = count, first_at, last_at
+                entry.state, entry.session = State.READY, None
+                self.ready.appendleft((entry.record.partition, entry.record.offset))
 
     def _span_attributes(self, entry: Entry) -> dict[str, str | int]:
         return {
@@ -424,12 +454,13 @@ class Dispatcher:
 
     # -- acks and nacks ---------------------------------------------------------------
 
-    def _resolve(self, delivery_ids: list[str]) -> list[tuple[str, Entry | None, DeliveryRef]]:
+    async def _resolve(self, delivery_ids: list[str]) -> list[tuple[str, Entry | None, DeliveryRef]]:
         """Check every id first: a request with one bad id changes nothing."""
+        refs = [(text, parse_delivery_id(text)) for text in delivery_ids]
+        await self._admitted([(r.partition, r.offset) for _, r in refs if r is not None])
         found: list[tuple[str, Entry | None, DeliveryRef]] = []
         failed: list[dict[str, str]] = []
-        for text in delivery_ids:
-            ref = parse_delivery_id(text)
+        for text, ref in refs:
             if ref is None or ref.tag != self.tag:
                 failed.append({"delivery_id": text, "code": DeliveryNotFound.code})
                 continue
@@ -446,14 +477,29 @@ class Dispatcher:
             if entry.count > ref.count:  # delivered again since: that delivery's ack counts
                 failed.append({"delivery_id": text, "code": DeliverySuperseded.code})
                 continue
+            if entry.count < ref.count:  # every delivery is logged before it goes out
+                failed.append({"delivery_id": text, "code": DeliveryNotFound.code})
+                continue
             found.append((text, entry, ref))
         if failed:
             raise _first_error(failed)
         return found
 
+    async def _admitted(self, positions: list[Position]) -> None:
+        """Wait until the window holds every position the log says a former owner delivered
+        or acked: an id it issued is then decided like any other, not refused as unknown."""
+        waiting = [p for p in positions if p in self.logged]
+        if waiting:
+            await wait_until(
+                lambda: self.stopped or not any(p in self.logged for p in waiting),
+                self.settings.timing.command_timeout,
+                f"subscription {self.sub.key} to fetch the records its log names",
+            )
+            self._check_running()
+
     async def ack(self, delivery_ids: list[str]) -> int:
         self._check_running()
-        found = self._resolve(delivery_ids)
+        found = await self._resolve(delivery_ids)
         fresh = [
             (ref, entry) for _, entry, ref in found if entry is not None and entry.state is not State.ACKED
         ]
@@ -467,7 +513,7 @@ class Dispatcher:
         appended = self.writer.append([event])
         self._note_log_offset(positions, appended)
         try:
-            await appended
+            await asyncio.shield(appended)
         except Exception:
             for entry, state in previous:  # not durable: the lease timers apply again
                 entry.state = state
@@ -477,7 +523,7 @@ class Dispatcher:
 
     async def nack(self, delivery_ids: list[str], dead_letter: bool, reason: str) -> tuple[int, int]:
         self._check_running()
-        found = self._resolve(delivery_ids)
+        found = await self._resolve(delivery_ids)
         live = [entry for _, entry, _ in found if entry is not None and entry.state is State.LEASED]
         doomed = [e for e in live if dead_letter or e.count >= self.sub.max_deliveries]
         for entry in live:
@@ -604,6 +650,7 @@ class Dispatcher:
         if not self._advance() and not force:
             return
         needed = [e.log_offset for w in self.window.values() for e in w.values() if e.log_offset is not None]
+        needed += [known.log_offset for known in self.logged.values()]
         metadata = json.dumps({"log": min(needed, default=self.writer.end), "epoch": self.epoch})
         offsets = {tp: OffsetAndMetadata(self.committed[tp.partition], metadata) for tp in self.tps}
         await guarded(self.consumer.commit(offsets))
@@ -649,7 +696,7 @@ class Dispatcher:
             entries = self.window[tp.partition]
             committed = self.committed[tp.partition]
             high = max(int(ends[tp]), committed)
-            ahead = sum(1 for e in entries.values() if e.state is State.ACKED)
+            ahead = self._acked_ahead(tp.partition)
             in_flight += sum(1 for e in entries.values() if e.state is State.LEASED)
             first = next((e for e in entries.values() if e.state is not State.ACKED), None)
             if first is not None:
@@ -682,12 +729,17 @@ class Dispatcher:
             entries = self.window[tp.partition]
             committed = self.committed[tp.partition]
             end = max(self._known_end(tp), self.fetched.get(tp.partition, committed), committed)
-            unacked += end - committed - sum(1 for e in entries.values() if e.state is State.ACKED)
+            unacked += end - committed - self._acked_ahead(tp.partition)
             in_flight += sum(1 for e in entries.values() if e.state is State.LEASED)
             first = next((e for e in entries.values() if e.state is not State.ACKED), None)
             if first is not None:
                 oldest = min(oldest or first.record.timestamp, first.record.timestamp)
         return unacked, in_flight, None if oldest is None else max(0, now_ms() - oldest) / 1000
+
+    def _acked_ahead(self, partition: int) -> int:
+        """Acked records above the committed offset: in the window, or logged and not fetched yet."""
+        fetched = sum(1 for e in self.window[partition].values() if e.state is State.ACKED)
+        return fetched + sum(1 for (p, _), k in self.logged.items() if p == partition and k.acked)
 
     def _known_end(self, tp: TopicPartition) -> int:
         """The partition's end as last fetched: the last stable offset (read committed), else

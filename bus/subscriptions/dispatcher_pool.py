@@ -71,7 +71,8 @@ class Dispatchers:
         dispatcher = Dispatcher(ctx.settings, ctx.gateway, sub, topic, owner_partition(sub.key))
         try:
             await dispatcher.start()
-        except BaseException:
+        except BaseException as exc:
+            log.warning("starting subscription %s failed: %r", sub.key, exc)
             await dispatcher.stop()
             raise
         self.running[sub.key] = dispatcher
