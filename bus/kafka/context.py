@@ -25,4 +25,9 @@ class BusContext:
 
     def ready(self) -> bool:
         """Whether this worker can answer correctly: started, recovered, caught up, not stopping."""
-        return self.gateway.started and self.recovered() and self.caught_up and not self.draining
+        return self.started_up() and not self.draining
+
+    def started_up(self) -> bool:
+        """Started, recovered and caught up (stopping or not: a request taken in before the
+        stop began is still answered)."""
+        return self.gateway.started and self.recovered() and self.caught_up

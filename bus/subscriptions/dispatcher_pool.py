@@ -16,7 +16,7 @@ from agentbus_client.models.topics import Topic, topic_id
 
 from bus import metrics
 from bus.cluster.ownership import is_owner, owner_partition, owners_topic
-from bus.errors import OwnerMoved, SubscriptionNotFound
+from bus.errors import NotReady, OwnerMoved, SubscriptionNotFound
 from bus.kafka.context import BusContext
 from bus.kafka.faust_app import app
 from bus.settings import Settings
@@ -40,8 +40,11 @@ class Dispatchers:
         self.ctx: BusContext | None = None
 
     async def get(self, ctx: BusContext, sub: Subscription) -> Dispatcher:
-        """The running dispatcher of sub, started here if needed; OwnerMoved if not ours."""
+        """The running dispatcher of sub, started here if needed; OwnerMoved if not ours,
+        NotReady (never a dispatcher started to fail) while this worker starts."""
         self.ctx = ctx
+        if not ctx.started_up():  # its tables are catching up: a dispatcher started now would fail
+            raise NotReady("This worker is starting (its tables are catching up); retry", None)
         if self.rebalancing or not is_owner(sub.key):
             raise OwnerMoved(
                 "This worker does not run this subscription now; retry", {"subscription": sub.key}

@@ -4,6 +4,8 @@ conversation view's bookkeeping and its transition table."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
@@ -16,7 +18,11 @@ from bus.conversations.models import (
     index_key,
     message_id_key,
 )
+from bus.errors import NotReady
+from bus.kafka.context import BusContext
 from bus.subscriptions.dispatcher import DeliveryRef, format_delivery_id, parse_delivery_id, parse_metadata
+from bus.subscriptions.dispatcher_pool import Dispatchers
+from bus.subscriptions.models import Subscription
 from workers.conversations import forget_entries, note_entries, with_message
 
 
@@ -114,3 +120,14 @@ def test_every_state_can_end_and_archived_is_final() -> None:
     )
     assert TRANSITIONS["archived"] == ()
     assert all(set(targets) <= set(TRANSITIONS) for targets in TRANSITIONS.values())
+
+
+async def test_a_starting_worker_builds_no_dispatcher_it_would_tear_down() -> None:
+    """Until its tables caught up a worker answers 503 not_ready for a subscription: it
+    used to start a dispatcher (a consumer and a transactional producer) that failed and
+    was built again on every retry."""
+    pool = Dispatchers()
+    starting = cast(BusContext, SimpleNamespace(started_up=lambda: False))
+    with pytest.raises(NotReady):
+        await pool.get(starting, cast(Subscription, SimpleNamespace(key="it/acme/s")))
+    assert not pool.starting and not pool.running
