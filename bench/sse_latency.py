@@ -171,8 +171,9 @@ def stamped(index: int) -> dict[str, Any]:
 # --- sending at a fixed offered rate -------------------------------------------------
 
 
-async def paced(send: Sender, rate: int, count: int, in_flight: int, tally: Tally) -> None:
-    """Send records 0..count-1, record k due at k/rate s; late slots are sent late, never skipped."""
+async def paced(send: Sender, rate: float, count: int, in_flight: int, tally: Tally) -> None:
+    """Send records 0..count-1, record k due at k/rate s; late slots are sent late, never skipped.
+    Cancelled, it cancels the sends in flight too: none outlives it."""
     slots = asyncio.Semaphore(in_flight)
     tasks: set[asyncio.Task[None]] = set()
 
@@ -189,15 +190,19 @@ async def paced(send: Sender, rate: int, count: int, in_flight: int, tally: Tall
 
     start = time.perf_counter()
     tally.first_sent = time.time()
-    for index in range(count):
-        delay = start + index / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        await slots.acquire()
-        task = asyncio.create_task(one(index))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-    await asyncio.gather(*tasks)
+    try:
+        for index in range(count):
+            delay = start + index / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await slots.acquire()
+            task = asyncio.create_task(one(index))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        await asyncio.gather(*tasks)
+    finally:
+        for task in list(tasks):  # only when cancelled: otherwise every send is done
+            task.cancel()
 
 
 def raw_sender(producer: AIOKafkaProducer, topic: BusTopic) -> Sender:
