@@ -10,9 +10,13 @@ import os
 import subprocess
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from publish import BusTopic
 from recovery import Worker, alive, extrapolated, is_changelog, port_of
-from sse_latency import Tally, check, paced, parse_args, summarise, verdict
+from sse_latency import Tally, check, paced, parse_args, read_sse, summarise, verdict
 
 LOAD = (0.5, 0.4, 0.3)
 
@@ -119,3 +123,23 @@ async def test_cancelled_pacing_leaves_no_send_in_flight() -> None:
     await asyncio.gather(pacing, return_exceptions=True)
     await asyncio.sleep(0)  # a cancelled send runs its except clause
     assert sorted(cancelled) == sorted(started) == [0, 1]
+
+
+async def test_a_reader_keeps_the_records_that_came_with_its_subscribed_comment() -> None:
+    """bench/growth.py's readers join a topic with records in it: the first chunk of the
+    stream may hold the ": subscribed" comment and records after it."""
+    records = "".join(f'event: record\ndata: {{"payload": {{"i": {i}, "t": 0}}}}\n\n' for i in range(3))
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await resp.write(f": subscribed at 0:0\n\n{records}".encode())  # one write, one chunk
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/v1/subscribe/{ref:.*}", stream)
+    async with TestServer(app) as server, aiohttp.ClientSession() as session:
+        tally, ready = Tally(expected=3), asyncio.Event()
+        url = str(server.make_url("")).rstrip("/")
+        await read_sse(session, url, BusTopic("bench/t1/x", "p.bench.t1.x", 1), tally, ready)
+    assert ready.is_set() and tally.seen == {0, 1, 2}
