@@ -478,10 +478,10 @@ class Readers:
         return problems
 
     async def close(self) -> None:
-        for task in [self.trickling, *(r.task for r in self.readers)]:
-            if task is not None:
-                task.cancel()
-        await asyncio.gather(*(r.task for r in self.readers), return_exceptions=True)
+        tasks = [t for t in [self.trickling, *(r.task for r in self.readers)] if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for key in self.keys:
             await key.session.close()
             status, answer = await request(
