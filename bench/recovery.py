@@ -67,7 +67,7 @@ from aiokafka.errors import KafkaError
 
 # bench/publish.py and bench/suite: found next to this file when run as a script.
 from publish import NAMESPACE, TENANT, BenchError, auth_headers, check_health, exit_status, run_bench
-from suite.machine import bus_processes
+from suite.machine import workers_on
 
 WORKER_HEADER = "X-Agentbus-Worker"
 TARGET_S = 30.0  # issue 16: serving again in under this
@@ -288,7 +288,7 @@ async def live_keys(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
 def find_worker(url: str) -> Worker:
     """The process serving `url`: a `faust -A bus worker --web-port PORT` of this user's."""
     port = int(port_of(url))
-    found = [p.pid for p in bus_processes() if p.kind == "worker" and p.port == port]
+    found = workers_on(port)
     if len(found) != 1:
         raise BenchError(f"{len(found)} bus workers with --web-port {port} on this machine; need exactly one")
     pid = found[0]

@@ -171,8 +171,9 @@ def stamped(index: int) -> dict[str, Any]:
 # --- sending at a fixed offered rate -------------------------------------------------
 
 
-async def paced(send: Sender, rate: int, count: int, in_flight: int, tally: Tally) -> None:
-    """Send records 0..count-1, record k due at k/rate s; late slots are sent late, never skipped."""
+async def paced(send: Sender, rate: float, count: int, in_flight: int, tally: Tally) -> None:
+    """Send records 0..count-1, record k due at k/rate s; late slots are sent late, never skipped.
+    Cancelled, it cancels the sends in flight too: none outlives it."""
     slots = asyncio.Semaphore(in_flight)
     tasks: set[asyncio.Task[None]] = set()
 
@@ -189,15 +190,19 @@ async def paced(send: Sender, rate: int, count: int, in_flight: int, tally: Tall
 
     start = time.perf_counter()
     tally.first_sent = time.time()
-    for index in range(count):
-        delay = start + index / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        await slots.acquire()
-        task = asyncio.create_task(one(index))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-    await asyncio.gather(*tasks)
+    try:
+        for index in range(count):
+            delay = start + index / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await slots.acquire()
+            task = asyncio.create_task(one(index))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        await asyncio.gather(*tasks)
+    finally:
+        for task in list(tasks):  # only when cancelled: otherwise every send is done
+            task.cancel()
 
 
 def raw_sender(producer: AIOKafkaProducer, topic: BusTopic) -> Sender:
@@ -261,10 +266,10 @@ async def read_sse(
             buffer += chunk
         if not buffer.lstrip().startswith(b": subscribed"):
             raise BenchError(f"GET {url}: the stream began with {buffer[:80]!r}")
-        # What follows the comment in `buffer` can only be a keep-alive: nothing is sent
-        # before `ready`, so sse_events may start from the stream's next bytes.
         ready.set()
-        async for events in sse_events(resp):
+        # What followed the comment in the same chunk is records already (a topic with
+        # records before the reader came: bench/growth.py's readers), or a keep-alive.
+        async for events in sse_events(resp, pending=buffer.split(b"\n\n", 1)[1]):
             now = time.time()
             for event, data in events:
                 if event == "record":

@@ -349,10 +349,13 @@ async def settled_lag(bus: Bus, worker: str, sub_id: str) -> int:
 # --- consuming --------------------------------------------------------------------
 
 
-async def sse_events(resp: aiohttp.ClientResponse) -> AsyncIterator[list[tuple[str, bytes]]]:
-    """(event, data) pairs of a text/event-stream, a network chunk's worth at a time."""
+async def sse_events(
+    resp: aiohttp.ClientResponse, pending: bytes = b""
+) -> AsyncIterator[list[tuple[str, bytes]]]:
+    """(event, data) pairs of a text/event-stream, a network chunk's worth at a time.
+    `pending`: bytes of the stream the caller read already, to be parsed first."""
     buffer = b""
-    async for chunk in resp.content.iter_any():
+    async for chunk in chunks_after(pending, resp):
         buffer += chunk
         *blocks, buffer = buffer.split(b"\n\n")
         events = []
@@ -371,6 +374,13 @@ async def sse_events(resp: aiohttp.ClientResponse) -> AsyncIterator[list[tuple[s
                 events.append((event, b"\n".join(data)))
         if events:
             yield events
+
+
+async def chunks_after(pending: bytes, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    if pending:
+        yield pending
+    async for chunk in resp.content.iter_any():
+        yield chunk
 
 
 def deliveries_of(events: list[tuple[str, bytes]]) -> list[dict[str, Any]]:

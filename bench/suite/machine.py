@@ -127,6 +127,11 @@ def bus_processes() -> list[BusProcess]:
     return parse_ps(ps.stdout, read_text)
 
 
+def workers_on(port: int) -> list[int]:
+    """The pids of the bus workers serving web port `port` on this machine."""
+    return [p.pid for p in bus_processes() if p.kind == "worker" and p.port == port]
+
+
 def others(ours: Ours) -> list[BusProcess]:
     """Workers and brokers running now that are not the run's."""
     return [p for p in bus_processes() if not ours.owns(p) and p.pid != os.getpid()]

@@ -36,6 +36,13 @@ SSE_P99_RATIO = 1.2  # publish → SSE reader p99 over raw's, at each rate
 SSE_RATES = [1000, 2500]  # offered records/s
 RESTART_S = 30.0  # a restarted worker serves again in under this, warm and cold
 RESTART_KEYS = 1_000_000  # keys in the tables of the fleet
+# The standing work the performance issue steps through (bench/growth.py's full sizes).
+GROWTH_STEPS = {
+    "topics": [1, 10, 100, 1_000],
+    "conversations": [10, 100, 1_000, 10_000, 100_000],
+    "agents": [10, 100, 1_000, 10_000],
+    "readers": [1, 10, 100, 1_000],
+}
 
 
 @dataclass(frozen=True)
@@ -45,7 +52,7 @@ class BenchSpec:
 
     name: str
     script: str  # in bench/
-    sizes: tuple[str, ...]  # a full run: the targets' conditions, within ~25 minutes for all (recovery: ~8)
+    sizes: tuple[str, ...]  # a full run: the targets' conditions (~25 minutes; recovery ~8, growth ~25)
     quick: tuple[str, ...]  # a smoke check: seconds, figures meaningless
     takes_prefix: bool = False  # it reads the fleet's internal topics, named after AGENTBUS_PREFIX
     timeout_s: float = 600.0
@@ -113,6 +120,15 @@ SPECS: tuple[BenchSpec, ...] = (
         quick=("--agents", "10", "--beats", "100", "--concurrency", "4"),
         takes_prefix=True,
         timeout_s=300,
+    ),
+    BenchSpec(
+        "growth",
+        "growth.py",
+        # Readers up to 500: two workers hold 256 SSE streams each unless AGENTBUS_MAX_SSE_CLIENTS
+        # says more, so the 1,000 step needs a fleet started with it (docs/benchmarks.md).
+        sizes=("--readers", "500"),
+        quick=("--quick",),
+        timeout_s=3600,  # the setup of 100,000 conversations and 10,000 agents dominates
     ),
     BenchSpec(
         "recovery",
@@ -331,6 +347,39 @@ def stream_p99(results: Results) -> Figure:
     return Figure("; ".join(measured), "raw " + "; ".join(baseline), "; ".join(ratios), met, "; ".join(notes))
 
 
+GROWN = (  # figure, label, unit, decimals: what a growth row shows of each dimension
+    ("cpu_us_per_record", "CPU/record", "µs", 0),
+    ("p99_ms", "p99", "ms", 1),
+    ("rss_mb", "RSS", "MB", 0),
+)
+
+
+def cost_growth(dimension: str) -> Judge:
+    """A dimension's first and last step of bench/growth.py and the growth between them:
+    CPU per probe record, the probe's p99 and the workers' RSS. Nothing to meet: measured."""
+
+    def judge(results: Results) -> Figure:
+        rows = results.get("dimensions")
+        if not isinstance(rows, list):
+            raise ResultsError("no 'dimensions' list")
+        found = [r for r in rows if isinstance(r, Mapping) and r.get("dimension") == dimension]
+        steps = found[0].get("steps") if found else None
+        if not isinstance(steps, list) or not steps:
+            raise ResultsError(f"no {dimension!r} steps")
+        first, last, grown = steps[0], steps[-1], found[0].get("growth") or {}
+        figures = []
+        for name, label, unit, decimals in GROWN:
+            factor = grown.get(name)
+            change = f"x{factor:.2f}" if isinstance(factor, int | float) else "no ratio"
+            a, b = number(first, name), number(last, name)
+            figures.append(f"{label} {a:,.{decimals}f} → {b:,.{decimals}f} {unit} ({change})")
+        amounts = f"{number(first, 'amount'):,.0f} → {number(last, 'amount'):,.0f} {dimension}"
+        verdict = found[0].get("verdict")
+        return Figure(f"{amounts}: {', '.join(figures)}", note="" if verdict == "measured" else str(verdict))
+
+    return judge
+
+
 TARGETS: tuple[Target, ...] = (
     Target(
         "single publish (32 clients, one record per request) vs raw aiokafka",
@@ -412,6 +461,16 @@ TARGETS: tuple[Target, ...] = (
         {"created_keys": RESTART_KEYS},
     ),
     Target("conversation replay vs raw read of its partition", "none set", "conversations", replay),
+    *(
+        Target(
+            f"cost growth with {dimension} (fixed probe), first → last step",
+            "none set",
+            "growth",
+            cost_growth(dimension),
+            {dimension: steps},
+        )
+        for dimension, steps in GROWTH_STEPS.items()
+    ),
     Target(
         "heartbeats (1,000 agents, 32 clients): any worker / the owner",
         "none set",

@@ -4,14 +4,19 @@ how a restart finds its way back (the worker's data dir, a reaped child, the ext
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import subprocess
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from publish import BusTopic
 from recovery import Worker, alive, extrapolated, is_changelog, port_of
-from sse_latency import Tally, check, parse_args, summarise, verdict
+from sse_latency import Tally, check, paced, parse_args, read_sse, summarise, verdict
 
 LOAD = (0.5, 0.4, 0.3)
 
@@ -96,3 +101,45 @@ def test_only_what_cold_takes_beyond_warm_grows_with_the_keys() -> None:
     assert extrapolated(8.0, 7.5, 50_000, 1_000_000) == 8.0  # cold faster than warm: noise, nothing scales
     assert math.isnan(extrapolated(8.0, math.nan, 50_000, 1_000_000))
     assert math.isnan(extrapolated(8.0, 10.0, 0, 1_000_000))
+
+
+async def test_cancelled_pacing_leaves_no_send_in_flight() -> None:
+    """bench/growth.py runs heartbeats and a trickle with paced() until it cancels them."""
+    started: list[int] = []
+    cancelled: list[int] = []
+
+    async def send(index: int) -> None:
+        started.append(index)
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.append(index)
+            raise
+
+    pacing = asyncio.create_task(paced(send, rate=1000, count=10**9, in_flight=2, tally=Tally(expected=1)))
+    while len(started) < 2:
+        await asyncio.sleep(0.01)
+    pacing.cancel()
+    await asyncio.gather(pacing, return_exceptions=True)
+    await asyncio.sleep(0)  # a cancelled send runs its except clause
+    assert sorted(cancelled) == sorted(started) == [0, 1]
+
+
+async def test_a_reader_keeps_the_records_that_came_with_its_subscribed_comment() -> None:
+    """bench/growth.py's readers join a topic with records in it: the first chunk of the
+    stream may hold the ": subscribed" comment and records after it."""
+    records = "".join(f'event: record\ndata: {{"payload": {{"i": {i}, "t": 0}}}}\n\n' for i in range(3))
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await resp.write(f": subscribed at 0:0\n\n{records}".encode())  # one write, one chunk
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/v1/subscribe/{ref:.*}", stream)
+    async with TestServer(app) as server, aiohttp.ClientSession() as session:
+        tally, ready = Tally(expected=3), asyncio.Event()
+        url = str(server.make_url("")).rstrip("/")
+        await read_sse(session, url, BusTopic("bench/t1/x", "p.bench.t1.x", 1), tally, ready)
+    assert ready.is_set() and tally.seen == {0, 1, 2}

@@ -142,6 +142,34 @@ def recovery_results(
     }
 
 
+def growth_step(amount: int, cpu: float, p99: float, rss: float, problems: list[str] | None = None) -> Any:
+    return {
+        "amount": amount,
+        "cpu_us_per_record": cpu,
+        "p99_ms": p99,
+        "rss_mb": rss,
+        "problems": problems or [],
+    }
+
+
+def growth_results(readers: list[int], verdict: str = "measured") -> Results:
+    """bench/growth.py's JSON: topics and readers measured, the readers' last p99 missing."""
+    topics = [growth_step(1, 800.0, 10.0, 300.0), growth_step(1000, 1200.0, 25.0, 420.0)]
+    grown = {"cpu_us_per_record": 1.5, "p99_ms": 2.5, "rss_mb": 1.4}
+    return {
+        "config": {"topics": [1, 10, 100, 1000], "readers": readers},
+        "dimensions": [
+            {"dimension": "topics", "steps": topics, "growth": grown, "verdict": "measured"},
+            {
+                "dimension": "readers",
+                "steps": topics[:1],
+                "growth": {**grown, "p99_ms": None},
+                "verdict": verdict,
+            },
+        ],
+    }
+
+
 def bench_run(name: str, results: Results | None, exit_code: int | None = 0) -> BenchRun:
     return BenchRun(name, ["--records", "1"], exit_code, 12.0, (0.5, 0.4, 0.3), (1.5, 0.6, 0.4), (), results)
 
@@ -286,6 +314,26 @@ def test_a_restart_with_fewer_keys_says_so_and_gives_the_extrapolation() -> None
     restarted = row(judge(TARGETS, [bench_run("recovery", short)]), "worker restart")
     assert restarted.verdict == "**met** (other conditions)"
     assert "created_keys 50000, the target's 1000000" in restarted.figure.note
+
+
+def test_cost_growth_rows_give_first_last_and_the_factor_with_nothing_to_meet() -> None:
+    rows = judge(TARGETS, [bench_run("growth", growth_results([1, 10, 100, 1000]))])
+    topics = row(rows, "cost growth with topics")
+    assert topics.verdict == "—"
+    assert topics.figure.measured == (
+        "1 → 1,000 topics: CPU/record 800 → 1,200 µs (x1.50), p99 10.0 → 25.0 ms (x2.50), "
+        "RSS 300 → 420 MB (x1.40)"
+    )
+    readers = row(rows, "cost growth with readers")
+    assert "p99 10.0 → 10.0 ms (no ratio)" in readers.figure.measured and readers.figure.note == ""
+    assert row(rows, "cost growth with agents").verdict == "results unreadable: no 'agents' steps"
+
+
+def test_cost_growth_says_when_a_step_failed_or_the_steps_were_others() -> None:
+    smaller = growth_results([1, 10, 100, 500], verdict="failed at 500")
+    readers = row(judge(TARGETS, [bench_run("growth", smaller, exit_code=1)]), "cost growth with readers")
+    assert readers.verdict == "bench failed (exit 1)"
+    assert readers.figure.note == "failed at 500; readers [1, 10, 100, 500], the target's [1, 10, 100, 1000]"
 
 
 # --- rows without a figure, and other conditions ------------------------------------------
