@@ -11,6 +11,8 @@ a test instead of silently undoing a fix.
   start instead); faust-streaming passed a standby partition without a position as
   None, aiokafka refused it, and the worker crashed.
 - Assignment: which partitions this worker actively holds, read from the assignor.
+- Web server: the aiohttp runner Faust's web driver serves through is one the bus builds
+  (bus/http/connections.py guards its connections).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
+from aiohttp.web import Application, AppRunner
 from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
@@ -31,6 +34,7 @@ __all__ = [
     "assignment_token",
     "safe_seeks",
     "tuned_consumer",
+    "use_web_runner",
 ]
 
 log = logging.getLogger(__name__)
@@ -93,3 +97,11 @@ def active_partitions(app: faust.App, topic_name: str) -> frozenset[int]:
 def assignment_token(app: faust.App) -> object:
     """An object that changes with every rebalance (a new assignment each time)."""
     return app.assignor._assignment
+
+
+def use_web_runner(app: faust.App, make_runner: Callable[[Application], AppRunner]) -> None:
+    """Serve app's web server through the runner make_runner builds for its aiohttp
+    application. Faust's aiohttp driver builds an AppRunner when the driver is made
+    (`Web._runner`) and starts its site from it in start_server; call this before the
+    worker starts."""
+    app.web._runner = make_runner(app.web.web_app)
