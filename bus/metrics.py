@@ -28,6 +28,7 @@ __all__ = [
     "ERRORS",
     "FORWARDS",
     "FORWARD_LATENCY",
+    "HEADER_TIMEOUTS",
     "HTTP_REQUESTS",
     "KAFKA_PRODUCE_ERRORS",
     "KAFKA_PRODUCE_LATENCY",
@@ -60,6 +61,10 @@ log = logging.getLogger(__name__)
 
 HTTP_REQUESTS = Counter(
     "agentbus_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
+)
+HEADER_TIMEOUTS = Counter(
+    "agentbus_http_header_timeouts_total",
+    "Connections closed for not sending a request's headers within AGENTBUS_HEADER_TIMEOUT",
 )
 ERRORS = Counter("agentbus_errors_total", "Error responses by stable error code", ["code"])
 PUBLISH_LATENCY = Histogram(

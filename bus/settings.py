@@ -42,6 +42,9 @@ class Timing(BaseSettings):
 
     command_timeout: float = Field(15.0, gt=0)  # wait for a state change to apply
     sse_keepalive: float = Field(15.0, gt=0)  # comment line sent to idle SSE clients
+    # A connection that has not sent a complete request head this long after opening (or
+    # after the first byte of its next request) is closed (bus/http/connections.py).
+    header_timeout: float = Field(10.0, gt=0)
     kafka_request_timeout: float = Field(30.0, gt=0)
     stream_coalesce: float = Field(0.0, ge=0, le=1)  # extra wait to gather a stream's chunks into one record
     commit_interval: float = Field(0.2, gt=0)  # how often a subscription commits its acked offsets

@@ -1,9 +1,10 @@
-"""Small clients the integration tests share: SSE reading and Kafka end offsets."""
+"""Small clients the integration tests share: SSE reading, Kafka end offsets, a worker's metric."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,6 +89,15 @@ async def kafka_topics(bootstrap: str) -> set[str]:
         return set(await consumer.topics())
     finally:
         await consumer.stop()
+
+
+async def metric_value(http: aiohttp.ClientSession, url: str, name: str) -> float:
+    """The value of one unlabelled metric in the worker's /metrics."""
+    async with http.get(f"{url}/metrics") as r:
+        text = await r.text()
+    match = re.search(rf"^{name} (\S+)$", text, re.M)
+    assert match is not None, name
+    return float(match.group(1))
 
 
 def unique(name: str) -> str:

@@ -22,6 +22,8 @@ a test instead of silently undoing a fix.
   transactions (conversation appends, idempotent publishes, acks) 4-8x slower
   (figures in docs/benchmarks.md).
 - Assignment: which partitions this worker actively holds, read from the assignor.
+- Web server: the aiohttp runner Faust's web driver serves through is one the bus builds
+  (bus/http/connections.py guards its connections).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any
 
 import aiokafka.producer.sender as aiokafka_sender
 import faust
+from aiohttp.web import Application, AppRunner
 from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.producer import ProducerBuffer
@@ -49,6 +52,7 @@ __all__ = [
     "drain",
     "safe_seeks",
     "tuned_consumer",
+    "use_web_runner",
 ]
 
 log = logging.getLogger(__name__)
@@ -146,3 +150,11 @@ def active_partitions(app: faust.App, topic_name: str) -> frozenset[int]:
 def assignment_token(app: faust.App) -> object:
     """An object that changes with every rebalance (a new assignment each time)."""
     return app.assignor._assignment
+
+
+def use_web_runner(app: faust.App, make_runner: Callable[[Application], AppRunner]) -> None:
+    """Serve app's web server through the runner make_runner builds for its aiohttp
+    application. Faust's aiohttp driver builds an AppRunner when the driver is made
+    (`Web._runner`) and starts its site from it in start_server; call this before the
+    worker starts."""
+    app.web._runner = make_runner(app.web.web_app)

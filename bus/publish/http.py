@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic_core import to_json
 
-from bus.cluster.forwarding import at_owner
+from bus.cluster.forwarding import at_owner, is_forwarded
 from bus.http.access import Access, Action, require
 from bus.http.routes import (
     AUDIT_TARGET,
@@ -27,8 +27,10 @@ __all__: list[str] = []  # nothing here is for other modules: routes register th
 PUBLISH_ERRORS = (400, 403, 404, 413, 422, 503)
 
 
-def require_write(request: web.Request, envelopes: list[Envelope], payloads: list[bytes]) -> None:
-    """Authorize every target, then meter the request against the fleet-wide quotas."""
+def require_write(
+    request: web.Request, envelopes: list[Envelope], payloads: list[bytes], meter_it: bool = True
+) -> None:
+    """Authorize every target, then (meter_it) meter the request against the fleet-wide quotas."""
     who = principal(request)
     targets = {e.topic for e in envelopes}
     tenants: set[tuple[str, str]] = set()
@@ -37,7 +39,7 @@ def require_write(request: web.Request, envelopes: list[Envelope], payloads: lis
         request[AUDIT_TARGET] = (namespace, tenant)  # a denial is audited against this tenant
         require(who, Action.WRITE, namespace, tenant, name)
         tenants.add((namespace, tenant))
-    meter = publish_meter(who, tenants)
+    meter = publish_meter(who, tenants) if meter_it else None
     if meter is None:
         return
     sizes: dict[tuple[str, str], tuple[int, int]] = {}
@@ -95,8 +97,16 @@ async def publish_one(request: web.Request) -> web.StreamResponse:
 )
 async def publish_batch(request: web.Request) -> web.StreamResponse:
     batch = await read_model(request, Batch)
+    ctx = context(request)
     payloads = [publish.encode_payload(e) for e in batch.records]  # once: metering and the records
-    require_write(request, batch.records, payloads)
+    # A batch another worker handed over holds records whose ids this worker owns
+    # (dedup.producing_each_once): that worker checked and metered the whole batch.
+    handed_over = is_forwarded(request)
+    require_write(request, batch.records, payloads, meter_it=not handed_over)
     who = principal(request).key_id
-    results = await publish.publish(context(request), batch.records, "batch", who, payloads)
+    produce = None
+    if any(dedup.dedup_key(ctx.settings, e) is not None for e in batch.records):
+        auth = None if handed_over else request.headers.get("Authorization", "")
+        produce = dedup.producing_each_once(ctx, batch.records, auth)
+    results = await publish.publish(ctx, batch.records, "batch", who, payloads, produce)
     return json_bytes_response(to_json({"results": results}))  # a BatchResult

@@ -33,9 +33,9 @@ from bus.errors import (
     Unprocessable,
 )
 from bus.kafka.context import BusContext
-from bus.kafka.gateway import OutgoingRecord, partition_for
-from bus.publish.dedup import Produce
-from bus.publish.models import JSON_CONTENT_TYPE, Envelope
+from bus.kafka.gateway import OutgoingRecord, Produced, partition_for
+from bus.publish.dedup import Outcome, Produce
+from bus.publish.models import JSON_CONTENT_TYPE, Envelope, PublishResult
 from bus.rules.service import apply_rules, approval_gates, stored_rules
 from bus.schemas.service import bound_schema
 from bus.schemas.validation import BoundSchema, violations
@@ -184,7 +184,8 @@ async def publish(
     payloads: the envelopes' encoded payloads, when the caller has them already (rules
     change topics and headers, never a payload, so one encoding serves the whole way).
     produce: how the records are produced (bus.publish.dedup's, with their receipts), when
-    not by the gateway's shared producer."""
+    not by the gateway's shared producer; it is told which envelopes they are (indexes), and
+    a receipt it answers (a repeated id's first) is the record's answer as it is."""
     limit = ctx.settings.limits.max_batch_records
     if len(envelopes) > limit:
         raise BatchTooLarge("Too many records in one batch", {"size": len(envelopes), "limit": limit})
@@ -208,14 +209,21 @@ async def publish(
         for e, (record, _) in zip(envelopes, prepared, strict=True)
     ]
     now = [i for i, gate in enumerate(gates) if gate is None]
-    send = produce or ctx.gateway.produce
-    produced = await send([prepared[i][0] for i in now], [partitions[i] for i in now]) if now else []
+    records, where = [prepared[i][0] for i in now], [partitions[i] for i in now]
+    outcomes: Sequence[Outcome] = []
+    if now and produce is None:
+        outcomes = await ctx.gateway.produce(records, where)
+    elif now and produce is not None:
+        outcomes = await produce(now, records, where)
     metrics.PUBLISH_LATENCY.labels(kind).observe(time.perf_counter() - started)
-    metrics.RECORDS_PUBLISHED.inc(len(produced))
-    metrics.count_published(envelopes[i].topic for i in now)
+    written = [i for i, o in zip(now, outcomes, strict=True) if isinstance(o, Produced)]  # by this worker
+    metrics.RECORDS_PUBLISHED.inc(len(written))
+    metrics.count_published(envelopes[i].topic for i in written)
     results: dict[int, Receipt] = {
-        i: receipt(envelopes[i].topic, p.partition, p.offset, prepared[i][1], p.timestamp)
-        for i, p in zip(now, produced, strict=True)
+        i: o.model_dump()
+        if isinstance(o, PublishResult)
+        else receipt(envelopes[i].topic, o.partition, o.offset, prepared[i][1], o.timestamp)
+        for i, o in zip(now, outcomes, strict=True)
     }
     for i, gate in enumerate(gates):
         if gate is not None:

@@ -30,6 +30,7 @@ def fleet(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             "AGENTBUS_MAX_BATCH_RECORDS": "50",
             "AGENTBUS_MAX_REQUEST_BYTES": "1048576",
             "AGENTBUS_MAX_SSE_CLIENTS_PER_KEY": "12",
+            "AGENTBUS_HEADER_TIMEOUT": "3",  # test_http_connections.py waits for it
         },
     )
     try:

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from tests.fleet import Fleet
-from tests.helpers import end_offsets, open_sse
+from tests.helpers import end_offsets, open_sse, unique
 
 pytestmark = pytest.mark.integration
 
@@ -229,3 +229,110 @@ async def read_all(
         return found
     finally:
         sse.close()
+
+
+def batch_with_ids(topic: dict[str, Any], tag: str, count: int) -> list[dict[str, Any]]:
+    """count records with ids of their own (ids are per tenant, and every test's topic is
+    under one), spread over the publish-ids owners; every third one keyed "same" so that
+    their order shows."""
+    tag = unique(tag)
+    return [
+        {
+            "topic": ref(topic),
+            "payload": {"n": n},
+            "message_id": f"{tag}-{n}",
+            **({"key": "same"} if n % 3 == 0 else {}),
+        }
+        for n in range(count)
+    ]
+
+
+async def post_batch(
+    http: aiohttp.ClientSession, url: str, records: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    async with http.post(f"{url}/v1/publish/batch", json={"records": records}) as r:
+        assert r.status == 200, await r.text()
+        results: list[dict[str, Any]] = (await r.json())["results"]
+    return results
+
+
+def places(records: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:
+    return {r["headers"]["bus.message_id"]: (r["partition"], r["offset"]) for r in records}
+
+
+async def test_a_batch_published_again_on_either_worker_answers_its_first_receipts_and_writes_nothing(
+    fleet: Fleet, topic: dict[str, Any], http: aiohttp.ClientSession
+) -> None:
+    records = batch_with_ids(topic, "b", 24)
+    answers = [await post_batch(http, url, records) for url in [*fleet.urls, *fleet.urls]]
+    assert all(answer == answers[0] for answer in answers), answers
+    first = answers[0]
+    assert [x["message_id"] for x in first] == [r["message_id"] for r in records]
+    written = await read_all(http, fleet, topic, 24)
+    assert len(written) == 24
+    assert places(written) == {x["message_id"]: (x["partition"], x["offset"]) for x in first}
+    same = [x["offset"] for n, x in enumerate(first) if n % 3 == 0]
+    assert same == sorted(same)  # one key's records in request order, whichever owners decided them
+
+
+async def test_a_batch_cut_off_mid_flight_and_retried_is_written_once(
+    fleet: Fleet, topic: dict[str, Any], http: aiohttp.ClientSession
+) -> None:
+    records = batch_with_ids(topic, "cut", 24)
+    for url in fleet.urls:
+        try:
+            async with http.post(
+                f"{url}/v1/publish/batch",
+                json={"records": records},
+                timeout=aiohttp.ClientTimeout(total=0.005),
+            ):
+                pass
+        except TimeoutError:
+            pass  # cut off: some owners may have written their records by now, others not
+    await asyncio.sleep(0.5)
+    receipts = await post_batch(http, fleet.urls[1], records)
+    written = await read_all(http, fleet, topic, 24)
+    assert sorted(r["headers"]["bus.message_id"] for r in written) == sorted(r["message_id"] for r in records)
+    assert places(written) == {x["message_id"]: (x["partition"], x["offset"]) for x in receipts}
+
+
+async def test_a_batch_mixing_ids_and_no_ids_writes_the_ids_once_and_the_rest_each_time(
+    fleet: Fleet, topic: dict[str, Any], http: aiohttp.ClientSession
+) -> None:
+    tag = unique("mix")
+    with_id: list[dict[str, Any]] = [
+        {"topic": ref(topic), "payload": n, "message_id": f"{tag}-{n}"} for n in range(3)
+    ]
+    without: dict[str, Any] = {"topic": ref(topic), "payload": "no id"}
+    records = [with_id[0], without, with_id[1], without, with_id[2], with_id[0]]  # mix-0 twice
+    first = await post_batch(http, fleet.urls[0], records)
+    again = await post_batch(http, fleet.urls[1], records)
+    assert first[5] == first[0]  # a repeated id within one batch is one record
+    for n in (0, 2, 4, 5):
+        assert again[n] == first[n]
+    for n in (1, 3):
+        assert again[n]["message_id"] != first[n]["message_id"]
+        assert (again[n]["partition"], again[n]["offset"]) != (first[n]["partition"], first[n]["offset"])
+    written = await read_all(http, fleet, topic, 7)
+    ids = [r["headers"]["bus.message_id"] for r in written]
+    assert sorted(i for i in ids if i.startswith(tag)) == [f"{tag}-{n}" for n in range(3)]
+    assert len(written) == 3 + 4  # the ids once, the records without one in each of the two batches
+
+
+async def test_a_batch_repeating_an_id_a_single_publish_wrote_answers_that_receipt_as_it_is(
+    fleet: Fleet, topic: dict[str, Any], http: aiohttp.ClientSession
+) -> None:
+    """Ids are per tenant: the batch's record names another topic of the tenant, and its
+    answer is the first record's receipt, topic included; nothing is written again."""
+    other: dict[str, Any] = {"namespace": "it", "tenant": "acme", "name": unique("t"), "partitions": 1}
+    async with http.post(f"{fleet.urls[0]}/v1/topics", json=other) as r:
+        assert r.status == 201, await r.text()
+        other = await r.json()
+    message_id = unique("once")
+    single = {"topic": ref(topic), "payload": 1, "message_id": message_id}
+    async with http.post(f"{fleet.urls[0]}/v1/publish", json=single) as r:
+        assert r.status == 200, await r.text()
+        first = await r.json()
+    [answer] = await post_batch(http, fleet.urls[1], [{**single, "topic": ref(other)}])
+    assert answer == first
+    assert await total_records(fleet, other) == 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from typing import Any
 
@@ -11,7 +10,7 @@ import aiohttp
 import pytest
 
 from tests.fleet import Fleet
-from tests.helpers import open_sse
+from tests.helpers import metric_value, open_sse
 
 pytestmark = pytest.mark.integration
 
@@ -90,11 +89,7 @@ async def test_idle_stream_sends_keepalives(
 
 
 async def sse_clients(http: aiohttp.ClientSession, url: str) -> float:
-    async with http.get(f"{url}/metrics") as r:
-        text = await r.text()
-    match = re.search(r"^agentbus_sse_clients (\S+)$", text, re.M)
-    assert match is not None
-    return float(match.group(1))
+    return await metric_value(http, url, "agentbus_sse_clients")
 
 
 async def test_disconnect_leaves_nothing_behind(
