@@ -17,6 +17,7 @@ comment, and treats a client that went away as the normal end of a stream.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from types import TracebackType
@@ -29,6 +30,7 @@ from bus.http.routes import context, principal
 
 __all__ = ["EventStream", "event"]
 
+log = logging.getLogger(__name__)
 _HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _GONE = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
 _held_by_key: dict[str, int] = {}  # API key id -> its open event streams on this worker
@@ -77,7 +79,20 @@ class EventStream:
         else:
             del _held_by_key[self._key]
         metrics.SSE_CLIENTS.dec()
-        return kind is not None and issubclass(kind, _GONE)  # the client left: a normal end
+        if self._client_left(kind):  # a normal end: no 500, no stack trace
+            log.debug("event stream %s ended: the client left (%r)", self._request.path, exc)
+            return True
+        return False
+
+    def _client_left(self, kind: type[BaseException] | None) -> bool:
+        """The stream failed because its client's connection is gone, however it went: a
+        reset (ConnectionResetError), a write to a closed socket (BrokenPipeError), or a
+        reset while a write waited for a slow client's socket to drain (aiohttp raises a
+        bare ConnectionError there)."""
+        if kind is None or not issubclass(kind, ConnectionError):
+            return False
+        transport = self._request.transport
+        return issubclass(kind, _GONE) or transport is None or transport.is_closing()
 
     @property
     def connected(self) -> bool:
