@@ -5,8 +5,9 @@ needs the fleet's topic prefix) and --json-out FILE; add a BenchSpec to SPECS wi
 full and quick sizes; point its Target rows (bench=..., judge=...) at it. A target whose
 bench is None is shown as "not measured yet".
 
-The targets are issue 16's. A ratio is the path's figure over its baseline's, both
-measured in the same run against the same broker.
+The targets are issue 16's, but for the SSE readers' memory: the reliability issue's. A
+ratio is the path's figure over its baseline's, both measured in the same run against the
+same broker.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ SUSTAINED = 0.95  # raw sustains a rate when it delivers this share of it (bench
 SSE_P50_EXTRA_MS = 1.0  # publish → SSE reader p50 at most this much over raw's, at each rate
 SSE_P99_RATIO = 1.2  # publish → SSE reader p99 over raw's, at each rate
 SSE_RATES = [1000, 2500]  # offered records/s
+SSE_READER_MIB = 2.0  # slow SSE readers of a backlog: what one may add to its worker's RSS
+SSE_RETURNED_SHARE = 0.2  # ... and 30 s after they left, the RSS within this share of the baseline
+SSE_RETURNED_SLACK_MIB = 16.0  # ... plus this
+SSE_READERS = 100
+SSE_BACKLOG = 200_000  # records of 1 KB
 RESTART_S = 30.0  # a restarted worker serves again in under this, warm and cold
 RESTART_KEYS = 1_000_000  # keys in the tables of the fleet
 # The standing work the performance issue steps through (bench/growth.py's full sizes).
@@ -61,6 +67,15 @@ class BenchSpec:
 STREAMS_QUICK = ("--seconds", "1", "--settle", "0.2")
 
 SPECS: tuple[BenchSpec, ...] = (
+    BenchSpec(
+        # First: the other benches leave freed memory in the workers' heaps, which the
+        # readers would reuse, and the figure would read lower than on a fresh worker.
+        "sse-memory",
+        "sse_memory.py",
+        sizes=("--records", str(SSE_BACKLOG), "--readers", str(SSE_READERS)),
+        quick=("--records", "2000", "--readers", "4", "--hold", "3", "--after", "1,2", "--settle", "1"),
+        timeout_s=600,
+    ),
     BenchSpec(
         "publish",
         "publish.py",
@@ -296,6 +311,30 @@ def sse_latency(results: Results) -> Figure:
     return Figure("; ".join(measured), "; ".join(baseline), "; ".join(ratios), met, "; ".join(notes))
 
 
+def sse_memory(results: Results) -> Figure:
+    """Slow readers of a backlog: per reader at most SSE_READER_MIB over the baseline, the
+    RSS back within SSE_RETURNED_SHARE (+ SSE_RETURNED_SLACK_MIB) of it at the last sample
+    after they left; a 500 or a traceback from their disconnect is not met."""
+    found = results.get("results")
+    if not isinstance(found, Mapping) or not isinstance(found.get("memory"), Mapping):
+        raise ResultsError("no 'results' with 'memory'")
+    memory, disconnect = found["memory"], found.get("disconnect") or {}
+    after = memory.get("after_mib")
+    if not isinstance(after, list) or not after:
+        raise ResultsError("no RSS after the readers left")
+    baseline, per_reader, last = number(memory, "baseline_mib"), number(memory, "per_reader_mib"), after[-1]
+    allowed = baseline * (1 + SSE_RETURNED_SHARE) + SSE_RETURNED_SLACK_MIB
+    errors = int(disconnect.get("errors_500", 0)) + len(disconnect.get("log_errors", []))
+    return Figure(
+        measured=f"{per_reader:.2f} MiB a reader (peak {number(memory, 'peak_mib'):.0f} MiB), "
+        f"{last:.0f} MiB after they left",
+        baseline=f"baseline {baseline:.0f} MiB",
+        ratio=f"after: {last / baseline:.2f}x",
+        met=per_reader <= SSE_READER_MIB and last <= allowed and not errors,
+        note=f"{errors} answers of 500 or error lines from the disconnect" if errors else "",
+    )
+
+
 def restart(results: Results) -> Figure:
     """Warm and cold restarts both serving again in under RESTART_S; with fewer keys in the
     tables than the target's, the note gives the count and the bench's extrapolation."""
@@ -452,6 +491,14 @@ TARGETS: tuple[Target, ...] = (
         "sse-latency",
         sse_latency,
         {"rates": SSE_RATES},
+    ),
+    Target(
+        f"{SSE_READERS} slow SSE readers of a {SSE_BACKLOG:,}-record backlog on one worker: RSS",
+        f"≤ {SSE_READER_MIB:.0f} MiB a reader; after they leave, within {SSE_RETURNED_SHARE:.0%} "
+        f"+ {SSE_RETURNED_SLACK_MIB:.0f} MiB of the baseline; no 500s",
+        "sse-memory",
+        sse_memory,
+        {"readers": SSE_READERS, "records": SSE_BACKLOG},
     ),
     Target(
         "worker restart with 1M keys in its tables",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 from aiohttp import web
 from aiokafka.structs import ConsumerRecord
@@ -53,20 +54,23 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
 async def write_records(
     events: EventStream, reader: TopicReader, records: list[ConsumerRecord[bytes, bytes]], who: Principal
 ) -> None:
-    """One write per batch; under a delivery quota, one record at a time as the quota admits it."""
+    """Events encoded as they are written (EventStream writes at most WRITE_BYTES at a time);
+    under a delivery quota, one record at a time as the quota admits it."""
     quotas = delivery_subjects(who, reader.topic.namespace, reader.topic.tenant)
-    metered = has_delivery_quota(quotas)
-    batch = []
+    if not has_delivery_quota(quotas):
+        await events.send(record_events(reader, records))
+        return
+    for one, record in zip(record_events(reader, records), records, strict=True):
+        await deliver_within_quota(quotas, 1, len(record.value or b""))
+        await events.send([one])
+
+
+def record_events(reader: TopicReader, records: list[ConsumerRecord[bytes, bytes]]) -> Iterator[bytes]:
+    """Each record's event, its id the cursor past it (the cursor moves as each is made)."""
     for record in records:
         reader.cursor[record.partition] = record.offset + 1
         data = delivered(reader.topic, record).model_dump_json()
-        one = event("record", data, encode_cursor(reader.cursor))
-        if metered:
-            await deliver_within_quota(quotas, 1, len(record.value or b""))
-            await events.send([one])
-        else:
-            batch.append(one)
-    await events.send(batch)
+        yield event("record", data, encode_cursor(reader.cursor))
 
 
 async def stream_records(events: EventStream, reader: TopicReader, who: Principal) -> None:

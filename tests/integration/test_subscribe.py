@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import socket
+import struct
 import time
 from typing import Any
 
@@ -105,6 +108,59 @@ async def test_disconnect_leaves_nothing_behind(
     while await sse_clients(http, url) != baseline and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
     assert await sse_clients(http, url) == baseline
+
+
+async def subscribe_500s(http: aiohttp.ClientSession, url: str) -> float:
+    async with http.get(f"{url}/metrics") as r:
+        text = await r.text()
+    route = re.escape('route="/v1/subscribe/{namespace}/{tenant}/{name}",status="500"')
+    return sum(
+        float(m.group(1))
+        for m in re.finditer(rf"^agentbus_http_requests_total{{.*{route}}} (\S+)$", text, re.M)
+    )
+
+
+async def stalled_reader(url: str, path: str, key: str) -> socket.socket:
+    """A raw SSE reader with a tiny receive window that reads only up to its first comment:
+    past that, the worker's writes to it wait for its socket to drain."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    host, port = url.removeprefix("http://").split(":")
+    await loop.sock_connect(sock, (host, int(port)))
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n\r\n"
+    await loop.sock_sendall(sock, request.encode())
+    head = b""
+    while b": subscribed" not in head:
+        chunk = await asyncio.wait_for(loop.sock_recv(sock, 1024), 10)
+        assert chunk, head
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 200"), head
+    return sock
+
+
+async def test_a_reader_that_vanishes_mid_backlog_is_a_normal_end(
+    fleet: Fleet, topic: dict[str, Any], http: aiohttp.ClientSession
+) -> None:
+    # 3 MB of backlog: far more than the socket of a reader that reads nothing takes, so
+    # the worker is waiting for it to drain when the reader resets the connection.
+    payload = {"pad": "x" * 16_000}
+    for start in range(0, 200, 50):
+        records = [{"topic": ref(topic), "payload": payload} for _ in range(start, start + 50)]
+        async with http.post(f"{fleet.urls[0]}/v1/publish/batch", json={"records": records}) as r:
+            assert r.status == 200, await r.text()
+    url = fleet.urls[1]
+    clients, errors = await sse_clients(http, url), await subscribe_500s(http, url)
+    sock = await stalled_reader(url, f"/v1/subscribe/{ref(topic)}?from=earliest", fleet.admin_key)
+    await asyncio.sleep(1.5)  # the worker fetches the backlog and blocks writing it
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()  # an RST: the client vanished
+    deadline = time.monotonic() + 10
+    while await sse_clients(http, url) != clients and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert await sse_clients(http, url) == clients
+    assert await subscribe_500s(http, url) == errors
 
 
 @pytest.mark.parametrize(

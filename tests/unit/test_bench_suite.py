@@ -22,7 +22,7 @@ from suite.machine import (
     commit,
     parse_ps,
 )
-from suite.specs import SPECS, TARGETS, restart, sse_latency, stream_p99
+from suite.specs import SPECS, TARGETS, restart, sse_latency, sse_memory, stream_p99
 from suite.summary import (
     END,
     START,
@@ -122,6 +122,23 @@ def latency_row(
 
 def latency_results(*rows: dict[str, Any], rates: tuple[int, ...] = (1000, 2500)) -> Results:
     return {"config": {"rates": list(rates), "seconds": 10.0}, "results": list(rows)}
+
+
+def memory_results(
+    per_reader: float, after: float, errors_500: int = 0, readers: int = 100, records: int = 200_000
+) -> Results:
+    return {
+        "config": {"readers": readers, "records": records},
+        "results": {
+            "memory": {
+                "baseline_mib": 150.0,
+                "peak_mib": 150.0 + per_reader * readers,
+                "per_reader_mib": per_reader,
+                "after_mib": [after + 10, after],
+            },
+            "disconnect": {"errors_500": errors_500, "log_errors": ["Traceback"] * errors_500},
+        },
+    }
 
 
 def restart_row(mode: str, serving: float, problems: list[str] | None = None) -> dict[str, Any]:
@@ -293,6 +310,25 @@ def test_sse_latency_with_records_lost_is_not_met() -> None:
         sse_latency(latency_results(latency_row("raw", 1000, 5.0, 20.0)))
 
 
+def test_sse_memory_needs_a_bounded_reader_and_the_memory_back() -> None:
+    # Allowed after the readers left: 150 MiB + 20% + 16 MiB = 196 MiB.
+    figure = sse_memory(memory_results(per_reader=1.5, after=196.0))
+    assert figure.met is True
+    assert figure.measured == "1.50 MiB a reader (peak 300 MiB), 196 MiB after they left"
+    assert (figure.baseline, figure.ratio, figure.note) == ("baseline 150 MiB", "after: 1.31x", "")
+    rows = judge(TARGETS, [bench_run("sse-memory", memory_results(per_reader=1.5, after=160.0))])
+    assert row(rows, "100 slow SSE readers").verdict == "**met**"
+    assert sse_memory(memory_results(per_reader=2.1, after=160.0)).met is False
+    assert sse_memory(memory_results(per_reader=1.5, after=197.0)).met is False
+    broken = sse_memory(memory_results(per_reader=1.5, after=160.0, errors_500=2))
+    assert (broken.met, broken.note) == (False, "4 answers of 500 or error lines from the disconnect")
+    quick = memory_results(per_reader=1.5, after=160.0, readers=4, records=2000)
+    verdict = row(judge(TARGETS, [bench_run("sse-memory", quick)]), "100 slow SSE readers").verdict
+    assert verdict == "**met** (other conditions)"
+    with pytest.raises(ResultsError, match="no RSS after"):
+        sse_memory({"results": {"memory": {"baseline_mib": 1.0, "after_mib": []}}})
+
+
 def test_restart_needs_warm_and_cold_under_30_s() -> None:
     figure = restart(recovery_results(warm=12.0, cold=29.9))
     assert (figure.met, figure.note) == (True, "")
@@ -378,7 +414,7 @@ def test_targets_name_benches_of_specs() -> None:
     assert {t.bench for t in TARGETS if t.bench} <= names
     assert names <= {t.bench for t in TARGETS}, "a bench no target reads"
     assert [t.path for t in TARGETS if t.bench is None] == []
-    assert {"sse-latency", "recovery"} <= names
+    assert {"sse-latency", "sse-memory", "recovery"} <= names
 
 
 @pytest.mark.parametrize("quick", [False, True], ids=["full", "quick"])

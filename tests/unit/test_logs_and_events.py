@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import logging
 import sys
+import weakref
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from agentbus_client.models.audit import AuditRecord
 
 from bus.audit.service import DenialWindow
-from bus.http.event_stream import event
+from bus.http.event_stream import _forget_frames, event, pieces
 from bus.logs import JsonFormatter, RequestFields, request_id_from, request_scope, set_tenant
 
 
@@ -78,3 +82,57 @@ def test_denials_are_recorded_first_then_counted_per_window() -> None:
     [summary] = window.close()
     assert (summary.source, summary.count) == ("10.0.0.1", 5)
     assert window.admit(denial("10.0.0.1"))  # a new window records the first again
+
+
+def test_events_go_out_in_writes_of_bounded_size_in_order() -> None:
+    events = [b"a" * 40, b"b" * 40, b"c" * 30, b"d" * 150, b"e" * 10]
+    assert list(pieces(events, limit=100)) == [b"a" * 40 + b"b" * 40, b"c" * 30, b"d" * 150, b"e" * 10]
+    assert list(pieces([], limit=100)) == []
+    assert list(pieces([b"x" * 50, b"y" * 50], limit=100)) == [b"x" * 50 + b"y" * 50]
+
+
+def test_events_are_made_only_as_far_as_the_next_write_needs() -> None:
+    made: list[int] = []
+
+    def lazily() -> Iterator[bytes]:
+        for n in range(10):
+            made.append(n)
+            yield b"z" * 60
+
+    writes = pieces(lazily(), limit=100)
+    assert next(writes) == b"z" * 60 and made == [0, 1]  # the second did not fit: it waits
+    assert next(writes) == b"z" * 60 and made == [0, 1, 2]
+
+
+class Batch:
+    """Stands for what a stream's frames hold: its batch of records, its Kafka reader."""
+
+
+async def test_a_client_leaving_mid_write_leaves_no_cycle_holding_the_stream() -> None:
+    # aiohttp's drain: the writer's frame awaits a future that a reset fails; the error's
+    # traceback holds that frame, the frame holds the future, the future holds the error.
+    loop = asyncio.get_running_loop()
+
+    async def drain(waiter: asyncio.Future[None]) -> None:
+        await waiter
+
+    async def write(batch: Batch) -> None:
+        waiter = loop.create_future()
+        loop.call_soon(waiter.set_exception, ConnectionError("Connection lost"))
+        await drain(waiter)
+
+    batch = Batch()
+    alive = weakref.ref(batch)
+    gc.disable()  # only reference counting may free it
+    try:
+        try:
+            await write(batch)
+        except ConnectionError as exc:
+            ended: BaseException | None = exc
+        del batch
+        assert alive() is not None  # the cycle keeps it until a full collection
+        _forget_frames(ended)
+        ended = None
+        assert alive() is None
+    finally:
+        gc.enable()
