@@ -51,6 +51,7 @@ from bus.subscriptions.ack_log import ensure_log_topic
 from bus.subscriptions.dispatcher_pool import DISPATCHERS, inbox_kafka_topic
 from bus.system import http as system
 from bus.system.builtin_schemas import publish_bus_schemas
+from bus.system.memory import return_free_memory
 from bus.tools import http as tools
 from bus.topics import http as topics
 from tables import keys as tables_keys
@@ -244,6 +245,7 @@ class GatewayService(mode.Service):  # type: ignore[misc]
         self.add_future(keep_running("audit denial summaries", lambda: summarize_denials(ctx)))
         self.add_future(catch_up_global_tables())
         self.add_future(freeze_startup_objects())
+        self.add_future(keep_running("returning freed memory", return_free_memory))
         logs.configure(ctx.settings.log_format, ownership.self_url())
 
     async def on_stop(self) -> None:

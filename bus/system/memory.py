@@ -1,0 +1,87 @@
+"""Freed heap goes back to the operating system.
+
+CPython hands every object larger than 512 bytes to glibc's malloc, which keeps freed
+pages for reuse. After a burst (100 slow SSE readers of a backlog: bench/sse_memory.py)
+a worker used 51 MiB again but its RSS stayed near 430 MiB, for good. glibc's
+malloc_trim gives such pages back; it runs here only when the heap holds at least
+TRIM_ABOVE_BYTES of free space, in a thread (ctypes releases the GIL), so a worker at
+steady state never pays for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import logging
+import time
+from collections.abc import Callable
+
+__all__ = ["TRIM_ABOVE_BYTES", "TRIM_EVERY_S", "free_heap_bytes", "return_free_memory", "trim_heap"]
+
+log = logging.getLogger(__name__)
+TRIM_EVERY_S = 30.0
+TRIM_ABOVE_BYTES = 64 * 1_048_576
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def _glibc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    if libc is None or not hasattr(libc, "malloc_trim") or not hasattr(libc, "mallinfo2"):
+        return None  # not glibc (musl, macOS), or older than 2.33
+    libc.mallinfo2.restype = _MallInfo2
+    libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    return libc
+
+
+_LIBC = _glibc()
+
+
+def free_heap_bytes() -> int | None:
+    """Free space glibc holds in its heap (None without glibc)."""
+    return None if _LIBC is None else int(_LIBC.mallinfo2().fordblks)
+
+
+def trim_heap() -> None:
+    """Give the heap's free pages back (blocking: call it from a thread)."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+async def return_free_memory(
+    every: float = TRIM_EVERY_S,
+    above: int = TRIM_ABOVE_BYTES,
+    free: Callable[[], int | None] = free_heap_bytes,
+) -> None:
+    """For the worker's life: every `every` seconds, trim when `above` bytes or more are free."""
+    while True:
+        await asyncio.sleep(every)
+        before = free()
+        if before is None:
+            return
+        if before >= above:
+            started = time.monotonic()
+            await asyncio.to_thread(trim_heap)
+            log.info(
+                "gave %d MiB of freed heap back to the system in %.2f s",
+                before // 1_048_576,
+                time.monotonic() - started,
+            )
