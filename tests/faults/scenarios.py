@@ -59,7 +59,8 @@ def running_rig(
 async def under_load(rig: Rig, scenario: str, lead_s: float, tail_s: float, breaker: Breaker) -> Report:
     """Load for lead_s, then the breaker (which breaks and mends), then tail_s more of load;
     then the check against the log."""
-    load = Load(Targets(rig.fleet.urls), rig.fleet.admin_key, rig.config)
+    running = [rig.fleet.workers[i].url for i in rig.fleet.running()]  # a churn's removed ones are not
+    load = Load(Targets(running), rig.fleet.admin_key, rig.config)
     await load.prepare()
     await load.start()
     try:
