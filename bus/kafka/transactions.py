@@ -19,8 +19,9 @@ import asyncio
 import itertools
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import IllegalOperation, KafkaError
@@ -65,8 +66,13 @@ class PartitionTransactions:
     in the next, in queue order (so in decision order). Decisions keep coming while a
     transaction is in flight; each caller's future resolves when its own records commit."""
 
-    def __init__(self, new_producer: Callable[[Settings, int], AIOKafkaProducer] | None = None) -> None:
+    def __init__(
+        self,
+        new_producer: Callable[[Settings, int], AIOKafkaProducer] | None = None,
+        commit_timeout: float | None = None,  # None: the settings' kafka_request_timeout
+    ) -> None:
         self._new_producer = new_producer or partition_producer
+        self._commit_timeout = commit_timeout
         self._producers: dict[int, AIOKafkaProducer] = {}
         self._generations: dict[int, int] = {}  # partition -> generation of its open producer
         self._opened = itertools.count(1)
@@ -155,11 +161,7 @@ class PartitionTransactions:
             metrics.TRANSACTION_DECISIONS.observe(len(batch))
             records = [placed for queued in batch for placed in queued.records]
             try:
-                async with producer.transaction():
-                    sent = [await _send(producer, r, p) for r, p in records]
-                    if any(queued.then is not None for queued in batch):
-                        sent += await self._follow_up(producer, batch, [await future for future in sent])
-                metas = [await future for future in sent]
+                metas = await self._ended_in_time(self._write(producer, batch, records))
             except KafkaError as exc:
                 await self._drop(partition)  # fenced or broken: the next commit starts afresh
                 error = translate(exc)
@@ -171,6 +173,11 @@ class PartitionTransactions:
                 raise OwnerMoved(
                     "The transaction did not commit: its producer closed; retry", {"partition": partition}
                 ) from exc
+            except TimeoutError as exc:  # e.g. its producer was closed while it waited for its end
+                await self._drop(partition)
+                raise OwnerMoved(
+                    "The transaction did not end in time; retry", {"partition": partition}
+                ) from exc
             except BaseException:
                 # Whatever else cut it short: decisions queued behind this one counted on it,
                 # so they must not commit with this producer either.
@@ -179,6 +186,33 @@ class PartitionTransactions:
         for queued in batch:
             mine, metas = metas[: len(queued.records)], metas[len(queued.records) :]
             queued.committed.set_result([Produced(m.partition, m.offset, m.timestamp) for m in mine])
+
+    async def _write(
+        self, producer: AIOKafkaProducer, batch: list[_Queued], records: list[tuple[OutgoingRecord, int]]
+    ) -> list[RecordMetadata]:
+        async with producer.transaction():
+            sent = [await _send(producer, r, p) for r, p in records]
+            if any(queued.then is not None for queued in batch):
+                sent += await self._follow_up(producer, batch, [await future for future in sent])
+        return [await future for future in sent]
+
+    async def _ended_in_time(self, write: Coroutine[Any, Any, list[RecordMetadata]]) -> list[RecordMetadata]:
+        """The transaction's outcome, or TimeoutError after the commit timeout. A transaction
+        whose producer was stopped under it (its partition revoked mid-commit) waits for an
+        end that never comes, and its abort too: awaited in place it would hold the
+        partition's lock and queue, so no later decision and no new owner could ever write.
+        It is left to itself: its producer is dropped, and the next one fences it."""
+        transaction = asyncio.ensure_future(write)
+        try:
+            done, _ = await asyncio.wait({transaction}, timeout=self._commit_timeout)
+        except asyncio.CancelledError:
+            transaction.cancel()
+            raise
+        if not done:
+            transaction.cancel()
+            transaction.add_done_callback(_heard)
+            raise TimeoutError
+        return transaction.result()
 
     @staticmethod
     async def _follow_up(
@@ -196,6 +230,8 @@ class PartitionTransactions:
     async def open(self, settings: Settings, partition: int) -> int:
         """Make sure this worker holds the partition's transactional producer; its generation.
         A new generation fenced any former owner: decide only on a view caught up after it."""
+        if self._commit_timeout is None:
+            self._commit_timeout = settings.timing.kafka_request_timeout
         async with self._locks.setdefault(partition, asyncio.Lock()):
             await self._producer(settings, partition)
             return self._generations[partition]
@@ -244,7 +280,7 @@ async def _send(
     return future
 
 
-def _heard(future: asyncio.Future[list[Produced]]) -> None:
+def _heard(future: asyncio.Future[Any]) -> None:
     """Mark the outcome as seen: a caller that went away does not read it."""
     if not future.cancelled():
         future.exception()

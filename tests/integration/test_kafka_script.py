@@ -4,52 +4,20 @@ Its own single-node cluster, in a temporary KAFKA_HOME on ports of its own."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from tests.fleet import REPO, free_port
+from tests.fleet import KafkaCluster, free_kafka_port
 
 pytestmark = pytest.mark.integration
 
 
-def kafka(home: Path, port: int, *args: str) -> str:
-    env = {**os.environ, "KAFKA_HOME": str(home), "KAFKA_PORT": str(port)}
-    env.pop("KAFKA_BOOTSTRAP", None)
-    done = subprocess.run(
-        [str(REPO / "scripts" / "kafka"), *args], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
-
-
-def free_pair() -> int:
-    """A free port whose next one is free too (the node's controller listens there)."""
-    for _ in range(50):
-        port = free_port()
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port pair")
-
-
 async def test_start_brings_a_stopped_cluster_back_on_its_data(tmp_path: Path) -> None:
-    home = tmp_path / "kafka"
-    home.mkdir()
-    libs = REPO / ".kafka" / "libs"
-    if libs.is_dir():  # the jars the session's broker fetched (else the script fetches them)
-        shutil.copytree(libs, home / "libs")
-    port = free_pair()
-    bootstrap = kafka(home, port, "up")
+    cluster = KafkaCluster(tmp_path / "kafka", free_kafka_port(1), nodes=1)
+    bootstrap = cluster.up()
     try:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         await admin.start()
@@ -63,8 +31,8 @@ async def test_start_brings_a_stopped_cluster_back_on_its_data(tmp_path: Path) -
             sent = await producer.send_and_wait("kept", b"before the stop", partition=0)
         finally:
             await producer.stop()
-        kafka(home, port, "down")
-        bootstrap = kafka(home, port, "start")
+        cluster.down()
+        bootstrap = cluster.start()
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
         await consumer.start()
         try:
@@ -76,4 +44,4 @@ async def test_start_brings_a_stopped_cluster_back_on_its_data(tmp_path: Path) -
         finally:
             await consumer.stop()
     finally:
-        kafka(home, port, "down")
+        cluster.down()

@@ -69,14 +69,16 @@ def record(value: str) -> list[tuple[OutgoingRecord, int]]:
     return [(OutgoingRecord("log", value.encode(), b"k", []), PARTITION)]
 
 
-async def opened() -> tuple[PartitionTransactions, list[FakeProducer], int]:
+async def opened(
+    commit_timeout: float | None = None,
+) -> tuple[PartitionTransactions, list[FakeProducer], int]:
     made: list[FakeProducer] = []
 
     def new_producer(settings: Settings, partition: int) -> Any:
         made.append(FakeProducer())
         return made[-1]
 
-    transactions = PartitionTransactions(new_producer)
+    transactions = PartitionTransactions(new_producer, commit_timeout)
     generation = await transactions.open(get_settings(), PARTITION)
     return transactions, made, generation
 
@@ -146,3 +148,20 @@ async def test_a_caller_that_goes_away_does_not_take_its_records_out_of_the_queu
     await last
     assert producer.committed == [[b"a"], [b"b", b"c"]]
     await asyncio.sleep(0)
+
+
+async def test_a_commit_whose_producer_closed_under_it_fails_instead_of_holding_the_partition() -> None:
+    """A revoke closes the producer while a commit waits for its end, which then never comes
+    (aiokafka's sender is gone): the commit fails (owner_moved) and the partition opens
+    again, instead of the commit holding the partition's lock and queue for good (the churn
+    soak of tests/faults saw a state partition unserved for minutes after a rebalance)."""
+    transactions, made, generation = await opened(commit_timeout=0.2)
+    made[0].release.clear()  # this transaction never ends
+    stuck = transactions.enqueue(PARTITION, generation, record("a"))
+    await made[0].in_flight.wait()
+    await transactions.forget({PARTITION})  # revoked mid-commit: the producer stops
+    with pytest.raises(OwnerMoved):
+        await asyncio.wait_for(stuck, 5)
+    newer = await asyncio.wait_for(transactions.open(get_settings(), PARTITION), 5)
+    await asyncio.wait_for(transactions.enqueue(PARTITION, newer, record("b")), 5)
+    assert made[1].committed == [[b"b"]]
