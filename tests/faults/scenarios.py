@@ -191,6 +191,7 @@ def churn(seconds: float, step_s: float, seed: int = 0) -> Breaker:
             await remove_worker(rig, load, pick.choice(candidates), graceful=removals % 2 == 0)
             removals += 1
             await asyncio.sleep(step_s)
+            note_rss(rig, load, removals)
         for index in rig.fleet.running():
             if index >= first:
                 await remove_worker(rig, load, index, graceful=True)
@@ -201,6 +202,17 @@ def churn(seconds: float, step_s: float, seed: int = 0) -> Breaker:
                 load.note(f"worker {index} restarted on its data dir")
 
     return breaker
+
+
+def note_rss(rig: Rig, load: Load, removals: int) -> None:
+    """The RSS of the first worker, which churn never stops: it must not grow with the
+    number of rebalances (two a step: an add and a removal)."""
+    process = rig.fleet.workers[0].process
+    if process is None:
+        return
+    with open(f"/proc/{process.pid}/status") as status:
+        kib = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    load.note(f"after {2 * removals} rebalances: worker 0 RSS {kib / 1024:.1f} MiB")
 
 
 async def remove_worker(rig: Rig, load: Load, index: int, graceful: bool) -> None:
