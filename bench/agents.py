@@ -51,6 +51,7 @@ from publish import auth_headers
 NAMESPACE = "bench"
 WARMUP_BEATS = 500
 REQUEST_TIMEOUT_S = 10.0
+TAIL_READ = 50  # offsets read back from each partition's end to find its last record
 DRAIN_LIMIT_S = 120.0  # for the processors to commit every beat, after the last one
 MAX_ERRORS_SHOWN = 5
 
@@ -169,14 +170,14 @@ async def drained_after(cfg: Config, topic: str, last_beat: float) -> float | No
     """Seconds from last_beat until the fleet's group committed the topic's end offsets;
     None if it had not after DRAIN_LIMIT_S. A partition no beat went to is drained (the
     group commits nothing there: with few agents, some partitions get none)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=cfg.bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=cfg.bootstrap, isolation_level="read_committed")
     admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap)
     await consumer.start()
     await admin.start()
     try:
         await consumer._client.force_metadata_update()
         tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or set()]
-        ends = await consumer.end_offsets(tps)
+        ends = await after_last_records(consumer, tps)
         while time.perf_counter() - last_beat < DRAIN_LIMIT_S:
             committed = await admin.list_consumer_group_offsets(cfg.prefix)  # the Faust app's group
             if all(ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp]) for tp in tps):
@@ -186,6 +187,24 @@ async def drained_after(cfg: Config, topic: str, last_beat: float) -> float | No
     finally:
         await admin.close()
         await consumer.stop()
+
+
+async def after_last_records(
+    consumer: AIOKafkaConsumer, tps: list[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """Per partition, the offset after its last record: what a group that processed it all
+    commits. The end offset can be past it: a transaction's commit marker (liveness
+    transitions are written in transactions) takes an offset no record has, and a group
+    never commits beyond its last record, so waiting for the end waited forever."""
+    ends = await consumer.end_offsets(tps)
+    found = {tp: 0 for tp in tps}
+    consumer.assign(tps)
+    for tp in tps:
+        consumer.seek(tp, max(0, ends[tp] - TAIL_READ))
+    while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+        for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+            found[tp] = max([found[tp], *(r.offset + 1 for r in records)])
+    return found
 
 
 def result(mode: str, run: Run, drained_s: float | None) -> ModeResult:
