@@ -125,7 +125,16 @@ async def test_acks_and_counts_a_new_owner_recovered_survive_the_next_owner_chan
     )  # and a takes it back: what b only recovered must not be lost
 
     again = await pull_all(admin, own_fleet.urls[a], sub, RECORDS)
-    assert [d["offset"] for d in again] == list(range(RECORDS // 2)), "acked records came back"
-    assert {d["delivery_count"] for d in again} == {2}
+    # b leaving can take the group through two rebalances; a dispatcher a starts again in
+    # between redelivers what it had leased (docs/subscriptions.md, Failover), each time
+    # with the next count. What must hold: no acked record comes back, and each record's
+    # first delivery here counts the two before it.
+    assert sorted({d["offset"] for d in again}) == list(range(RECORDS // 2)), "acked records came back"
+    first_counts: dict[int, int] = {}
+    for d in again:
+        count = d["delivery_count"]
+        first_counts[d["offset"]] = min(count, first_counts.get(d["offset"], count))
+    assert set(first_counts.values()) == {2}
     assert not {d["delivery_id"] for d in again} & {d["delivery_id"] for d in delivered}
+    assert len({d["delivery_id"] for d in again}) == len(again), "an id was issued twice"
     await asyncio.to_thread(own_fleet.restart, b)
