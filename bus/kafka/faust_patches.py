@@ -21,6 +21,13 @@ a test instead of silently undoing a fix.
   which takes a few ms here; the 20 ms wait made every partition's back-to-back
   transactions (conversation appends, idempotent publishes, acks) 4-8x slower
   (figures in docs/benchmarks.md).
+- Offset commits over transaction markers: a gap in a partition's offsets (a commit
+  marker after every transaction) is counted without the record that ends it. Faust
+  counted that record in the gap as well as in its acks; the duplicate broke the run of
+  consecutive offsets a commit advances over, so a log written one record per
+  transaction (heartbeats, conversations, subscriptions' events) had its committed
+  offset crawl one record per commit, hundreds behind its view, and every rebalance
+  handed those records over again.
 - Assignment: which partitions this worker actively holds, read from the assignor.
 - Web server: the aiohttp runner Faust's web driver serves through is one the bus builds
   (bus/http/connections.py guards its connections).
@@ -39,6 +46,7 @@ import aiokafka.producer.sender as aiokafka_sender
 import faust
 from aiohttp.web import Application, AppRunner
 from faust.tables.recovery import Recovery
+from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.producer import ProducerBuffer
 
@@ -50,6 +58,7 @@ __all__ = [
     "assignment_token",
     "counted_sends",
     "drain",
+    "gaps_before",
     "safe_seeks",
     "tuned_consumer",
     "use_web_runner",
@@ -61,6 +70,7 @@ PROCESSOR_FETCH_MIN_BYTES = 65_536  # the broker holds a processor's fetch until
 Build = Callable[[Any, Any], Any]
 Seek = Callable[[Any, Any, Any, Any, str], Awaitable[None]]
 Send = Callable[[Any, Any], Awaitable[None]]
+AddGap = Callable[[Any, Any, int, int], Awaitable[None]]
 SENDING = "_bus_sending"  # on a ProducerBuffer: messages taken off its queue, not handed to the producer yet
 
 
@@ -77,6 +87,9 @@ def apply(fetch_wait_s: float) -> None:
     if not getattr(send, "patched", False):
         ProducerBuffer._send_pending = counted_sends(send)
         ProducerBuffer.flush = drain
+    add_gap = Consumer._add_gap
+    if not getattr(add_gap, "patched", False):
+        Consumer._add_gap = gaps_before(add_gap)
 
 
 def tuned_consumer(build: Build, fetch_wait_s: float) -> Build:
@@ -140,6 +153,18 @@ async def drain(buffer: Any) -> None:
         buffer.message_sent.clear()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(buffer.message_sent.wait(), timeout=0.1)
+
+
+def gaps_before(add_gap: AddGap) -> AddGap:
+    """The consumer's gap bookkeeping, given the offsets between the last record read and
+    the record just read: faust passes the new record's offset as the gap's last."""
+
+    @functools.wraps(add_gap)
+    async def add_gap_before(consumer: Any, tp: Any, offset_from: int, offset_to: int) -> None:
+        await add_gap(consumer, tp, offset_from, offset_to - 1)
+
+    add_gap_before.patched = True  # type: ignore[attr-defined]
+    return add_gap_before
 
 
 def active_partitions(app: faust.App, topic_name: str) -> frozenset[int]:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
 
 import aiokafka.producer.sender as aiokafka_sender
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.tables.recovery import Recovery
+from faust.transport.consumer import Consumer, IntervalTree
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.producer import ProducerBuffer
 
@@ -27,6 +29,10 @@ def test_the_wrapped_private_methods_keep_their_signatures() -> None:
     assert list(build.parameters) == ["self", "transport"]
     send = inspect.signature(inspect.unwrap(ProducerBuffer._send_pending))
     assert list(send.parameters) == ["self", "fut"]
+    gap = inspect.signature(inspect.unwrap(Consumer._add_gap))
+    assert list(gap.parameters) == ["self", "tp", "offset_from", "offset_to"]
+    # the one caller, which passes the record just read as the gap's last offset
+    assert "self._add_gap(tp, r_offset + 1, offset)" in inspect.getsource(Consumer._drain_messages)
     buffer = ProducerBuffer()
     assert isinstance(buffer.message_sent, asyncio.Event) and isinstance(buffer.pending, asyncio.Queue)
 
@@ -96,6 +102,7 @@ def test_apply_installs_each_patch_once() -> None:
     assert getattr(AIOKafkaConsumerThread._create_worker_consumer, "patched", False)
     assert getattr(ProducerBuffer._send_pending, "patched", False)
     assert ProducerBuffer.flush is faust_patches.drain
+    assert getattr(Consumer._add_gap, "patched", False)
     assert aiokafka_sender.BACKOFF_OVERRIDE == faust_patches.NEXT_TRANSACTION_RETRY_S
 
 
@@ -109,3 +116,36 @@ def test_aiokafka_retries_a_concurrent_transaction_after_the_override() -> None:
         "patched",
         False,
     )
+
+
+async def commits_over_markers(add_gap: Any) -> list[int | None]:
+    """Faust's consumer bookkeeping for records at offsets 10, 12, ..., 58 (a commit marker
+    after each, as one record per transaction leaves), read and acked in order the way
+    Consumer._drain_messages and Consumer.ack do; then the offsets five commits ask for."""
+    consumer = SimpleNamespace(
+        _acked=defaultdict(list),
+        _acked_index=defaultdict(set),
+        _gap=defaultdict(IntervalTree),
+        _committed_offset=defaultdict(lambda: None),
+    )
+    read = None
+    for offset in range(10, 60, 2):
+        if read is not None and offset - read > 1:
+            await add_gap(consumer, "tp", read + 1, offset)
+        read = offset
+        consumer._acked_index["tp"].add(offset)
+        consumer._acked["tp"].append(offset)
+    consumer._committed_offset["tp"] = 10
+    commits = []
+    for _ in range(5):
+        commits.append(Consumer._new_offset(consumer, "tp"))
+        consumer._committed_offset["tp"] = commits[-1] or consumer._committed_offset["tp"]
+    return commits
+
+
+async def test_a_commit_passes_every_acked_record_between_transaction_markers() -> None:
+    """Faust counted the record that ends a gap in the gap too: the committed offset then
+    crawled one record per commit over a log written one record per transaction."""
+    assert await commits_over_markers(inspect.unwrap(Consumer._add_gap)) == [13, 15, 17, 19, 21]
+    patched = faust_patches.gaps_before(inspect.unwrap(Consumer._add_gap))
+    assert await commits_over_markers(patched) == [59, None, None, None, None]
