@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 
 @dataclass
@@ -80,6 +81,17 @@ async def end_offsets(bootstrap: str, kafka_topic: str) -> dict[int, int]:
         return {tp.partition: offset for tp, offset in ends.items()}
     finally:
         await consumer.stop()
+
+
+async def committed_offsets(bootstrap: str, group: str, kafka_topic: str) -> dict[int, int]:
+    """The offsets the consumer group has committed for the topic's partitions."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        found = await admin.list_consumer_group_offsets(group)
+        return {tp.partition: meta.offset for tp, meta in found.items() if tp.topic == kafka_topic}
+    finally:
+        await admin.close()
 
 
 async def kafka_topics(bootstrap: str) -> set[str]:

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from tests.fleet import Fleet
-from tests.helpers import open_sse, unique
+from tests.helpers import committed_offsets, end_offsets, open_sse, unique
 from tests.subs import call, ok
 
 pytestmark = pytest.mark.integration
@@ -195,3 +195,27 @@ async def test_delete_and_bad_input(fleet: Fleet, http: aiohttp.ClientSession) -
     assert status == 404
     created = await ok(http, "POST", f"{url}/v1/conversations", {"namespace": "it", "tenant": "acme"}, 201)
     assert len(created["id"]) == 32, "an id is made up when none is given"
+
+
+async def test_the_processors_commit_past_a_burst_of_appends_soon_after_it(
+    fleet: Fleet, http: aiohttp.ClientSession
+) -> None:
+    """Each append to one conversation is a transaction of its own: a record, then a commit
+    marker. Faust's offset bookkeeping used to stop each commit one record further on over
+    such a log, so after 100 appends the fleet's group sat ~100 records behind the
+    conversations view for minutes (and every rebalance handed them over again)."""
+    topic = f"{fleet.prefix}-conversations"
+    conv = await new_conversation(http, fleet.urls[0])
+    before = await end_offsets(fleet.bootstrap, topic)
+    for i in range(100):
+        await say(http, fleet.urls[0], conv, "planner", {"i": i})
+    after = await end_offsets(fleet.bootstrap, topic)
+    [partition] = [p for p in after if after[p] - before.get(p, 0) >= 200]
+    last_record = after[partition] - 2  # the last append, then its commit marker
+    committed = -1
+    for _ in range(60):  # Faust commits every 2.8 s
+        committed = (await committed_offsets(fleet.bootstrap, fleet.prefix, topic)).get(partition, -1)
+        if committed > last_record:
+            break
+        await asyncio.sleep(0.5)
+    assert committed > last_record, (partition, committed, after[partition])
