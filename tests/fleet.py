@@ -276,6 +276,7 @@ class Fleet:
     def stop(self) -> None:
         for w in self.workers:
             if w.process is not None and w.process.poll() is None:
+                w.process.send_signal(signal.SIGCONT)  # a paused worker would not hear SIGTERM
                 w.process.send_signal(signal.SIGTERM)
         for w in self.workers:
             if w.process is None:

@@ -1,4 +1,5 @@
-"""One broker and one two-worker fleet for the whole test session, always stopped."""
+"""One broker and one two-worker fleet for the whole test session, always stopped; and a
+fleet of a module's own for the modules that kill, pause or restart workers."""
 
 from __future__ import annotations
 
@@ -38,6 +39,33 @@ def fleet(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         yield f
     finally:
         f.stop()
+
+
+@pytest.fixture(scope="module")
+def own_fleet(
+    request: pytest.FixtureRequest, broker: Broker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Fleet]:
+    """A two-worker fleet for one test module, which may break it as it likes. The module
+    may define `own_fleet_env(root: Path) -> dict[str, str]` for the workers' environment."""
+    name = request.module.__name__.rsplit(".", 1)[-1]
+    root = Path(tmp_path_factory.mktemp(name))
+    env_of = getattr(request.module, "own_fleet_env", None)
+    f = Fleet(broker.bootstrap, root, extra_env=env_of(root) if env_of is not None else {})
+    try:
+        f.start()
+        yield f
+    finally:
+        f.stop()
+
+
+@pytest.fixture(scope="module")
+async def admin(own_fleet: Fleet) -> AsyncIterator[aiohttp.ClientSession]:
+    """A client of own_fleet that sends its admin key with every request."""
+    headers = {"Authorization": f"Bearer {own_fleet.admin_key}"}
+    timeout = aiohttp.ClientTimeout(total=90)
+    connector = aiohttp.TCPConnector(limit=64)
+    async with aiohttp.ClientSession(timeout=timeout, headers=headers, connector=connector) as session:
+        yield session
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,6 @@ Its own fleet: the test kills and restarts workers, which the session's fleet mu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -26,29 +24,12 @@ from tests.agent_calls import (
     send,
     wait_for_liveness,
 )
-from tests.fleet import Broker, Fleet
+from tests.fleet import Fleet
 from tests.helpers import unique
 from tests.integration.test_tool_calls import place, setup
 from tests.subs import call, ok
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def own_fleet(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    f = Fleet(broker.bootstrap, Path(tmp_path_factory.mktemp("agent-failover")))
-    try:
-        f.start()
-        yield f
-    finally:
-        f.stop()
-
-
-@pytest.fixture(scope="module")
-async def admin(own_fleet: Fleet) -> AsyncIterator[aiohttp.ClientSession]:
-    headers = {"Authorization": f"Bearer {own_fleet.admin_key}"}
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60), headers=headers) as session:
-        yield session
 
 
 async def keep_beating(http: aiohttp.ClientSession, urls: list[str], agent: dict[str, Any]) -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,7 +17,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tests.agent_calls import register
-from tests.fleet import Broker, Fleet
+from tests.fleet import Fleet
 from tests.helpers import unique
 from tests.subs import call, ok
 
@@ -28,25 +26,6 @@ APPROVALS = 1000
 CONVERSATIONS = 24
 KILLS = 3
 PAY = {"name": "pay", "input_schema": {"type": "object"}, "requires_approval": True}
-
-
-@pytest.fixture(scope="module")
-def own_fleet(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    f = Fleet(broker.bootstrap, Path(tmp_path_factory.mktemp("approval-faults")))
-    try:
-        f.start()
-        yield f
-    finally:
-        f.stop()
-
-
-@pytest.fixture(scope="module")
-async def admin(own_fleet: Fleet) -> AsyncIterator[aiohttp.ClientSession]:
-    headers = {"Authorization": f"Bearer {own_fleet.admin_key}"}
-    timeout = aiohttp.ClientTimeout(total=60)
-    connector = aiohttp.TCPConnector(limit=64)
-    async with aiohttp.ClientSession(timeout=timeout, headers=headers, connector=connector) as session:
-        yield session
 
 
 async def in_lanes(count: int, items: list[Any], work: Any) -> None:

@@ -7,37 +7,18 @@ Its own fleet: the test kills and restarts workers, which the session's fleet mu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.fleet import Broker, Fleet
+from tests.fleet import Fleet
 from tests.helpers import unique
 from tests.subs import call, ok
 
 pytestmark = pytest.mark.integration
 WRITERS = 2
 PER_WRITER = 40
-
-
-@pytest.fixture(scope="module")
-def own_fleet(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    f = Fleet(broker.bootstrap, Path(tmp_path_factory.mktemp("conversation-failover")))
-    try:
-        f.start()
-        yield f
-    finally:
-        f.stop()
-
-
-@pytest.fixture(scope="module")
-async def admin(own_fleet: Fleet) -> AsyncIterator[aiohttp.ClientSession]:
-    headers = {"Authorization": f"Bearer {own_fleet.admin_key}"}
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60), headers=headers) as session:
-        yield session
 
 
 async def append(http: aiohttp.ClientSession, url: str, conv: str, sender: str, message_id: str) -> int:

@@ -7,13 +7,11 @@ Its own fleet: the test pauses a worker."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.fleet import Broker, Fleet
+from tests.fleet import Fleet
 from tests.helpers import unique
 from tests.integration.test_conversation_failover import append, check_thread
 from tests.subs import ok
@@ -22,26 +20,6 @@ pytestmark = pytest.mark.integration
 WRITERS = 4
 PER_WRITER = 30
 PAUSE_S = 22  # past the session timeout (10 s) and the takeover that follows
-
-
-@pytest.fixture(scope="module")
-def own_fleet(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    f = Fleet(broker.bootstrap, Path(tmp_path_factory.mktemp("conversation-pause")))
-    try:
-        f.start()
-        yield f
-    finally:
-        for i in range(len(f.workers)):
-            if f.workers[i].process is not None:
-                f.resume(i)  # a stopped process would not hear SIGTERM
-        f.stop()
-
-
-@pytest.fixture(scope="module")
-async def admin(own_fleet: Fleet) -> AsyncIterator[aiohttp.ClientSession]:
-    headers = {"Authorization": f"Bearer {own_fleet.admin_key}"}
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=90), headers=headers) as session:
-        yield session
 
 
 async def test_a_paused_owner_that_resumes_writes_no_sequence_number_twice(

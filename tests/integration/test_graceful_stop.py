@@ -6,27 +6,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.fleet import Broker, Fleet
+from tests.fleet import Fleet
 from tests.helpers import unique
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def own_fleet(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    f = Fleet(broker.bootstrap, Path(tmp_path_factory.mktemp("graceful-stop")))
-    try:
-        f.start()
-        yield f
-    finally:
-        f.stop()
 
 
 async def keep_asking(

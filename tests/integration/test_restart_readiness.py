@@ -6,26 +6,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.fleet import Broker, Fleet
+from tests.fleet import Fleet
 from tests.helpers import unique
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def own_fleet(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    f = Fleet(broker.bootstrap, Path(tmp_path_factory.mktemp("restart-readiness")))
-    try:
-        f.start()
-        yield f
-    finally:
-        f.stop()
 
 
 RETRIABLE = (503, 504)  # the key commands' processor may be on the worker just killed

@@ -6,35 +6,16 @@ Its own fleet: the test kills and restarts a worker, which the session's fleet m
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.fleet import Broker, Fleet
+from tests.fleet import Fleet
 from tests.subs import call, new_subscription, new_topic, ok, publish
 
 pytestmark = pytest.mark.integration
 TOTAL = 600
-
-
-@pytest.fixture(scope="module")
-def own_fleet(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    f = Fleet(broker.bootstrap, Path(tmp_path_factory.mktemp("failover")))
-    try:
-        f.start()
-        yield f
-    finally:
-        f.stop()
-
-
-@pytest.fixture(scope="module")
-async def admin(own_fleet: Fleet) -> AsyncIterator[aiohttp.ClientSession]:
-    headers = {"Authorization": f"Bearer {own_fleet.admin_key}"}
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60), headers=headers) as session:
-        yield session
 
 
 async def test_kill_9_of_the_owner_loses_no_record_and_no_ack(

@@ -4,14 +4,13 @@ delivered again. Its own fleet: the tests kill, stop and restart workers."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.fleet import Broker, Fleet
+from tests.fleet import Fleet
 from tests.subs import call, new_subscription, new_topic, ok
 
 pytestmark = pytest.mark.integration
@@ -23,25 +22,8 @@ PAYLOAD_LIMIT = 4096
 PAD = "x" * 3000
 
 
-@pytest.fixture(scope="module")
-def own_fleet(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    f = Fleet(
-        broker.bootstrap,
-        Path(tmp_path_factory.mktemp("owner-change")),
-        extra_env={"AGENTBUS_MAX_PAYLOAD_BYTES": str(PAYLOAD_LIMIT)},
-    )
-    try:
-        f.start()
-        yield f
-    finally:
-        f.stop()
-
-
-@pytest.fixture(scope="module")
-async def admin(own_fleet: Fleet) -> AsyncIterator[aiohttp.ClientSession]:
-    headers = {"Authorization": f"Bearer {own_fleet.admin_key}"}
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60), headers=headers) as session:
-        yield session
+def own_fleet_env(root: Path) -> dict[str, str]:
+    return {"AGENTBUS_MAX_PAYLOAD_BYTES": str(PAYLOAD_LIMIT)}
 
 
 async def publish_one_by_one(admin: aiohttp.ClientSession, url: str, topic: str) -> None:

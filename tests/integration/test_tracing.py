@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import aiohttp
 import pytest
 
 from tests.agent_calls import agent_path, register
-from tests.fleet import Broker, Fleet
+from tests.fleet import Fleet
 from tests.helpers import unique
 from tests.subs import RETRIABLE, ok
 
@@ -30,22 +29,8 @@ PLANNER_SPAN = secrets.token_hex(8)
 Span = dict[str, Any]
 
 
-@pytest.fixture(scope="module")
-def traced_fleet(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    root = Path(tmp_path_factory.mktemp("tracing"))
-    f = Fleet(broker.bootstrap, root, extra_env={"AGENTBUS_TRACE_FILE": str(root / "spans.jsonl")})
-    try:
-        f.start()
-        yield f
-    finally:
-        f.stop()
-
-
-@pytest.fixture(scope="module")
-async def admin(traced_fleet: Fleet) -> AsyncIterator[aiohttp.ClientSession]:
-    headers = {"Authorization": f"Bearer {traced_fleet.admin_key}"}
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60), headers=headers) as session:
-        yield session
+def own_fleet_env(root: Path) -> dict[str, str]:
+    return {"AGENTBUS_TRACE_FILE": str(root / "spans.jsonl")}
 
 
 async def traced(
@@ -93,9 +78,9 @@ def one(spans: list[Span], **wanted: Any) -> Span:
 
 
 async def test_a_tool_call_and_its_result_are_one_trace_across_two_workers(
-    traced_fleet: Fleet, admin: aiohttp.ClientSession
+    own_fleet: Fleet, admin: aiohttp.ClientSession
 ) -> None:
-    url0 = traced_fleet.urls[0]
+    url0 = own_fleet.urls[0]
     planner = await register(admin, url0)
     tool_agent = await register(admin, url0, capabilities=[TOOL])
     conv_id = unique("trace")
@@ -109,7 +94,7 @@ async def test_a_tool_call_and_its_result_are_one_trace_across_two_workers(
     await ok(admin, "POST", f"{url0}/v1/conversations", body, 201)
     async with admin.get(f"{url0}{conv}") as r:
         owner = r.headers["X-Agentbus-Worker"]
-    a = next(u for u in traced_fleet.urls if u != owner)  # the planner's worker: it forwards
+    a = next(u for u in own_fleet.urls if u != owner)  # the planner's worker: it forwards
     b = owner  # the tool agent's worker
 
     call = {"tool": "lookup", "arguments": {}, "caller": planner["id"], "callee": tool_agent["id"]}
@@ -128,7 +113,7 @@ async def test_a_tool_call_and_its_result_are_one_trace_across_two_workers(
     assert answer["headers"]["bus.kind"] == "tool_result"
     result_delivery = span_id_of(answer["headers"]["traceparent"])
 
-    spans = spans_of(traced_fleet, TRACE_ID)
+    spans = spans_of(own_fleet, TRACE_ID)
     place_path = "/v1/conversations/{namespace}/{tenant}/{id}/tool-calls"
     # worker A: the planner's request, and its hand-over to the owner
     on_a = one(spans, name=f"POST {place_path}", worker=a)

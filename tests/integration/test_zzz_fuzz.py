@@ -10,12 +10,11 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.fleet import Broker, Fleet
+from tests.fleet import Fleet
 
 pytestmark = pytest.mark.integration
 
@@ -26,18 +25,8 @@ UNENDING = (
 )
 
 
-@pytest.fixture(scope="module")
-def fuzz_fleet(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    f = Fleet(broker.bootstrap, Path(tmp_path_factory.mktemp("fuzz")))
-    try:
-        f.start()
-        yield f
-    finally:
-        f.stop()
-
-
-def test_no_generated_request_gets_a_server_error(fuzz_fleet: Fleet) -> None:
-    fleet = fuzz_fleet
+def test_no_generated_request_gets_a_server_error(own_fleet: Fleet) -> None:
+    fleet = own_fleet
     schemathesis = Path(sys.executable).parent / "schemathesis"
     run = subprocess.run(
         [
