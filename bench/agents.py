@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import itertools
 import json
-import os
 import sys
 import time
 import uuid
@@ -44,6 +43,7 @@ from typing import Any
 import aiohttp
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from options import add_fleet_options, worker_urls
 
 # bench/publish.py: found next to this file when run as `python bench/agents.py`.
 from publish import auth_headers
@@ -89,16 +89,13 @@ class ModeResult:
 
 def parse_args(argv: list[str] | None = None) -> Config:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--workers", default="http://127.0.0.1:6066,http://127.0.0.1:6067")
-    p.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
-    p.add_argument("--prefix", default=os.environ.get("AGENTBUS_PREFIX", "agentbus"), help="the fleet's")
+    add_fleet_options(p, prefix=True)
     p.add_argument("--agents", type=int, default=1_000)
     p.add_argument("--interval-ms", type=int, default=5_000)
     p.add_argument("--beats", type=int, default=20_000, help="per mode")
     p.add_argument("--concurrency", type=int, default=32)
-    p.add_argument("--json-out", default=None)
     a = p.parse_args(argv)
-    workers = [w.strip().rstrip("/") for w in a.workers.split(",") if w.strip()]
+    workers = worker_urls(a.workers)
     if not workers or a.agents < 1 or a.beats < 1 or a.concurrency < 1:
         p.error("need workers, and --agents, --beats, --concurrency >= 1")
     return Config(workers, a.bootstrap, a.prefix, a.agents, a.interval_ms, a.beats, a.concurrency, a.json_out)

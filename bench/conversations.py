@@ -37,6 +37,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
+from options import add_fleet_options
 
 # bench/publish.py: found next to this file when run as `python bench/conversations.py`.
 from publish import auth_headers, check_health, percentile
@@ -70,12 +71,9 @@ class Result:
 
 def parse_args(argv: list[str] | None = None) -> Config:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--workers", default="http://127.0.0.1:6066,http://127.0.0.1:6067")
-    p.add_argument("--bootstrap", default="127.0.0.1:9092")
-    p.add_argument("--prefix", default="agentbus", help="AGENTBUS_PREFIX of the fleet")
+    add_fleet_options(p, prefix=True)
     p.add_argument("--records", type=int, default=3000, help="appends per mode")
     p.add_argument("--concurrency", type=int, default=16)
-    p.add_argument("--json-out")
     a = p.parse_args(argv)
     return Config(a.workers.split(","), a.bootstrap, a.prefix, a.records, a.concurrency, a.json_out)
 

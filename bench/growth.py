@@ -70,6 +70,7 @@ from aiokafka.errors import KafkaError
 
 # bench/publish.py and the others: found next to this file when run as a script.
 from growth_work import Agents, Bus, Conversations, Readers, Send, Topics, Work
+from options import add_fleet_options, worker_urls
 from publish import BenchError, auth_headers, check_health, exit_status, percentile, run_bench
 from sse_latency import Tally, jsonable, paced
 from suite.machine import workers_on
@@ -136,8 +137,7 @@ def steps_of(text: str, first: int) -> list[int]:
 
 def parse_args(argv: list[str] | None = None) -> Config:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    p.add_argument("--workers", default="http://127.0.0.1:6066,http://127.0.0.1:6067")
-    p.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
+    add_fleet_options(p)
     p.add_argument("--quick", action="store_true", help="small steps and short windows: under a minute")
     p.add_argument("--dimensions", default=",".join(DIMENSIONS), help="comma-separated, in this order")
     for name in DIMENSIONS:
@@ -157,9 +157,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument(
         "--fleet-dir", default=os.environ.get("AGENTBUS_FLEET_DIR"), help="scripts/fleet's pid files"
     )
-    p.add_argument("--json-out", default=None, help="also write the results to this file")
     a = p.parse_args(argv)
-    workers = [w.strip().rstrip("/") for w in a.workers.split(",") if w.strip()]
+    workers = worker_urls(a.workers)
     dimensions = tuple(d for d in DIMENSIONS if d in a.dimensions.split(","))
     if not workers or not dimensions or set(a.dimensions.split(",")) - set(DIMENSIONS):
         p.error(f"need --workers, and --dimensions from {','.join(DIMENSIONS)}")

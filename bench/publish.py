@@ -50,6 +50,7 @@ from typing import Any
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
+from options import add_fleet_options, worker_urls
 
 NAMESPACE = "bench"
 TENANT = "t1"
@@ -127,24 +128,18 @@ def auth_headers() -> dict[str, str]:
 
 def parse_args(argv: list[str] | None = None) -> Config:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--workers",
-        default="http://127.0.0.1:6066,http://127.0.0.1:6067",
-        help="comma-separated worker base URLs",
-    )
-    p.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
+    add_fleet_options(p)
     p.add_argument("--records", type=int, default=20_000)
     p.add_argument("--payload-bytes", type=int, default=256)
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--json-out", default=None, help="also write the results to this file")
     p.add_argument(
         "--modes",
         default=",".join(MODES),
         help="comma-separated modes to run, in this order (a ratio needs its raw mode in the run)",
     )
     a = p.parse_args(argv)
-    workers = [w.strip().rstrip("/") for w in a.workers.split(",") if w.strip()]
+    workers = worker_urls(a.workers)
     if not workers:
         p.error("--workers needs at least one URL")
     if a.records < 1 or a.concurrency < 1 or a.payload_bytes < 16:

@@ -64,6 +64,7 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from options import add_fleet_options, worker_urls
 
 # bench/publish.py and bench/suite: found next to this file when run as a script.
 from publish import NAMESPACE, TENANT, BenchError, auth_headers, check_health, exit_status, run_bench
@@ -144,25 +145,14 @@ class Restart:
 
 def parse_args(argv: list[str] | None = None) -> Config:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    p.add_argument(
-        "--workers",
-        default="http://127.0.0.1:6066,http://127.0.0.1:6067",
-        help="comma-separated worker base URLs; the last is restarted",
-    )
-    p.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
-    p.add_argument(
-        "--prefix",
-        default=os.environ.get("AGENTBUS_PREFIX", "agentbus"),
-        help="the fleet's AGENTBUS_PREFIX: its changelogs are PREFIX-*-changelog",
-    )
+    add_fleet_options(p, workers="comma-separated worker base URLs; the last is restarted", prefix=True)
     p.add_argument("--keys", type=int, default=1_000_000, help="conversations to create")
     p.add_argument("--concurrency", type=int, default=64, help="create requests in flight")
     p.add_argument("--fill-budget", type=float, default=300.0, help="stop filling after this long, seconds")
     p.add_argument("--timeout", type=float, default=300.0, help="give up on one restart after this long")
     p.add_argument("--no-cold", action="store_true", help="skip the restart with a wiped data dir")
-    p.add_argument("--json-out", default=None, help="also write the results to this file")
     a = p.parse_args(argv)
-    workers = [w.strip().rstrip("/") for w in a.workers.split(",") if w.strip()]
+    workers = worker_urls(a.workers)
     if len(workers) < 2:
         p.error("--workers needs two URLs at least: the fleet must serve while one restarts")
     if a.keys < SAMPLE or a.concurrency < 1 or a.fill_budget <= 0 or a.timeout <= 0:

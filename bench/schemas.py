@@ -49,7 +49,6 @@ import argparse
 import asyncio
 import copy
 import json
-import os
 import secrets
 import statistics
 import sys
@@ -63,6 +62,7 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from jsonschema import Draft202012Validator
+from options import add_fleet_options, worker_urls
 
 # bench/publish.py: found next to this file when run as `python bench/schemas.py`.
 from publish import (
@@ -573,19 +573,13 @@ async def bench_publish(cfg: Config, modes: list[Mode]) -> tuple[list[ModeResult
 
 def parse_args(argv: list[str] | None = None) -> Config:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    p.add_argument(
-        "--workers",
-        default="http://127.0.0.1:6066,http://127.0.0.1:6067",
-        help="comma-separated worker base URLs",
-    )
-    p.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
+    add_fleet_options(p)
     p.add_argument("--records", type=int, default=20_000)
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--request-timeout", type=float, default=30.0, help="seconds, per HTTP request")
-    p.add_argument("--json-out", default=None, help="also write the results to this file")
     a = p.parse_args(argv)
-    workers = [w.strip().rstrip("/") for w in a.workers.split(",") if w.strip()]
+    workers = worker_urls(a.workers)
     if not workers:
         p.error("--workers needs at least one URL")
     if a.records < 1 or a.concurrency < 1 or a.request_timeout <= 0:

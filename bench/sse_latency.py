@@ -48,6 +48,7 @@ from typing import Any
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
+from options import add_fleet_options, worker_urls
 
 # bench/publish.py and bench/subscribe.py: found next to this file when run as a script.
 from publish import (
@@ -139,19 +140,13 @@ class ModeResult:
 
 def parse_args(argv: list[str] | None = None) -> Config:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    p.add_argument(
-        "--workers",
-        default="http://127.0.0.1:6066,http://127.0.0.1:6067",
-        help="comma-separated worker base URLs: publish to the first, read from the second",
-    )
-    p.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
+    add_fleet_options(p)
     p.add_argument("--rates", default="1000,2500", help="comma-separated offered rates, records/s")
     p.add_argument("--seconds", type=float, default=10.0, help="sending time per rate and mode")
     p.add_argument("--max-in-flight", type=int, default=64, help="sends awaiting their ack at once")
     p.add_argument("--drain", type=float, default=10.0, help="after the last send, wait this long at most")
-    p.add_argument("--json-out", default=None, help="also write the results to this file")
     a = p.parse_args(argv)
-    workers = [w.strip().rstrip("/") for w in a.workers.split(",") if w.strip()]
+    workers = worker_urls(a.workers)
     if not workers:
         p.error("--workers needs at least one URL")
     try:

@@ -59,6 +59,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
+from options import add_fleet_options, worker_urls
 from prometheus_client.parser import text_string_to_metric_families
 
 # bench/publish.py and bench/recovery.py: found next to this file when run as a script.
@@ -544,12 +545,7 @@ def write_json(path: str, cfg: Config, results: dict[str, Any]) -> None:
 
 def parse_args(argv: list[str] | None = None) -> Config:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    p.add_argument(
-        "--workers",
-        default="http://127.0.0.1:6066,http://127.0.0.1:6067",
-        help="comma-separated worker base URLs: fill through the first, read from the last",
-    )
-    p.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
+    add_fleet_options(p)
     p.add_argument("--records", type=int, default=200_000, help="the backlog")
     p.add_argument("--payload-bytes", type=int, default=1000)
     p.add_argument("--readers", type=int, default=100)
@@ -560,9 +556,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument("--per-key", type=int, default=50, help="readers per API key (the worker allows 64)")
     p.add_argument("--pid", type=int, help="the reading worker's pid (default: found by its web port)")
     p.add_argument("--log", help="the reading worker's log (default: its stdout, when that is a file)")
-    p.add_argument("--json-out", default=None, help="also write the results to this file")
     a = p.parse_args(argv)
-    workers = [w.strip().rstrip("/") for w in a.workers.split(",") if w.strip()]
+    workers = worker_urls(a.workers)
     if not workers:
         p.error("--workers needs at least one URL")
     try:

@@ -64,6 +64,7 @@ from typing import Any
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
+from options import add_fleet_options, worker_urls
 
 # bench/publish.py: found next to this file when run as `python bench/streams.py`.
 from publish import auth_headers, check_health, percentile
@@ -183,9 +184,7 @@ def numbers(text: str) -> list[int]:
 
 def parse_args(argv: list[str] | None = None) -> Config:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--workers", default="http://127.0.0.1:6066,http://127.0.0.1:6067")
-    p.add_argument("--bootstrap", default="127.0.0.1:9092")
-    p.add_argument("--prefix", default="agentbus", help="AGENTBUS_PREFIX of the fleet")
+    add_fleet_options(p, prefix=True)
     p.add_argument("--streams", type=int, default=TARGET_STREAMS, help="concurrent streams")
     p.add_argument("--conversations", type=int, default=TARGET_STREAMS, help="streams go round-robin")
     p.add_argument("--rate", default=str(TARGET_RATE), help="offered chunks/s in total; a list runs each")
@@ -206,9 +205,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
         default="http",
         help="http: a POST .../stream-chunks per batch; ws: one WebSocket per stream, a frame per batch",
     )
-    p.add_argument("--json-out")
     a = p.parse_args(argv)
-    workers = [w.strip().rstrip("/") for w in a.workers.split(",") if w.strip()]
+    workers = worker_urls(a.workers)
     rates, batches = numbers(a.rate), numbers(a.batch)
     if not workers:
         p.error("--workers needs at least one URL")

@@ -47,7 +47,6 @@ import argparse
 import asyncio
 import json
 import math
-import os
 import secrets
 import sys
 import time
@@ -58,6 +57,7 @@ from typing import Any
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
+from options import add_fleet_options, worker_urls
 
 # bench/publish.py: found next to this file when run as `python bench/subscribe.py`.
 from publish import (
@@ -237,12 +237,7 @@ def error_code(answer: Any) -> str | None:
 
 def parse_args(argv: list[str] | None = None) -> Config:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--workers",
-        default="http://127.0.0.1:6066,http://127.0.0.1:6067",
-        help="comma-separated worker base URLs",
-    )
-    p.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
+    add_fleet_options(p)
     p.add_argument("--records", type=int, default=20_000, help="timed records per mode (after the warm-up)")
     p.add_argument("--payload-bytes", type=int, default=256)
     p.add_argument(
@@ -260,9 +255,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
     )
     p.add_argument("--ack-batch", type=int, default=100, help="delivery ids per ack request")
     p.add_argument("--ack-concurrency", type=int, default=4, help="ack requests in flight at once")
-    p.add_argument("--json-out", default=None, help="also write the results to this file")
     a = p.parse_args(argv)
-    workers = [w.strip().rstrip("/") for w in a.workers.split(",") if w.strip()]
+    workers = worker_urls(a.workers)
     if not workers:
         p.error("--workers needs at least one URL")
     if a.via == "other" and len(workers) < 2:
