@@ -184,6 +184,18 @@ class Fleet:
             **self.extra_env,
         }
 
+    def __enter__(self) -> Fleet:
+        """Started; stopped when the block ends, however it ends."""
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
     def start(self, fresh_data: bool = False) -> None:
         if not self.workers:
             self.workers = [self._new_worker(i) for i in range(self.size)]

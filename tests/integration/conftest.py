@@ -23,7 +23,7 @@ def broker() -> Iterator[Broker]:
 
 @pytest.fixture(scope="session")
 def fleet(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    f = Fleet(
+    with Fleet(
         broker.bootstrap,
         Path(tmp_path_factory.mktemp("fleet")),
         extra_env={
@@ -33,12 +33,8 @@ def fleet(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             "AGENTBUS_MAX_SSE_CLIENTS_PER_KEY": "12",
             "AGENTBUS_HEADER_TIMEOUT": "3",  # test_http_connections.py waits for it
         },
-    )
-    try:
-        f.start()
+    ) as f:
         yield f
-    finally:
-        f.stop()
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +46,8 @@ def own_fleet(
     name = request.module.__name__.rsplit(".", 1)[-1]
     root = Path(tmp_path_factory.mktemp(name))
     env_of = getattr(request.module, "own_fleet_env", None)
-    f = Fleet(broker.bootstrap, root, extra_env=env_of(root) if env_of is not None else {})
-    try:
-        f.start()
+    with Fleet(broker.bootstrap, root, extra_env=env_of(root) if env_of is not None else {}) as f:
         yield f
-    finally:
-        f.stop()
 
 
 @pytest.fixture(scope="module")
