@@ -16,7 +16,6 @@ all: a worker that lost the partition, or fenced its successor since, writes not
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -33,6 +32,7 @@ from bus.kafka.faust_app import app
 from bus.kafka.gateway import OutgoingRecord, Produced
 from bus.kafka.transactions import TRANSACTIONS, FollowUp
 from bus.settings import get_settings
+from bus.state.key_locks import KeyLocks
 from bus.state.waits import wait_until
 
 __all__ = [
@@ -78,7 +78,7 @@ class KeyedState:
         # Bumped when a partition is lost: a catch-up that began before does not count (it
         # would leave the partition marked caught up, and a later takeover would skip it).
         self.epochs: dict[int, int] = {}
-        self.locks: dict[str, asyncio.Lock] = {}
+        self.locks = KeyLocks()
 
     @property
     def kafka_topic(self) -> str:
@@ -138,8 +138,7 @@ class KeyedState:
         is written meanwhile (write_decided) commits under this catch-up's generation."""
         if not is_owner(key, self.topic):
             raise OwnerMoved("This worker does not own this key now; retry", {"key": key})
-        lock = self.locks.setdefault(key, asyncio.Lock())
-        async with lock:
+        async with self.locks.hold(key):
             partition = owner_partition(key)
             generation = await self.catch_up(ctx, partition)
             decided = _generations_decided_under.get() or {}
