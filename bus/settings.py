@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     # Partitions of every keyed state topic (subscriptions, agents, conversations):
     # the unit of state a worker takes over.
     state_partitions: int = Field(12, ge=1, le=256)
+    # RocksDB, per table partition: a memtable is written to disk once it holds this much
+    # (RocksDB's own default, 64 MiB, let every partition's memtables grow to 192 MiB before
+    # a flush: a worker's RSS rose with every write for hours), and the cache of blocks read.
+    table_write_buffer_bytes: int = Field(4 * 1024 * 1024, ge=65_536)
+    table_block_cache_bytes: int = Field(8 * 1024 * 1024, ge=0)
     # The fleet's first admin key; every other key is created through /v1/keys.
     admin_key: SecretStr | None = None
     admin_key_file: Path | None = None  # read into admin_key when that is not set

@@ -28,6 +28,7 @@ import faust
 from pydantic import BaseModel
 
 from bus.errors import Timeout
+from bus.kafka.table_store import table_store_options
 from bus.settings import get_settings
 from bus.state.waits import wait_until
 
@@ -52,6 +53,7 @@ class CommandedTable:
             recovery_buffer_size=1,
             # Every worker follows every changelog partition live, also one it owns.
             synchronize_all_active_partitions=True,
+            options=table_store_options(),
             help=help,
         )
         self._last_marked = -1

@@ -30,6 +30,7 @@ from bus.errors import OwnerMoved
 from bus.kafka.context import BusContext
 from bus.kafka.faust_app import app
 from bus.kafka.gateway import OutgoingRecord, Produced
+from bus.kafka.table_store import table_store_options
 from bus.kafka.transactions import TRANSACTIONS, FollowUp
 from bus.settings import get_settings
 from bus.state.key_locks import KeyLocks
@@ -71,7 +72,12 @@ class KeyedState:
             value_serializer="raw",
         )
         self.table = app.Table(
-            f"{name}-view", key_type=str, value_type=bytes, partitions=s.state_partitions, help=help
+            f"{name}-view",
+            key_type=str,
+            value_type=bytes,
+            partitions=s.state_partitions,
+            options=table_store_options(),
+            help=help,
         )
         # Partition -> the producer generation under which the view caught up with the log.
         self.caught_up: dict[int, int] = {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import aiohttp
 import pytest
 
@@ -107,3 +109,24 @@ async def test_path_ids_are_checked_before_routing_or_forwarding(
             body = await r.json()
             assert r.status == 400, (url, path, body)
             assert body["error"]["code"] == "invalid_parameter", body
+
+
+def rocksdb_options(db: Path) -> dict[str, str]:
+    """The options RocksDB wrote for the database at db when it last opened it."""
+    latest = max(db.glob("OPTIONS-*"), key=lambda p: int(p.name.split("-")[1]))
+    pairs = (line.strip().split("=", 1) for line in latest.read_text().splitlines() if "=" in line)
+    return {k: v for k, v in pairs}
+
+
+async def test_every_table_partition_is_stored_with_bounded_memtables(fleet: Fleet) -> None:
+    """RocksDB's defaults through faust (64 MiB memtables three deep, per table partition)
+    let a worker's RSS grow with every write for hours: the keyed views and the global
+    tables open with AGENTBUS_TABLE_WRITE_BUFFER_BYTES (4 MiB), two deep."""
+    for worker in fleet.workers:
+        dbs = sorted((worker.data_dir / "v1" / "tables").glob("*.db"))
+        names = {db.name for db in dbs}
+        assert "keys-0.db" in names and "conversations-view-0.db" in names, names
+        for db in dbs:
+            options = rocksdb_options(db)
+            assert options["write_buffer_size"] == str(4 * 1024 * 1024), db
+            assert options["max_write_buffer_number"] == "2", db
