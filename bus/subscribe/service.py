@@ -144,8 +144,3 @@ def decode_payload(value: bytes, content_type: str) -> Any:
         return json.loads(text)
     except ValueError:
         return text
-
-
-def sse_event(event: str, data: str, event_id: str | None = None) -> bytes:
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {event}\ndata: {data}\n\n".encode()
