@@ -165,3 +165,24 @@ async def test_a_commit_whose_producer_closed_under_it_fails_instead_of_holding_
     newer = await asyncio.wait_for(transactions.open(get_settings(), PARTITION), 5)
     await asyncio.wait_for(transactions.enqueue(PARTITION, newer, record("b")), 5)
     assert made[1].committed == [[b"b"]]
+
+
+async def test_a_revoke_ends_the_commit_in_flight_at_once_not_at_the_commit_timeout() -> None:
+    """A broker kill can rebalance the group while transactions wait for the killed
+    leader's partitions (a one-partition topic the group reads loses its leader: its
+    metadata changes). The revoke closes the producers; a commit in flight must give up
+    then and let the partition open again, not hold its lock for the whole commit timeout
+    (AGENTBUS_KAFKA_REQUEST_TIMEOUT, 30 s): the fault suite saw the fleet acknowledge
+    nothing for 37 s after a broker kill."""
+    transactions, made, generation = await opened(commit_timeout=30.0)
+    made[0].release.clear()  # this transaction never ends
+    stuck = transactions.enqueue(PARTITION, generation, record("a"))
+    queued = transactions.enqueue(PARTITION, generation, record("b"))  # decided counting on "a"
+    await made[0].in_flight.wait()
+    await transactions.forget({PARTITION})
+    for pending in (stuck, queued):
+        with pytest.raises(OwnerMoved):
+            await asyncio.wait_for(pending, 2)
+    newer = await asyncio.wait_for(transactions.open(get_settings(), PARTITION), 2)
+    await asyncio.wait_for(transactions.enqueue(PARTITION, newer, record("c")), 2)
+    assert made[1].committed == [[b"c"]] and made[0].committed == []
