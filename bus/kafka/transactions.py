@@ -78,6 +78,7 @@ class PartitionTransactions:
         # partition -> resolved when its open producer is dropped: a commit in flight on it
         # ends then, not at the commit timeout.
         self._dropped: dict[int, asyncio.Future[None]] = {}
+        self._closing: set[asyncio.Task[None]] = set()  # producers let go of, still closing
         self._opened = itertools.count(1)
         self._locks: dict[int, asyncio.Lock] = {}
         self._queues: dict[int, deque[_Queued]] = {}
@@ -167,18 +168,18 @@ class PartitionTransactions:
             try:
                 metas = await self._ended_in_time(self._write(producer, batch, records), dropped)
             except KafkaError as exc:
-                await self._drop(partition)  # fenced or broken: the next commit starts afresh
+                self._drop(partition)  # fenced or broken: the next commit starts afresh
                 error = translate(exc)
                 raise OwnerMoved(
                     f"The transaction did not commit: {error.message}; retry", {"partition": partition}
                 ) from exc
             except IllegalOperation as exc:  # the producer was closed under it (the partition was lost)
-                await self._drop(partition)
+                self._drop(partition)
                 raise OwnerMoved(
                     "The transaction did not commit: its producer closed; retry", {"partition": partition}
                 ) from exc
             except TimeoutError as exc:
-                await self._drop(partition)
+                self._drop(partition)
                 raise OwnerMoved(
                     "The transaction did not end in time; retry", {"partition": partition}
                 ) from exc
@@ -190,7 +191,7 @@ class PartitionTransactions:
             except BaseException:
                 # Whatever else cut it short: decisions queued behind this one counted on it,
                 # so they must not commit with this producer either.
-                await self._drop(partition)
+                self._drop(partition)
                 raise
         for queued in batch:
             mine, metas = metas[: len(queued.records)], metas[len(queued.records) :]
@@ -261,21 +262,35 @@ class PartitionTransactions:
             self._dropped[partition] = asyncio.get_running_loop().create_future()
         return found
 
-    async def _drop(self, partition: int) -> None:
+    def _drop(self, partition: int) -> None:
+        """Let go of the partition's producer: a commit in flight on it gives up now
+        (owner_moved), and it closes in the background. Its close waits for its unsent
+        records (aiokafka flushes them first), which may wait for a dead broker; awaited
+        here it would hold the partition (its lock, its revoke) that long. What it still
+        had open cannot commit once the next producer of the partition fences it."""
         producer = self._producers.pop(partition, None)
         dropped = self._dropped.pop(partition, None)
         if dropped is not None and not dropped.done():
-            dropped.set_result(None)  # a commit in flight on it gives up now (owner_moved)
+            dropped.set_result(None)
         if producer is not None:
-            try:
-                await producer.stop()
-            except KafkaError as exc:
-                log.info("closing the transactional producer of partition %d: %s", partition, exc)
+            closing = asyncio.create_task(_close(producer, partition))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
 
     async def forget(self, partitions: set[int] | None) -> None:
-        """Partitions this worker lost (all when None): close their producers."""
+        """Partitions this worker lost: let go of their producers. All when None (the
+        worker stopping), and then wait until every producer let go of has closed."""
         for partition in [p for p in self._producers if partitions is None or p in partitions]:
-            await self._drop(partition)
+            self._drop(partition)
+        if partitions is None:
+            await asyncio.gather(*self._closing)
+
+
+async def _close(producer: AIOKafkaProducer, partition: int) -> None:
+    try:
+        await producer.stop()
+    except KafkaError as exc:
+        log.info("closing the transactional producer of partition %d: %s", partition, exc)
 
 
 def partition_producer(settings: Settings, partition: int) -> AIOKafkaProducer:
