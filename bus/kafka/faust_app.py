@@ -68,6 +68,11 @@ def create_app() -> faust.App:
         broker_session_timeout=s.timing.session_timeout,
         broker_heartbeat_interval=min(3.0, s.timing.session_timeout / 3),
         autodiscover=False,
+        # No leader topic: the bus elects no leader. Faust's group leader never found that
+        # topic in its metadata when it assigned ("Ignoring missing topic"), so the first
+        # metadata refresh that listed it (the one a broker kill forces) looked like a new
+        # topic and rebalanced the whole group in the middle of the outage.
+        topic_disable_leader=True,
         web_bind=_BIND_THE_HOST,
         web_application_options={
             "client_max_size": s.limits.max_request_bytes,

@@ -75,6 +75,10 @@ class PartitionTransactions:
         self._commit_timeout = commit_timeout
         self._producers: dict[int, AIOKafkaProducer] = {}
         self._generations: dict[int, int] = {}  # partition -> generation of its open producer
+        # partition -> resolved when its open producer is dropped: a commit in flight on it
+        # ends then, not at the commit timeout.
+        self._dropped: dict[int, asyncio.Future[None]] = {}
+        self._closing: set[asyncio.Task[None]] = set()  # producers let go of, still closing
         self._opened = itertools.count(1)
         self._locks: dict[int, asyncio.Lock] = {}
         self._queues: dict[int, deque[_Queued]] = {}
@@ -147,6 +151,7 @@ class PartitionTransactions:
         async with self._locks.setdefault(partition, asyncio.Lock()):
             producer = self._producers.get(partition)
             current = self._generations.get(partition) if producer is not None else None
+            dropped = self._dropped.get(partition)
             for queued in batch:
                 if queued.generation != current:  # decided before the partition changed hands
                     queued.committed.set_exception(
@@ -156,32 +161,37 @@ class PartitionTransactions:
                         )
                     )
             batch = [queued for queued in batch if not queued.committed.done()]
-            if producer is None or not batch:
+            if producer is None or dropped is None or not batch:
                 return
             metrics.TRANSACTION_DECISIONS.observe(len(batch))
             records = [placed for queued in batch for placed in queued.records]
             try:
-                metas = await self._ended_in_time(self._write(producer, batch, records))
+                metas = await self._ended_in_time(self._write(producer, batch, records), dropped)
             except KafkaError as exc:
-                await self._drop(partition)  # fenced or broken: the next commit starts afresh
+                self._drop(partition)  # fenced or broken: the next commit starts afresh
                 error = translate(exc)
                 raise OwnerMoved(
                     f"The transaction did not commit: {error.message}; retry", {"partition": partition}
                 ) from exc
             except IllegalOperation as exc:  # the producer was closed under it (the partition was lost)
-                await self._drop(partition)
+                self._drop(partition)
                 raise OwnerMoved(
                     "The transaction did not commit: its producer closed; retry", {"partition": partition}
                 ) from exc
-            except TimeoutError as exc:  # e.g. its producer was closed while it waited for its end
-                await self._drop(partition)
+            except TimeoutError as exc:
+                self._drop(partition)
                 raise OwnerMoved(
                     "The transaction did not end in time; retry", {"partition": partition}
+                ) from exc
+            except _Dropped as exc:  # the partition was revoked while this committed
+                raise OwnerMoved(
+                    "The partition was revoked while its transaction committed; retry",
+                    {"partition": partition},
                 ) from exc
             except BaseException:
                 # Whatever else cut it short: decisions queued behind this one counted on it,
                 # so they must not commit with this producer either.
-                await self._drop(partition)
+                self._drop(partition)
                 raise
         for queued in batch:
             mine, metas = metas[: len(queued.records)], metas[len(queued.records) :]
@@ -196,23 +206,29 @@ class PartitionTransactions:
                 sent += await self._follow_up(producer, batch, [await future for future in sent])
         return [await future for future in sent]
 
-    async def _ended_in_time(self, write: Coroutine[Any, Any, list[RecordMetadata]]) -> list[RecordMetadata]:
-        """The transaction's outcome, or TimeoutError after the commit timeout. A transaction
-        whose producer was stopped under it (its partition revoked mid-commit) waits for an
-        end that never comes, and its abort too: awaited in place it would hold the
-        partition's lock and queue, so no later decision and no new owner could ever write.
-        It is left to itself: its producer is dropped, and the next one fences it."""
+    async def _ended_in_time(
+        self, write: Coroutine[Any, Any, list[RecordMetadata]], dropped: asyncio.Future[None]
+    ) -> list[RecordMetadata]:
+        """The transaction's outcome; _Dropped as soon as its producer is dropped (the
+        partition revoked mid-commit), TimeoutError after the commit timeout. A transaction
+        whose producer was stopped under it waits for an end that never comes (aiokafka's
+        sender is gone), and its abort too: awaited in place it would hold the partition's
+        lock and queue, so no later decision and no new owner could write. It is left to
+        itself, and the next producer of the partition fences it. Its outcome is unknown
+        to the callers (owner_moved): a retry of the same decision finds it in the view
+        the next owner catches up, if it committed."""
         transaction = asyncio.ensure_future(write)
         try:
-            done, _ = await asyncio.wait({transaction}, timeout=self._commit_timeout)
+            ends: set[asyncio.Future[Any]] = {transaction, dropped}
+            await asyncio.wait(ends, timeout=self._commit_timeout, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             transaction.cancel()
             raise
-        if not done:
-            transaction.cancel()
-            transaction.add_done_callback(_heard)
-            raise TimeoutError
-        return transaction.result()
+        if transaction.done():
+            return transaction.result()
+        transaction.cancel()
+        transaction.add_done_callback(_heard)
+        raise _Dropped if dropped.done() else TimeoutError
 
     @staticmethod
     async def _follow_up(
@@ -243,20 +259,38 @@ class PartitionTransactions:
             await found.start()  # init_transactions: fences the partition's previous owner
             self._producers[partition] = found
             self._generations[partition] = next(self._opened)
+            self._dropped[partition] = asyncio.get_running_loop().create_future()
         return found
 
-    async def _drop(self, partition: int) -> None:
+    def _drop(self, partition: int) -> None:
+        """Let go of the partition's producer: a commit in flight on it gives up now
+        (owner_moved), and it closes in the background. Its close waits for its unsent
+        records (aiokafka flushes them first), which may wait for a dead broker; awaited
+        here it would hold the partition (its lock, its revoke) that long. What it still
+        had open cannot commit once the next producer of the partition fences it."""
         producer = self._producers.pop(partition, None)
+        dropped = self._dropped.pop(partition, None)
+        if dropped is not None and not dropped.done():
+            dropped.set_result(None)
         if producer is not None:
-            try:
-                await producer.stop()
-            except KafkaError as exc:
-                log.info("closing the transactional producer of partition %d: %s", partition, exc)
+            closing = asyncio.create_task(_close(producer, partition))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
 
     async def forget(self, partitions: set[int] | None) -> None:
-        """Partitions this worker lost (all when None): close their producers."""
+        """Partitions this worker lost: let go of their producers. All when None (the
+        worker stopping), and then wait until every producer let go of has closed."""
         for partition in [p for p in self._producers if partitions is None or p in partitions]:
-            await self._drop(partition)
+            self._drop(partition)
+        if partitions is None:
+            await asyncio.gather(*self._closing)
+
+
+async def _close(producer: AIOKafkaProducer, partition: int) -> None:
+    try:
+        await producer.stop()
+    except KafkaError as exc:
+        log.info("closing the transactional producer of partition %d: %s", partition, exc)
 
 
 def partition_producer(settings: Settings, partition: int) -> AIOKafkaProducer:
@@ -278,6 +312,10 @@ async def _send(
         record.topic, record.value, key=record.key, headers=record.headers, partition=partition
     )
     return future
+
+
+class _Dropped(Exception):
+    """The producer of a commit in flight was dropped (its partition revoked)."""
 
 
 def _heard(future: asyncio.Future[Any]) -> None:

@@ -118,6 +118,7 @@ class Report:
     worker_gaps_s: dict[str, float]  # the same, per worker asked, while it was a target
     slowest_message_s: float  # a message's first attempt until its acknowledgement
     partition_gaps_s: dict[int, float]  # publish-ids partition -> its longest time without an ack
+    partition_gaps_at: dict[int, float]  # ... and seconds into the load where it began
     unserved_at_end: list[int]  # publish-ids partitions with no ack in the load's last seconds
     p99_latency_s: float
     polls: Counter[str]
@@ -374,7 +375,8 @@ class Load:
             longest_gap_s=gap,
             longest_gap_at=gap_at - self.started,
             worker_gaps_s=self._worker_gaps(),
-            partition_gaps_s=self._partition_gaps(),
+            partition_gaps_s={p: gap for p, (gap, _) in self._partition_gaps().items()},
+            partition_gaps_at={p: at - self.started for p, (_, at) in self._partition_gaps().items()},
             unserved_at_end=self._unserved_at_end(),
             slowest_message_s=max(
                 (self.acked_at[i] - self.first_attempt[i] for i in self.acked_at), default=0.0
@@ -409,9 +411,9 @@ class Load:
             acked[self.state_partition(message_id)].append(at)
         return acked
 
-    def _partition_gaps(self) -> dict[int, float]:
+    def _partition_gaps(self) -> dict[int, tuple[float, float]]:
         span = [(self.started, self.stopped)]
-        return {p: self._longest_gap(times, span)[0] for p, times in self._acks_by_partition().items()}
+        return {p: self._longest_gap(times, span) for p, times in self._acks_by_partition().items()}
 
     def _unserved_at_end(self) -> list[int]:
         since = self.stopped - SERVED_AT_END_S
@@ -583,6 +585,11 @@ def table(reports: list[Report]) -> str:
         lines.append(f"  longest no-ack window, fleet: {r.longest_gap_s:.1f}s from {r.longest_gap_at:.1f}s")
         gaps = ", ".join(f"{url} {gap:.1f}s" for url, gap in r.worker_gaps_s.items())
         lines.append(f"  longest no-ack window, per worker asked: {gaps}")
+        worst = sorted(r.partition_gaps_s, key=lambda p: -r.partition_gaps_s[p])[:3]
+        partitions = ", ".join(
+            f"{p} {r.partition_gaps_s[p]:.1f}s from {r.partition_gaps_at[p]:.1f}s" for p in worst
+        )
+        lines.append(f"  longest no-ack window, worst publish-ids partitions: {partitions}")
         lines.append(
             f"  misplaced {r.misplaced}, out of order {r.out_of_order}, p99 request {r.p99_latency_s:.2f}s"
         )

@@ -100,12 +100,42 @@ def broker_kills(seconds: float, down_s: float, up_s: float) -> Breaker:
         node = await busiest_leader(rig.cluster.bootstrap)
         rig.cluster.kill(node)
         load.note(f"kill -9 broker node{node} (:{rig.cluster.node_port(node)})")
+        stuck: list[str] = []
+        failover = asyncio.create_task(note_failover(rig.cluster.bootstrap, node, load, stuck))
         await asyncio.sleep(down_s)
+        if not failover.done():
+            failover.cancel()
+            load.note(f"still led by node{node} or leaderless when it is started again: {stuck[:5]}")
         started = time.monotonic()
         await asyncio.to_thread(rig.cluster.start)
         load.note(f"broker node{node} started again on its data in {time.monotonic() - started:.0f}s")
 
     return repeated(seconds, up_s, one_round)
+
+
+async def note_failover(bootstrap: str, node: int, load: Load, stuck: list[str]) -> None:
+    """Note when every partition has a leader again that is not the killed node (the
+    controller fenced it and moved its leaders), as the live brokers' metadata says: a
+    fleet that stays unavailable after that waits for something else. stuck: the
+    partitions still waiting at the last look."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        while True:
+            await consumer._client.force_metadata_update()
+            metadata = consumer._client.cluster
+            stuck[:] = [
+                f"{topic}-{p}"
+                for topic in metadata.topics(exclude_internal_topics=False)
+                for p in metadata.partitions_for_topic(topic) or ()
+                if metadata.leader_for_partition(TopicPartition(topic, p)) in (node, -1, None)
+            ]
+            if not stuck:
+                load.note(f"every partition led by a live broker again (node{node} fenced)")
+                return
+            await asyncio.sleep(0.5)
+    finally:
+        await consumer.stop()
 
 
 async def busiest_leader(bootstrap: str) -> int:

@@ -33,6 +33,8 @@ class FakeProducer:
         self.release.set()
         self.fail_next = False
         self.stopped = False
+        self.flushed = asyncio.Event()  # stop() returns once set (aiokafka flushes first)
+        self.flushed.set()
         self._ends: defaultdict[tuple[str, int], int] = defaultdict(int)
         self._open: list[bytes] = []
 
@@ -41,6 +43,7 @@ class FakeProducer:
 
     async def stop(self) -> None:
         self.stopped = True
+        await self.flushed.wait()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
@@ -165,3 +168,40 @@ async def test_a_commit_whose_producer_closed_under_it_fails_instead_of_holding_
     newer = await asyncio.wait_for(transactions.open(get_settings(), PARTITION), 5)
     await asyncio.wait_for(transactions.enqueue(PARTITION, newer, record("b")), 5)
     assert made[1].committed == [[b"b"]]
+
+
+async def test_a_revoke_ends_the_commit_in_flight_at_once_not_at_the_commit_timeout() -> None:
+    """A broker kill can rebalance the group while transactions wait for the killed
+    leader's partitions (a one-partition topic the group reads loses its leader: its
+    metadata changes). The revoke closes the producers; a commit in flight must give up
+    then and let the partition open again, not hold its lock for the whole commit timeout
+    (AGENTBUS_KAFKA_REQUEST_TIMEOUT, 30 s), when it is often this worker's again."""
+    transactions, made, generation = await opened(commit_timeout=30.0)
+    made[0].release.clear()  # this transaction never ends
+    stuck = transactions.enqueue(PARTITION, generation, record("a"))
+    queued = transactions.enqueue(PARTITION, generation, record("b"))  # decided counting on "a"
+    await made[0].in_flight.wait()
+    await transactions.forget({PARTITION})
+    for pending in (stuck, queued):
+        with pytest.raises(OwnerMoved):
+            await asyncio.wait_for(pending, 2)
+    newer = await asyncio.wait_for(transactions.open(get_settings(), PARTITION), 2)
+    await asyncio.wait_for(transactions.enqueue(PARTITION, newer, record("c")), 2)
+    assert made[1].committed == [[b"c"]] and made[0].committed == []
+
+
+async def test_a_producer_let_go_of_closes_without_holding_its_partition() -> None:
+    """A producer's close waits for its unsent records, which may wait for a dead broker
+    until it is back. A commit that did not end in time lets go of its producer, and the
+    partition opens again at once while the old producer still closes (the fault suite
+    saw a state partition locked for 10 s more by that close, after its commit's 30 s)."""
+    transactions, made, generation = await opened(commit_timeout=0.2)
+    made[0].release.clear()  # this transaction never ends
+    made[0].flushed.clear()  # and the producer's close waits for records that never go
+    with pytest.raises(OwnerMoved):
+        await asyncio.wait_for(transactions.enqueue(PARTITION, generation, record("a")), 5)
+    newer = await asyncio.wait_for(transactions.open(get_settings(), PARTITION), 2)
+    await asyncio.wait_for(transactions.enqueue(PARTITION, newer, record("b")), 2)
+    assert made[1].committed == [[b"b"]] and made[0].stopped
+    made[0].flushed.set()
+    await asyncio.wait_for(transactions.forget(None), 2)  # a worker stopping waits for every close
