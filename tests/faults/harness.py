@@ -358,6 +358,7 @@ class Load:
             f"{o.status} {o.code} from {o.worker} at {o.ended - self.started:.1f}s" for o in wrong[:5]
         ]
         gap, gap_at = self._longest_gap(self.acked_at.values(), [(self.started, self.stopped)])
+        partition_gaps = self._partition_gaps()  # (longest gap, when it began) per partition
         failed = [o for o in self.outcomes if o.code != "ok"]
         latencies = sorted(o.latency_s for o in self.outcomes)
         return Report(
@@ -375,8 +376,8 @@ class Load:
             longest_gap_s=gap,
             longest_gap_at=gap_at - self.started,
             worker_gaps_s=self._worker_gaps(),
-            partition_gaps_s={p: gap for p, (gap, _) in self._partition_gaps().items()},
-            partition_gaps_at={p: at - self.started for p, (_, at) in self._partition_gaps().items()},
+            partition_gaps_s={p: gap for p, (gap, _) in partition_gaps.items()},
+            partition_gaps_at={p: at - self.started for p, (_, at) in partition_gaps.items()},
             unserved_at_end=self._unserved_at_end(),
             slowest_message_s=max(
                 (self.acked_at[i] - self.first_attempt[i] for i in self.acked_at), default=0.0
