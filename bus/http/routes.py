@@ -160,7 +160,11 @@ def _may_hold_huge_number(raw: bytes) -> bool:
 
 def refuse_non_json_numbers(raw: bytes) -> None:
     """NaN, Infinity and numbers beyond a double are not JSON: refused (400 invalid_json)
-    rather than written to Kafka as invalid JSON or silently turned into null."""
+    rather than written to Kafka as invalid JSON or silently turned into null. A body
+    without those spellings or a huge number's shape is not parsed here: a parse costs as
+    much as the model's own."""
+    if b"NaN" not in raw and b"Infinity" not in raw and not _may_hold_huge_number(raw):
+        return
     try:
         parsed = from_json(raw, allow_inf_nan=False) if raw else None
     except ValueError as exc:
