@@ -10,11 +10,11 @@ from aiokafka.structs import ConsumerRecord
 
 from bus import metrics
 from bus.http.access import Access, Principal
-from bus.http.event_stream import EventStream, event
+from bus.http.event_stream import EventStream, json_event
 from bus.http.routes import Param, context, principal, route
 from bus.keys.metering import delivery_subjects, has_delivery_quota
 from bus.keys.quotas import deliver_within_quota
-from bus.subscribe.service import TopicReader, delivered, encode_cursor, parse_start
+from bus.subscribe.service import TopicReader, delivered_fields, delivered_json, encode_cursor, parse_start
 from bus.topics.http import path_topic_id
 from bus.topics.service import require_topic
 
@@ -69,8 +69,8 @@ def record_events(reader: TopicReader, records: list[ConsumerRecord[bytes, bytes
     """Each record's event, its id the cursor past it (the cursor moves as each is made)."""
     for record in records:
         reader.cursor[record.partition] = record.offset + 1
-        data = delivered(reader.topic, record).model_dump_json()
-        yield event("record", data, encode_cursor(reader.cursor))
+        data = delivered_json(delivered_fields(reader.topic, record))
+        yield json_event("record", data, encode_cursor(reader.cursor))
 
 
 async def stream_records(events: EventStream, reader: TopicReader, who: Principal) -> None:
