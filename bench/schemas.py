@@ -40,7 +40,7 @@ Needs a running broker and fleet: `scripts/kafka up && scripts/fleet up --worker
 
     .venv/bin/python bench/schemas.py [--workers URL,URL] [--bootstrap HOST:PORT]
         [--records N] [--concurrency C] [--batch-size S] [--request-timeout SECONDS]
-        [--json-out FILE]
+        [--modes unbound-small,bound-small,...] [--json-out FILE]
 """
 
 from __future__ import annotations
@@ -106,6 +106,7 @@ class Config:
     batch_size: int
     request_timeout: float
     json_out: str | None
+    modes: tuple[str, ...] = ()  # () is every mode
 
 
 @dataclass(frozen=True)
@@ -502,7 +503,8 @@ def with_ratios(results: list[ModeResult], modes: list[Mode]) -> list[ModeResult
     """Each bound mode's msgs/s over the unbound mode's with the same payload."""
     unbound = {m.case.name: r.msgs_per_s for m, r in zip(modes, results, strict=True) if not m.bound}
     return [
-        r if not m.bound else _ratio(r, unbound[m.case.name]) for m, r in zip(modes, results, strict=True)
+        _ratio(r, unbound[m.case.name]) if m.bound and m.case.name in unbound else r
+        for m, r in zip(modes, results, strict=True)
     ]
 
 
@@ -578,6 +580,11 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--request-timeout", type=float, default=30.0, help="seconds, per HTTP request")
+    p.add_argument(
+        "--modes",
+        default=",".join(MODE_NAMES),
+        help="comma-separated modes to run, to profile one (a ratio needs its unbound mode in the run)",
+    )
     a = p.parse_args(argv)
     workers = worker_urls(a.workers)
     if not workers:
@@ -586,7 +593,13 @@ def parse_args(argv: list[str] | None = None) -> Config:
         p.error("--records and --concurrency must be >= 1, --request-timeout > 0")
     if not 1 <= a.batch_size <= MAX_BATCH:
         p.error(f"--batch-size must be between 1 and {MAX_BATCH}")
-    return Config(workers, a.bootstrap, a.records, a.concurrency, a.batch_size, a.request_timeout, a.json_out)
+    wanted = {m.strip() for m in a.modes.split(",")}
+    if not wanted or wanted - set(MODE_NAMES):
+        p.error(f"--modes takes a comma-separated subset of {','.join(MODE_NAMES)}")
+    modes = tuple(m for m in MODE_NAMES if m in wanted)
+    return Config(
+        workers, a.bootstrap, a.records, a.concurrency, a.batch_size, a.request_timeout, a.json_out, modes
+    )
 
 
 def print_validation(results: list[ValidationResult], batch_size: int) -> None:
@@ -660,19 +673,17 @@ def write_json(path: str, cfg: Config, validation: list[ValidationResult], publi
 # --- the run ----------------------------------------------------------------------------
 
 
-def plan_modes() -> list[Mode]:
-    small, large = small_case(), large_case()
-    return [
-        Mode("unbound-small", small, bound=False),
-        Mode("bound-small", small, bound=True),
-        Mode("unbound-large", large, bound=False),
-        Mode("bound-large", large, bound=True),
-    ]
+MODE_NAMES = ("unbound-small", "bound-small", "unbound-large", "bound-large")
+
+
+def plan_modes(names: tuple[str, ...]) -> list[Mode]:
+    cases = {"small": small_case(), "large": large_case()}
+    return [Mode(n, cases[n.split("-")[1]], bound=n.startswith("bound")) for n in names]
 
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
-    modes = plan_modes()
+    modes = plan_modes(cfg.modes)
     try:
         validation = [time_validation(c) for c in {m.case.name: m.case for m in modes}.values()]
         print_validation(validation, cfg.batch_size)
