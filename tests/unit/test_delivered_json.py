@@ -11,8 +11,8 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 
 from bus.http.event_stream import event, json_event
-from bus.subscribe.service import decode_payload, delivered_fields, delivered_json
 from bus.publish.models import DeliveredRecord
+from bus.subscribe.service import decode_payload, delivered_fields, delivered_json
 from bus.subscriptions.models import Delivery
 from bus.topics.models import Topic
 
