@@ -47,6 +47,12 @@ class LogEvent(BaseModel):
     epoch: int = 0  # seek: the epoch it starts
     offsets: dict[int, int] = Field(default_factory=dict)  # seek: the new positions
 
+    @classmethod
+    def of_items(cls, sub: str, kind: EventKind, items: list[list[int]]) -> LogEvent:
+        """A delivered or acked event of the dispatcher's own ints, built without validation:
+        validating a lease of 500 deliveries' items was ~6% of a manual-ack owner's CPU."""
+        return cls.model_construct(sub=sub, kind=kind, items=items)
+
 
 def log_topic_name(settings: Settings) -> str:
     return f"{settings.prefix}-subscription-log"

@@ -416,7 +416,7 @@ class Dispatcher:
         elif items:
             # Handed out only once the log has it: a new owner counts this delivery, so it
             # never issues its id again (and a fenced former owner hands out nothing).
-            appended = self.writer.append([LogEvent(sub=self.sub.key, kind="delivered", items=items)])
+            appended = self.writer.append([LogEvent.of_items(self.sub.key, "delivered", items)])
             self._note_log_offset(positions, appended)
             try:
                 await asyncio.shield(appended)
@@ -511,7 +511,7 @@ class Dispatcher:
         for _, entry in fresh:
             entry.state = State.ACKED  # no redelivery while the ack is being logged
         positions = [(ref.partition, ref.offset) for ref, _ in fresh]
-        event = LogEvent(sub=self.sub.key, kind="acked", items=[list(p) for p in positions])
+        event = LogEvent.of_items(self.sub.key, "acked", [list(p) for p in positions])
         appended = self.writer.append([event])
         self._note_log_offset(positions, appended)
         try:
@@ -572,7 +572,7 @@ class Dispatcher:
             entry.state = State.ACKED
         copies = [self._dead_letter_record(e, reason) for e in entries]
         positions = [(e.record.partition, e.record.offset) for e in entries]
-        event = LogEvent(sub=self.sub.key, kind="acked", items=[list(p) for p in positions])
+        event = LogEvent.of_items(self.sub.key, "acked", [list(p) for p in positions])
         try:
             await self.writer.append([event], copies)
         except Exception:
