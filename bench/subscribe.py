@@ -38,7 +38,7 @@ Needs a running broker and fleet: `scripts/kafka up && scripts/fleet up --worker
 
     python bench/subscribe.py [--workers URL,URL] [--bootstrap HOST:PORT]
         [--records N] [--payload-bytes B] [--via owner|other] [--fill bus|kafka]
-        [--ack-batch S] [--ack-concurrency A] [--json-out FILE]
+        [--ack-batch S] [--ack-concurrency A] [--modes raw,auto,...] [--json-out FILE]
 """
 
 from __future__ import annotations
@@ -114,6 +114,7 @@ class Config:
     ack_batch: int
     ack_concurrency: int
     json_out: str | None
+    modes: tuple[str, ...] = MODES
 
 
 @dataclass
@@ -255,6 +256,11 @@ def parse_args(argv: list[str] | None = None) -> Config:
     )
     p.add_argument("--ack-batch", type=int, default=100, help="delivery ids per ack request")
     p.add_argument("--ack-concurrency", type=int, default=4, help="ack requests in flight at once")
+    p.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help="comma-separated modes to run, to profile one (a ratio needs raw in the run)",
+    )
     a = p.parse_args(argv)
     workers = worker_urls(a.workers)
     if not workers:
@@ -265,6 +271,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
         p.error(f"--records must be >= {2 * PULL_MAX}, --payload-bytes >= 16")
     if not 1 <= a.ack_batch <= 1000 or a.ack_concurrency < 1:
         p.error("--ack-batch must be between 1 and 1000, --ack-concurrency >= 1")
+    wanted = {m.strip() for m in a.modes.split(",")}
+    if not wanted or wanted - set(MODES):
+        p.error(f"--modes takes a comma-separated subset of {','.join(MODES)}")
     return Config(
         workers,
         a.bootstrap,
@@ -275,6 +284,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         a.ack_batch,
         a.ack_concurrency,
         a.json_out,
+        tuple(m for m in MODES if m in wanted),
     )
 
 
@@ -592,7 +602,7 @@ def summarise(
     records = tally.counted - tally.started_at_count
     seconds = (tally.finished or math.nan) - (tally.started or math.nan)
     rate = records / seconds if records and seconds > 0 else math.nan
-    ratio = rate / raw_rate if raw_rate else 1.0
+    ratio = rate / raw_rate if raw_rate else math.nan
     target, met = "", None
     if mode == "auto":
         target, met = f">= {TARGET_AUTO_RATIO}x raw", ratio >= TARGET_AUTO_RATIO
@@ -741,7 +751,7 @@ async def run_modes(
     results: list[ModeResult] = []
     problems: list[str] = []
     raw_rate: float | None = None
-    for mode in MODES:
+    for mode in cfg.modes:
         result, found = await run_mode(cfg, session, mode, topics[mode], subs.get(mode), raw_rate)
         if mode == "raw":
             raw_rate = result.msgs_per_s
@@ -762,10 +772,10 @@ async def bench(cfg: Config) -> int:
         subs: dict[str, str] = {}  # mode -> subscription id, until deleted
         dead_letter_topics: list[BusTopic] = []
         try:
-            for mode in MODES:
+            for mode in cfg.modes:
                 topics[mode] = await create_topic(session, cfg.workers[0], f"sub-{suffix}-{mode}")
             await fill(cfg, session, topics)
-            for mode in ("auto", "manual", "pull"):
+            for mode in [m for m in cfg.modes if m != "raw"]:
                 sub_id = f"sub-{suffix}-{mode}"
                 ack_mode = "auto" if mode == "auto" else "manual"
                 name = topics[mode].ref.rsplit("/", 1)[-1]
