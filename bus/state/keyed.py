@@ -30,7 +30,7 @@ from bus.errors import OwnerMoved
 from bus.kafka.context import BusContext
 from bus.kafka.faust_app import app
 from bus.kafka.gateway import OutgoingRecord, Produced
-from bus.kafka.table_store import table_store_options
+from bus.kafka.table_store import prefixed_items, table_store_options
 from bus.kafka.transactions import TRANSACTIONS, FollowUp
 from bus.settings import get_settings
 from bus.state.key_locks import KeyLocks
@@ -127,6 +127,11 @@ class KeyedState:
             if wanted and not key.startswith(APPLIED) and raw is not None and is_owner(key, self.topic):
                 found.append((key, model.model_validate_json(raw)))
         return found
+
+    def local_items(self, prefix: str, partitions: set[int]) -> list[tuple[str, bytes]]:
+        """The raw entries of the given partitions (held here) whose key starts with prefix,
+        found by a seek rather than a pass over the whole view."""
+        return [(key, raw) for key, raw in prefixed_items(self.table, prefix, partitions) if raw is not None]
 
     def applied_offset(self, partition: int) -> int:
         raw = self.table.get(f"{APPLIED}{partition}")

@@ -445,11 +445,10 @@ def scan_new_partitions() -> None:
     if not fresh:
         return
     _scanned.update(fresh)
-    for key, raw in list(conversations.table.items()):
-        if key.startswith("call:") and raw is not None:
-            call = ToolCallView.model_validate_json(raw)
-            if call.status == "pending" and owner_partition(call.conversation) in fresh:
-                _deadlines[key] = call.deadline
+    for key, raw in conversations.local_items("call:", fresh):
+        call = ToolCallView.model_validate_json(raw)
+        if call.status == "pending" and owner_partition(call.conversation) in fresh:
+            _deadlines[key] = call.deadline
 
 
 def forget(partitions: set[int]) -> None:
