@@ -10,7 +10,9 @@ steps before made; a dimension removes its work before the next one starts):
                  records derived from one created through the API, produced straight to
                  PREFIX-conversations and applied by the workers' own processors) and
                  deleted through it at the end; the probe appends to them in turn (to as
-                 many as it sends records, chosen at random).
+                 many as it sends records, chosen at random; those that never had a
+                 message get one through the API first, and the step waits for the
+                 workers to go quiet after the seeding: see Conversations and until_quiet).
   agents         N agents registered with heartbeat interval I, each beaten once per I by
                  the bench (N/I beats/s); the probe publishes to a topic of its own.
   readers        N open SSE readers (from=earliest) of a topic getting --reader-rate

@@ -20,7 +20,9 @@ changelogged), whoever wrote it. So the seeder
    can hold the end past the last record for good.
 
 Deleting goes the same way: the template is deleted through the API (`DELETE`), its
-`deleted` record read back, and one record per seeded conversation derived from it.
+`deleted` record read back, and one record per seeded conversation derived from it. (An
+owner keeps the next sequence number of a conversation it appended to in memory, which an
+API delete drops and this does not: harmless while the ids are never used again.)
 
 What it does not do that the API does: the owner decides nothing (no 409 for an id that
 exists: the ids must be new, and the processor keeps the first `created` of a key), and
