@@ -6,8 +6,13 @@ steps before made; a dimension removes its work before the next one starts):
 
   topics         N topics of one partition, each touched with one record when made; the
                  probe publishes to all N in turn.
-  conversations  N conversations, each created and touched with one message; the probe
-                 appends to them in turn (to as many as it sends records, chosen at random).
+  conversations  N conversations, seeded through the conversations log (bench/seed.py:
+                 records derived from one created through the API, produced straight to
+                 PREFIX-conversations and applied by the workers' own processors) and
+                 deleted through it at the end; the probe appends to them in turn (to as
+                 many as it sends records, chosen at random; those that never had a
+                 message get one through the API first, and the step waits for the
+                 workers to go quiet after the seeding: see Conversations and until_quiet).
   agents         N agents registered with heartbeat interval I, each beaten once per I by
                  the bench (N/I beats/s); the probe publishes to a topic of its own.
   readers        N open SSE readers (from=earliest) of a topic getting --reader-rate
@@ -30,7 +35,7 @@ The headline is each figure's growth from the first step to the last (last / fir
 
 Checks, each failing the run (exit status 1): every setup and probe request answered as
 expected; topics: each topic's Kafka end offsets equal the records the bus accepted for
-it; conversations: every touch got sequence number 1 and every probe append a later one;
+it; conversations: each conversation appended to got sequence numbers 1..n, each once;
 agents: every beat accepted (202), the beats reached 90% of N/I over the windows, and a
 sample of the agents beaten show their beat in last_heartbeat_at; readers: every reader
 still open and holding every trickle record accepted so far, once.
@@ -41,7 +46,7 @@ than 2 x 250 need AGENTBUS_MAX_SSE_CLIENTS raised on the workers (256 by default
 
 Needs a running broker and fleet: `scripts/kafka up && scripts/fleet up --workers 2`.
 
-    python bench/growth.py [--workers URL,URL] [--bootstrap HOST:PORT] [--quick]
+    python bench/growth.py [--workers URL,URL] [--bootstrap HOST:PORT] [--prefix P] [--quick]
         [--dimensions topics,conversations,agents,readers] [--topics N | N,N,...]
         [--conversations ...] [--agents ...] [--readers ...] [--rate R] [--seconds S]
         [--idle-seconds S] [--settle S] [--heartbeat-interval-ms I] [--reader-rate R]
@@ -72,6 +77,7 @@ from aiokafka.errors import KafkaError
 from growth_work import Agents, Bus, Conversations, Readers, Send, Topics, Work
 from options import add_fleet_options, worker_urls
 from publish import BenchError, auth_headers, check_health, exit_status, percentile, run_bench
+from seed import Seeder
 from sse_latency import Tally, jsonable, paced
 from suite.machine import workers_on
 
@@ -83,6 +89,9 @@ QUICK_LARGEST = {"topics": 10, "conversations": 100, "agents": 100, "readers": 1
 TIMING = {"rate": (200.0, 50.0), "seconds": (10.0, 2.0), "idle_seconds": (5.0, 1.0), "settle": (2.0, 0.5)}
 PROBE_IN_FLIGHT = 32
 SETUP_TIMEOUT_S = 30.0  # one setup or cleanup request (a probe request: sse_latency's 10 s)
+QUIET_CORES = 0.2  # the workers' CPU under which a seeded step's background work is done
+QUIET_SAMPLE_S = 5.0
+QUIET_WAIT_S = 300.0
 GROWN = ("cpu_us_per_record", "marginal_us_per_record", "idle_cores", "p50_ms", "p99_ms", "rss_mb")
 
 
@@ -90,6 +99,7 @@ GROWN = ("cpu_us_per_record", "marginal_us_per_record", "idle_cores", "p50_ms", 
 class Config:
     workers: list[str]
     bootstrap: str
+    prefix: str
     dimensions: tuple[str, ...]
     topics: list[int]
     conversations: list[int]
@@ -137,7 +147,7 @@ def steps_of(text: str, first: int) -> list[int]:
 
 def parse_args(argv: list[str] | None = None) -> Config:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    add_fleet_options(p)
+    add_fleet_options(p, prefix=True)
     p.add_argument("--quick", action="store_true", help="small steps and short windows: under a minute")
     p.add_argument("--dimensions", default=",".join(DIMENSIONS), help="comma-separated, in this order")
     for name in DIMENSIONS:
@@ -179,6 +189,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
     return Config(
         workers=workers,
         bootstrap=a.bootstrap,
+        prefix=a.prefix,
         dimensions=dimensions,
         **steps,
         rate=timing["rate"],
@@ -239,6 +250,25 @@ def worker_pids(cfg: Config) -> list[int]:
         pids.append(found[0])
     usage_of(pids)  # each one readable, now
     return pids
+
+
+async def until_quiet(pids: Sequence[int]) -> float:
+    """Until the workers' CPU over QUIET_SAMPLE_S is under QUIET_CORES (at most QUIET_WAIT_S,
+    then it goes on, saying so); the seconds waited. Records seeded at tens of thousands a
+    second leave the workers busy after their views applied them: the standby replicas apply
+    the changelog records, RocksDB flushes and compacts."""
+    began = time.monotonic()
+    while True:
+        before = usage_of(pids)
+        await asyncio.sleep(QUIET_SAMPLE_S)
+        cores = (usage_of(pids).cpu_s - before.cpu_s) / QUIET_SAMPLE_S
+        waited = time.monotonic() - began
+        if cores < QUIET_CORES:
+            return waited
+        if waited >= QUIET_WAIT_S:
+            print(f"  the workers still use {cores:.2f} cores after {waited:.0f} s: measuring anyway")
+            return waited
+        print(f"  waiting for the workers to go quiet: {cores:.2f} cores, {waited:.0f} s", flush=True)
 
 
 # --- one step -------------------------------------------------------------------------------
@@ -360,7 +390,9 @@ def verdict(steps: Sequence[Step], planned: Sequence[int]) -> str:
 def work_of(dimension: str, bus: Bus, cfg: Config) -> Work:
     makers: dict[str, Callable[[], Work]] = {
         "topics": lambda: Topics(bus, cfg.bootstrap),
-        "conversations": lambda: Conversations(bus, cfg.probe_records),
+        "conversations": lambda: Conversations(
+            bus, Seeder(bus.session, bus.workers[0], cfg.bootstrap, cfg.prefix), cfg.probe_records
+        ),
         "agents": lambda: Agents(bus, cfg.heartbeat_interval_ms),
         "readers": lambda: Readers(bus, cfg.reader_rate),
     }
@@ -375,6 +407,8 @@ async def run_dimension(dimension: str, bus: Bus, cfg: Config, pids: list[int]) 
         for amount in cfg.steps(dimension):
             began = time.monotonic()
             problems = await work.grow_to(amount)
+            if work.seeded:
+                await until_quiet(pids)
             setup_s = time.monotonic() - began
             steps.append(await measure(work, amount, cfg, pids, problems))
             print(row(steps[-1]) + f"   (setup {setup_s:.0f} s)", flush=True)

@@ -23,7 +23,7 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer
 
 # bench/publish.py and the others: found next to this file when run as a script.
-from conversations import lanes, new_conversation, request
+from conversations import lanes, request
 from publish import (
     NAMESPACE,
     TENANT,
@@ -34,6 +34,7 @@ from publish import (
     http_sender,
     stored_records,
 )
+from seed import Seeder, conversation_path
 from sse_latency import Tally, paced, read_sse, stamped
 
 # Sends probe record `index`; returns once the bus accepted it, raises otherwise.
@@ -53,6 +54,9 @@ MAX_ERRORS_SHOWN = 5
 
 class Work(Protocol):
     name: str
+    # Its setup leaves the workers background work after its requests (seeded records: the
+    # standby replicas apply their changelog records later): wait for quiet before measuring.
+    seeded: bool
 
     async def grow_to(self, amount: int) -> list[str]:
         """Add standing work up to `amount`; the problems met."""
@@ -119,6 +123,7 @@ class Topics:
     """N topics, each touched with one record when made; the probe publishes over all of them."""
 
     name = "topics"
+    seeded = False
 
     def __init__(self, bus: Bus, bootstrap: str) -> None:
         self.bus = bus
@@ -174,59 +179,76 @@ class Topics:
 
 
 class Conversations:
-    """N conversations, each created and touched with one message; the probe appends to them
-    in turn (to as many of them as it sends records, chosen at random)."""
+    """N conversations seeded through the conversations log (bench/seed.py), not made through
+    the API; the probe appends to them in turn (to as many of them as it sends records,
+    chosen at random). The ones the probe will use that never had a message get one before
+    the windows: an owner's first append to a conversation under its producer generation
+    reads the conversation's log from its last message to the end, once (bus.conversations
+    .service.count_unseen), and the windows measure appends, not that. Removed through the
+    log too."""
 
     name = "conversations"
+    seeded = True
 
-    def __init__(self, bus: Bus, probe_records: int) -> None:
+    def __init__(self, bus: Bus, seeder: Seeder, probe_records: int) -> None:
         self.bus = bus
+        self.seeder = seeder
         self.probe_records = probe_records
-        self.paths: list[str] = []  # /v1/conversations/NAMESPACE/TENANT/ID
-        self.problems: list[str] = []
+        self.ids: list[str] = []
+        self.chosen: list[str] = []  # the probe's, this step
+        self.seqs: dict[str, list[int]] = {}  # conversation id -> sequence numbers its appends got
+        self.appended: set[str] = set()  # conversations appended to since the last check
 
     async def grow_to(self, amount: int) -> list[str]:
-        async def one(i: int) -> None:
-            path = await new_conversation(self.bus.session, self.bus.worker(i))
-            self.paths.append(path)
-            seq = await self.append(path, i, {"touch": True})
-            if seq != 1:
-                raise BenchError(f"{path}: its first message got seq {seq}")
-
-        return failed(
-            "creating or touching a conversation", await self.bus.in_lanes(amount - len(self.paths), one)
+        ids = [f"{self.bus.suffix}-c{i}" for i in range(len(self.ids), amount)]
+        print(f"  {(await self.seeder.create(ids)).describe()}", flush=True)
+        self.ids += ids
+        self.chosen = random.sample(self.ids, min(len(self.ids), self.probe_records))
+        untouched = [c for c in self.chosen if c not in self.seqs]
+        began = time.monotonic()
+        errors = await self.bus.in_lanes(
+            len(untouched), lambda i: self.append(untouched[i], i, {"touch": True})
         )
+        print(
+            f"  touched {len(untouched):,} of the probe's conversations in {time.monotonic() - began:.1f} s"
+        )
+        return failed("touching a conversation", errors)
 
-    async def append(self, path: str, index: int, payload: dict[str, Any]) -> int:
+    async def append(self, conversation_id: str, index: int, payload: dict[str, Any]) -> None:
+        path = conversation_path(conversation_id)
         body = {"sender": "bench", "payload": payload}
         async with self.bus.session.post(f"{self.bus.worker(index)}{path}/messages", json=body) as resp:
             answer = await resp.json(content_type=None)
             if resp.status != 201:
                 raise BenchError(f"append to {path}: HTTP {resp.status}: {answer}")
-        return int(answer["seq"])
+        self.seqs.setdefault(conversation_id, []).append(int(answer["seq"]))
+        self.appended.add(conversation_id)
 
     def probe(self) -> Send:
-        chosen = random.sample(self.paths, min(len(self.paths), self.probe_records))
-
-        async def one(index: int) -> None:
-            path = chosen[index % len(chosen)]
-            seq = await self.append(path, index, {"i": index})
-            if seq < 2:  # the touch was seq 1
-                self.problems.append(f"{path}: a probe append got seq {seq}")
-
-        return one
+        chosen = list(self.chosen)
+        return lambda index: self.append(chosen[index % len(chosen)], index, {"i": index})
 
     def mark(self) -> None:
         pass
 
     async def check(self) -> list[str]:
-        found, self.problems = self.problems, []
-        return found[:MAX_ERRORS_SHOWN]
+        """Every conversation appended to since the last check got sequence numbers 1, 2, ...
+        n over all its appends so far, each once: a seeded conversation starts at 1, and no
+        number was handed out twice or skipped (a failed append is a problem of its own)."""
+        appended, self.appended = self.appended, set()
+        wrong = [c for c in appended if sorted(self.seqs[c]) != list(range(1, len(self.seqs[c]) + 1))]
+        if not wrong:
+            return []
+        seqs = sorted(self.seqs[wrong[0]])
+        shown = ", ".join(map(str, seqs[:10])) + (", ..." if len(seqs) > 10 else "")
+        return [
+            f"{len(wrong)} of {len(appended)} conversations appended to were not numbered 1..n, "
+            f"e.g. {wrong[0]}: {shown}"
+        ]
 
     async def close(self) -> None:
-        errors = await self.bus.in_lanes(len(self.paths), lambda i: self.bus.delete(self.paths[i], i))
-        for error in errors:
-            print(f"warning: deleting a conversation: {error}", flush=True)
+        if self.ids:
+            print(f"  {(await self.seeder.delete(self.ids)).describe()}", flush=True)
 
 
 # --- agents ---------------------------------------------------------------------------------
@@ -237,6 +259,7 @@ class Agents:
     the workers in turn); the probe publishes to a topic of its own."""
 
     name = "agents"
+    seeded = False
 
     def __init__(self, bus: Bus, interval_ms: int) -> None:
         self.bus = bus
@@ -366,6 +389,7 @@ class Readers:
     workers and over tenant keys of their own; the probe publishes to a topic of its own."""
 
     name = "readers"
+    seeded = False
 
     def __init__(self, bus: Bus, trickle_rate: float) -> None:
         self.bus = bus

@@ -1,13 +1,13 @@
 """Worker restart: how long a worker with many keys in its tables takes to serve again.
 
-1. Fill: create --keys conversations (`POST /v1/conversations`, ids chosen by the bench,
-   --concurrency requests in flight, round-robin over the workers): each is one key of
-   the conversations table, a RocksDB table changelogged to Kafka. Creating a
-   conversation is the cheapest key the API makes (agents also get an inbox, topics a
-   Kafka topic) and there is no batch endpoint for any of them. The fill stops at
-   --fill-budget seconds: a 1,000,000-key fill needs ~3,300 creates/s for 5 minutes,
-   more than 2 shared cores give (hundreds to ~2,000/s), so a full run fills what fits,
-   says so, and extrapolates (below).
+1. Fill: --keys conversations, seeded through the conversations log (bench/seed.py: one
+   template created through the API, its `created` record read back, one record per
+   conversation derived from it and produced straight to `PREFIX-conversations`; then
+   waited for until the fleet's processors applied them all). Each is one key of the
+   conversations table, a RocksDB table changelogged to Kafka, written by the workers'
+   own processor as for `POST /v1/conversations`. The API would take about an hour for a
+   million (a few hundred creates/s on 2 shared cores, no batch endpoint); the log takes
+   them at tens of thousands a second and the processors apply a few thousand a second.
 2. Count the keys actually in the tables: every changelog of the fleet (topics
    `PREFIX-*-changelog`, read to their end), keys whose last value is not a tombstone,
    without the bus's internal markers (keys beginning with NUL).
@@ -27,16 +27,12 @@ that now is) or the run fails (exit status 1). The restarted process replaces th
 one in scripts/fleet's pid file (beside its data dir), so `scripts/fleet down` stops it.
 The conversations stay in the fleet (a fleet of scripts/bench is deleted with its broker).
 
-Target (issue 16): serving again < 30 s, warm and cold. When the fill stopped short of
---keys, the cold figure is also extrapolated: the warm restart is taken as the part that
-does not grow with the keys (start-up, joining the group, the rebalance) and what the cold
-one took beyond it (reading the changelogs) is scaled linearly to --keys. The output says
-it is an extrapolation, not a measurement; from a small fill it is a rough one.
+Target (issue 16): serving again < 30 s, warm and cold.
 
 Needs a running broker and fleet: `scripts/kafka up && scripts/fleet up --workers 2`.
 
     python bench/recovery.py [--workers URL,URL] [--bootstrap HOST:PORT] [--prefix P]
-        [--keys N] [--concurrency C] [--fill-budget S] [--timeout S] [--no-cold]
+        [--keys N] [--timeout S] [--no-cold]
         [--json-out FILE]
 """
 
@@ -56,7 +52,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +63,8 @@ from aiokafka.errors import KafkaError
 from options import add_fleet_options, worker_urls
 
 # bench/publish.py and bench/suite: found next to this file when run as a script.
-from publish import NAMESPACE, TENANT, BenchError, auth_headers, check_health, exit_status, run_bench
+from publish import BenchError, auth_headers, check_health, exit_status, run_bench
+from seed import Seeded, Seeder, conversation_path
 from suite.machine import workers_on
 
 WORKER_HEADER = "X-Agentbus-Worker"
@@ -91,24 +88,9 @@ class Config:
     bootstrap: str
     prefix: str
     keys: int
-    concurrency: int
-    fill_budget: float
     timeout: float
     cold: bool
     json_out: str | None
-
-
-@dataclass
-class Fill:
-    requested: int
-    created: int = 0
-    seconds: float = 0.0
-    errors: list[str] = field(default_factory=list)
-    ids: list[str] = field(default_factory=list)
-
-    @property
-    def rate(self) -> float:
-        return self.created / self.seconds if self.seconds > 0 else math.nan
 
 
 @dataclass(frozen=True)
@@ -146,28 +128,16 @@ class Restart:
 def parse_args(argv: list[str] | None = None) -> Config:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     add_fleet_options(p, workers="comma-separated worker base URLs; the last is restarted", prefix=True)
-    p.add_argument("--keys", type=int, default=1_000_000, help="conversations to create")
-    p.add_argument("--concurrency", type=int, default=64, help="create requests in flight")
-    p.add_argument("--fill-budget", type=float, default=300.0, help="stop filling after this long, seconds")
+    p.add_argument("--keys", type=int, default=1_000_000, help="conversations to seed")
     p.add_argument("--timeout", type=float, default=300.0, help="give up on one restart after this long")
     p.add_argument("--no-cold", action="store_true", help="skip the restart with a wiped data dir")
     a = p.parse_args(argv)
     workers = worker_urls(a.workers)
     if len(workers) < 2:
         p.error("--workers needs two URLs at least: the fleet must serve while one restarts")
-    if a.keys < SAMPLE or a.concurrency < 1 or a.fill_budget <= 0 or a.timeout <= 0:
-        p.error(f"--keys must be >= {SAMPLE}, --concurrency >= 1, --fill-budget and --timeout > 0")
-    return Config(
-        workers,
-        a.bootstrap,
-        a.prefix,
-        a.keys,
-        a.concurrency,
-        a.fill_budget,
-        a.timeout,
-        not a.no_cold,
-        a.json_out,
-    )
+    if a.keys < SAMPLE or a.timeout <= 0:
+        p.error(f"--keys must be >= {SAMPLE}, --timeout > 0")
+    return Config(workers, a.bootstrap, a.prefix, a.keys, a.timeout, not a.no_cold, a.json_out)
 
 
 def load() -> LoadAverage:
@@ -181,43 +151,6 @@ def loads(value: LoadAverage) -> str:
 
 def port_of(url: str) -> str:
     return url.rstrip("/").rsplit(":", 1)[-1]
-
-
-# --- 1. fill ------------------------------------------------------------------------
-
-
-async def fill(session: aiohttp.ClientSession, cfg: Config, suffix: str) -> Fill:
-    """Create up to cfg.keys conversations, or as many as fit in cfg.fill_budget."""
-    result = Fill(requested=cfg.keys)
-    indexes = iter(range(cfg.keys))  # shared by the lanes
-    turn = itertools.cycle(cfg.workers)
-    began = time.monotonic()
-    deadline, next_report = began + cfg.fill_budget, began + PROGRESS_S
-
-    async def lane() -> None:
-        nonlocal next_report
-        for i in indexes:
-            if time.monotonic() >= deadline:
-                return
-            conversation_id = f"rec-{suffix}-{i}"
-            body = {"namespace": NAMESPACE, "tenant": TENANT, "id": conversation_id}
-            try:
-                async with session.post(f"{next(turn)}/v1/conversations", json=body) as resp:
-                    if resp.status != 201:
-                        raise BenchError(f"HTTP {resp.status}: {(await resp.text())[:200]}")
-                    await resp.read()
-            except (BenchError, aiohttp.ClientError, TimeoutError) as exc:
-                result.errors.append(f"{type(exc).__name__}: {exc}")
-                continue
-            result.created += 1
-            result.ids.append(conversation_id)
-            if time.monotonic() >= next_report:
-                next_report += PROGRESS_S
-                print(f"  filled {result.created:,} keys, load {loads(load())}", flush=True)
-
-    await asyncio.gather(*(lane() for _ in range(cfg.concurrency)))
-    result.seconds = time.monotonic() - began
-    return result
 
 
 # --- 2. count ---------------------------------------------------------------------------
@@ -355,7 +288,7 @@ async def get(session: aiohttp.ClientSession, url: str) -> tuple[int, str]:
 
 
 def key_url(worker: str, conversation_id: str) -> str:
-    return f"{worker}/v1/conversations/{NAMESPACE}/{TENANT}/{conversation_id}"
+    return worker + conversation_path(conversation_id)
 
 
 async def answered(session: aiohttp.ClientSession, workers: list[str], ids: list[str]) -> Counter[int]:
@@ -429,14 +362,6 @@ async def restart(session: aiohttp.ClientSession, cfg: Config, mode: str, sample
 # --- output ----------------------------------------------------------------------------
 
 
-def extrapolated(warm_s: float, cold_s: float, keys: int, wanted: int) -> float:
-    """A cold restart with `wanted` keys in the tables, from one measured with `keys`: the
-    warm restart's time stays, what the cold one took beyond it scales with the keys."""
-    if keys <= 0 or math.isnan(warm_s) or math.isnan(cold_s):
-        return math.nan
-    return warm_s + max(0.0, cold_s - warm_s) * wanted / keys
-
-
 def jsonable(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
@@ -447,19 +372,9 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def report(cfg: Config, filled: Fill, tables: dict[str, int], restarts: list[Restart]) -> dict[str, Any]:
+def report(cfg: Config, filled: Seeded, tables: dict[str, int], restarts: list[Restart]) -> dict[str, Any]:
     keys = sum(tables.values())
-    short = filled.created < cfg.keys
-    print(
-        f"\nfill: {filled.created:,} of {cfg.keys:,} conversations in {filled.seconds:.1f} s "
-        f"({filled.rate:,.0f}/s, {len(filled.errors)} failed)"
-        + (
-            f"; the budget ({cfg.fill_budget:.0f} s) ran out: {cfg.keys:,} would take "
-            f"~{cfg.keys / filled.rate:,.0f} s at this rate"
-            if short and filled.rate > 0
-            else ""
-        )
-    )
+    print(f"\nfill: {filled.describe()}")
     print(f"keys in the tables: {keys:,} (" + ", ".join(f"{t}: {n:,}" for t, n in tables.items() if n) + ")")
     header = f"{'restart':<8}{'stop s':>8}{'ready s':>9}{'serving s':>11}{'keys answering':>16}   load 1/5/15"
     print(header)
@@ -469,30 +384,19 @@ def report(cfg: Config, filled: Fill, tables: dict[str, int], restarts: list[Res
             f"{r.mode:<8}{r.stop_s:>8.1f}{r.ready_s:>9.1f}{r.serving_s:>11.1f}"
             f"{f'{r.answered}/{r.sampled}':>16}   {loads(r.load)}"
         )
-    rows = [{**asdict(r), "keys": keys} for r in restarts]
-    by_mode = {r.mode: (r, row) for r, row in zip(restarts, rows, strict=True)}
-    if short and "warm" in by_mode and "cold" in by_mode:
-        (warm, _), (cold, row) = by_mode["warm"], by_mode["cold"]
-        row["extrapolated_serving_s"] = round(extrapolated(warm.serving_s, cold.serving_s, keys, cfg.keys), 1)
-        row["extrapolated_to_keys"] = cfg.keys
-        print(
-            f"cold, extrapolated from {keys:,} to {cfg.keys:,} keys (not measured: warm's time plus cold's "
-            f"extra time scaled to the keys): ~{row['extrapolated_serving_s']:.0f} s"
-        )
     for r in restarts:
         verdict = "met" if r.serving_s < TARGET_S and not r.problems else "NOT MET"
         print(f"{r.mode}: serving again in {r.serving_s:.1f} s: target (< {TARGET_S:.0f} s) {verdict}")
     config: dict[str, Any] = {k: v for k, v in asdict(cfg).items() if k != "json_out"}
-    config["created_keys"] = filled.created  # by this run; short of "keys" when the budget ran out
-    fill_row = {
-        "requested": cfg.keys,
-        "created": filled.created,
-        "seconds": round(filled.seconds, 1),
-        "per_s": round(filled.rate, 1),
-        "errors": len(filled.errors),
-        "budget_ran_out": short,
+    config["created_keys"] = filled.records  # by this run
+    rows = [{**asdict(r), "keys": keys} for r in restarts]
+    document = {
+        "config": config,
+        "fill": filled.as_json(),
+        "keys_in_tables": keys,
+        "tables": tables,
+        "results": rows,
     }
-    document = {"config": config, "fill": fill_row, "keys_in_tables": keys, "tables": tables, "results": rows}
     return {k: jsonable(v) for k, v in document.items()}  # NaN (a restart never ready) as null
 
 
@@ -506,22 +410,17 @@ def write_json(path: str, results: dict[str, Any]) -> None:
 
 
 async def bench(cfg: Config) -> int:
-    suffix = secrets.token_hex(3)
-    connector = aiohttp.TCPConnector(limit=cfg.concurrency + 8)
+    ids = [f"rec-{secrets.token_hex(3)}-{i}" for i in range(cfg.keys)]
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
     print(f"load average at the start: {loads(load())}", flush=True)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=auth_headers()) as session:
+    async with aiohttp.ClientSession(timeout=timeout, headers=auth_headers()) as session:
         await check_health(session, cfg.workers)
         find_worker(cfg.workers[-1])  # before the fill: refuse early
-        filled = await fill(session, cfg, suffix)
-        print(f"filled {filled.created:,} keys in {filled.seconds:.1f} s, load {loads(load())}", flush=True)
-        if filled.created < SAMPLE:
-            raise BenchError(
-                f"only {filled.created} conversations created: {filled.errors[:MAX_ERRORS_SHOWN]}"
-            )
+        filled = await Seeder(session, cfg.workers[0], cfg.bootstrap, cfg.prefix).create(ids)
+        print(f"{filled.describe()}; load {loads(load())}", flush=True)
         tables = await keys_in_tables(cfg)
         print(f"keys in the tables: {sum(tables.values()):,}", flush=True)
-        sample = random.sample(filled.ids, SAMPLE)
+        sample = random.sample(ids, SAMPLE)
         restarts = [await restart(session, cfg, "warm", sample)]
         print(f"warm: serving again in {restarts[-1].serving_s:.1f} s, load {loads(load())}", flush=True)
         if cfg.cold:
@@ -531,10 +430,7 @@ async def bench(cfg: Config) -> int:
     if cfg.json_out:
         write_json(cfg.json_out, results)
     problems = [p for r in restarts for p in r.problems]
-    if filled.errors:
-        problems.append(f"{len(filled.errors)} creates failed, the first ones:")
-        problems += [f"  {e}" for e in filled.errors[:MAX_ERRORS_SHOWN]]
-    return exit_status(problems, "keys unanswered, a restart failed or creates failed")
+    return exit_status(problems, "keys unanswered or a restart failed")
 
 
 def main(argv: list[str] | None = None) -> int:

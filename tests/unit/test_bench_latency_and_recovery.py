@@ -1,6 +1,6 @@
 """The pure parts of bench/sse_latency.py and bench/recovery.py, without a broker or fleet:
 what counts as lost or repeated, the per-rate verdict, percentiles of the latencies, and
-how a restart finds its way back (the worker's data dir, a reaped child, the extrapolation)."""
+how a restart finds its way back (the worker's data dir, a reaped child)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from publish import BusTopic
-from recovery import Worker, alive, extrapolated, is_changelog, port_of
+from recovery import Worker, alive, is_changelog, port_of
 from sse_latency import Tally, check, paced, parse_args, read_sse, summarise, verdict
 
 LOAD = (0.5, 0.4, 0.3)
@@ -94,13 +94,6 @@ def test_an_exited_child_is_not_alive() -> None:
     os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped: a zombie
     assert not alive(child.pid)  # reaps it
     child.returncode = 0  # so Popen does not wait for it again
-
-
-def test_only_what_cold_takes_beyond_warm_grows_with_the_keys() -> None:
-    assert extrapolated(8.0, 10.0, 50_000, 1_000_000) == 48.0
-    assert extrapolated(8.0, 7.5, 50_000, 1_000_000) == 8.0  # cold faster than warm: noise, nothing scales
-    assert math.isnan(extrapolated(8.0, math.nan, 50_000, 1_000_000))
-    assert math.isnan(extrapolated(8.0, 10.0, 0, 1_000_000))
 
 
 async def test_cancelled_pacing_leaves_no_send_in_flight() -> None:
