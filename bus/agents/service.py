@@ -201,8 +201,13 @@ class Parsed:
         self.beats = {k: v for k, v in self.beats.items() if k in seen}
         return found
 
+    def partition_of(self, key: str) -> int:
+        """key's partition, hashed once per parse rather than on every liveness tick."""
+        hit = self.agents.get(key)
+        return hit[2] if hit is not None else owner_partition(key)
+
     def beats_of(self, key: str) -> HeartbeatView:
-        raw = heartbeats.table.get(key)
+        raw = heartbeats.raw(key)
         if raw is None:
             return HeartbeatView()
         hit = self.beats.get(key)
@@ -477,7 +482,7 @@ async def evaluate_liveness(ctx: BusContext) -> None:
     now = now_ms()
     owned_now = owned()
     caught_up = agents.caught_up_partitions() & heartbeats.caught_up_partitions()
-    behind = {owner_partition(a.key) for a in owned_now} - caught_up
+    behind = {PARSED.partition_of(a.key) for a in owned_now} - caught_up
     if behind:
         await asyncio.gather(*(catch_up(ctx, p) for p in behind), return_exceptions=True)
         return

@@ -334,7 +334,7 @@ def recent_seq(key: str, view: ConversationView, message_id: str) -> int | None:
     own = _recent_ids.get(key, {}).get(message_id)
     if own is not None:
         return own
-    noted = conversations.table.get(message_id_key(key, message_id))
+    noted = conversations.raw(message_id_key(key, message_id))
     return int(noted) if noted is not None else view.recent_ids.get(message_id)
 
 
@@ -414,7 +414,7 @@ async def read_messages(
 def indexed_offset(view: ConversationView, from_seq: int) -> int:
     """The offset of the last indexed message at or before from_seq (the first offset of
     the conversation when there is none)."""
-    entry = conversations.table.get(index_key(view.key, from_seq - from_seq % INDEX_EVERY))
+    entry = conversations.raw(index_key(view.key, from_seq - from_seq % INDEX_EVERY))
     if entry is not None:
         return int(entry)
     below = [seq for seq in view.index if seq <= from_seq]  # a view written before index_key

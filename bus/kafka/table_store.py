@@ -10,7 +10,7 @@ import faust
 
 from bus.settings import get_settings
 
-__all__ = ["prefixed_items", "table_store_options"]
+__all__ = ["prefixed_items", "stored_value", "table_store_options"]
 
 TABLE_MEMTABLES = 2  # per table partition: one being written, one being flushed
 
@@ -34,7 +34,7 @@ def prefixed_items(table: faust.Table, prefix: str, partitions: Iterable[int]) -
     read from a seek to the prefix: a pass over the whole table (a million conversations)
     held the event loop for 12 s. faust stores a str key JSON-encoded, and RocksDB keeps
     keys in byte order, so one prefix's keys lie together. (faust's store keeps a database
-    per partition in `_dbs`; tests/unit/test_table_prefix.py pins it.)"""
+    per partition in `_dbs`; tests/unit/test_table_store.py pins it.)"""
     store = table.data
     databases = getattr(store, "_dbs", None)
     if databases is None:  # another kind of store: a pass over its items
@@ -49,3 +49,11 @@ def prefixed_items(table: faust.Table, prefix: str, partitions: Iterable[int]) -
             if not raw_key.startswith(start):
                 break
             yield store._decode_key(raw_key), store._decode_value(raw_value)
+
+
+def stored_value(table: faust.Table, key: Any) -> Any:
+    """table's value under key, or None, in one store lookup: faust's own `table.get`
+    asks the store whether it holds the key and then reads it (two RocksDB lookups and two
+    key encodings), and tells the table's sensors, which nothing here reads. The bus's
+    tables have no default value, so a missing key is simply None."""
+    return table.data.get(key)

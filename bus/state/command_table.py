@@ -28,7 +28,7 @@ import faust
 from pydantic import BaseModel
 
 from bus.errors import Timeout
-from bus.kafka.table_store import table_store_options
+from bus.kafka.table_store import stored_value, table_store_options
 from bus.settings import get_settings
 from bus.state.waits import wait_until
 
@@ -62,7 +62,7 @@ class CommandedTable:
         """The value under key as the store holds it now, parsed (once per stored value)."""
         if key == APPLIED_KEY:
             return None
-        raw = self.table.get(key)
+        raw = stored_value(self.table, key)
         if raw is None:
             self._parsed.pop(key, None)
             return None
@@ -103,7 +103,7 @@ class CommandedTable:
 
     def applied_offset(self) -> int:
         """Offset of the last command this worker's copy reflects (-1: none yet)."""
-        raw = self.table.get(APPLIED_KEY)
+        raw = stored_value(self.table, APPLIED_KEY)
         return -1 if raw is None else int(raw)
 
 

@@ -30,7 +30,7 @@ from bus.errors import OwnerMoved
 from bus.kafka.context import BusContext
 from bus.kafka.faust_app import app
 from bus.kafka.gateway import OutgoingRecord, Produced
-from bus.kafka.table_store import prefixed_items, table_store_options
+from bus.kafka.table_store import prefixed_items, stored_value, table_store_options
 from bus.kafka.transactions import TRANSACTIONS, FollowUp
 from bus.settings import get_settings
 from bus.state.key_locks import KeyLocks
@@ -92,8 +92,13 @@ class KeyedState:
 
     # -- the view ---------------------------------------------------------------------
 
+    def raw(self, key: str) -> bytes | None:
+        """The view's stored bytes under key (one store lookup), or None."""
+        found: bytes | None = stored_value(self.table, key)
+        return found
+
     def get(self, key: str, model: type[M]) -> M | None:
-        raw = self.table.get(key)
+        raw = self.raw(key)
         return None if raw is None else model.model_validate_json(raw)
 
     async def get_fresh(self, ctx: BusContext, key: str, model: type[M]) -> M | None:
@@ -134,7 +139,7 @@ class KeyedState:
         return [(key, raw) for key, raw in prefixed_items(self.table, prefix, partitions) if raw is not None]
 
     def applied_offset(self, partition: int) -> int:
-        raw = self.table.get(f"{APPLIED}{partition}")
+        raw = self.raw(f"{APPLIED}{partition}")
         return -1 if raw is None else int(raw)
 
     # -- the owner's side -------------------------------------------------------------
