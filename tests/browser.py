@@ -69,10 +69,17 @@ def sign_in(driver: webdriver.Chrome, url: str, key: str, tenant: str | None = N
     wait_for(lambda: driver.find_element(By.ID, "nav"), message="the navigation after sign-in")
 
 
-def go(driver: webdriver.Chrome, hash_path: str, ready_id: str) -> WebElement:
-    """Navigate within the console and wait for an element of the new page."""
+def go(driver: webdriver.Chrome, hash_path: str, ready_id: str, timeout: float = 20.0) -> WebElement:
+    """Navigate within the console and wait for an element of the new page; a timeout says
+    what the page showed instead (still loading, or an error notice)."""
     driver.execute_script("location.hash = arguments[0]", hash_path)
-    return wait_for(lambda: driver.find_element(By.ID, ready_id), message=f"#{ready_id} on {hash_path}")
+    try:
+        return wait_for(
+            lambda: driver.find_element(By.ID, ready_id), timeout, message=f"#{ready_id} on {hash_path}"
+        )
+    except AssertionError as exc:
+        shown = driver.execute_script("return (document.getElementById('main') || document.body).innerText")
+        raise AssertionError(f"{exc}; the page showed: {str(shown)[:500]!r}") from None
 
 
 def texts(driver: webdriver.Chrome, css: str) -> list[str]:
