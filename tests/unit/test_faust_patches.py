@@ -149,3 +149,35 @@ async def test_a_commit_passes_every_acked_record_between_transaction_markers() 
     assert await commits_over_markers(inspect.unwrap(Consumer._add_gap)) == [13, 15, 17, 19, 21]
     patched = faust_patches.gaps_before(inspect.unwrap(Consumer._add_gap))
     assert await commits_over_markers(patched) == [59, None, None, None, None]
+
+
+def gap_consumer(committed: int | None) -> SimpleNamespace:
+    return SimpleNamespace(_gap=defaultdict(IntervalTree), _committed_offset=defaultdict(lambda: committed))
+
+
+async def test_gaps_read_forward_are_noted_without_merging_the_tree(monkeypatch: Any) -> None:
+    """Reading forward, every gap lies past the ones noted: the patch adds it as faust
+    would (without the record that ends it, nothing at or below the committed offset) but
+    never merges the whole tree, which faust did once per gap."""
+    faust_way, patched = gap_consumer(20), gap_consumer(20)
+    unpatched = inspect.unwrap(Consumer._add_gap)
+    for start in range(11, 200, 2):  # records at even offsets, a marker after each
+        await unpatched(faust_way, "tp", start, start)
+    merges = []
+    monkeypatch.setattr(IntervalTree, "merge_overlaps", lambda tree, *a, **k: merges.append(tree))
+    add_gap = faust_patches.gaps_before(unpatched)
+    for start in range(11, 200, 2):
+        await add_gap(patched, "tp", start, start + 1)
+    assert merges == []
+    assert sorted(patched._gap["tp"]) == sorted(faust_way._gap["tp"])
+    assert min(patched._gap["tp"]).begin == 21  # nothing at or below the committed offset
+
+
+async def test_a_gap_read_again_after_a_seek_back_is_merged() -> None:
+    consumer = gap_consumer(None)
+    add_gap = faust_patches.gaps_before(inspect.unwrap(Consumer._add_gap))
+    for start in (11, 13, 15):
+        await add_gap(consumer, "tp", start, start + 1)
+    await add_gap(consumer, "tp", 12, 16)  # 12..15 again, as one gap, after a seek back
+    # faust's merge: the overlapping [13, 14) and [15, 16) joined [12, 16)
+    assert sorted((i.begin, i.end) for i in consumer._gap["tp"]) == [(11, 12), (12, 16)]
