@@ -64,6 +64,7 @@ def create_app() -> faust.App:
         topic_replication_factor=s.replication_factor,
         topic_partitions=s.default_partitions,
         producer_acks=-1,
+        producer_linger=s.table_linger_ms / 1000,
         # A worker killed outright hands its partitions (and subscriptions) over after this.
         broker_session_timeout=s.timing.session_timeout,
         broker_heartbeat_interval=min(3.0, s.timing.session_timeout / 3),
