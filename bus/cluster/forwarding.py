@@ -44,6 +44,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+# What a relay to the owner raises when the owner's answer is lost: 503, ask again. aiohttp's
+# client has also raised AttributeError ('NoneType' has no attribute 'getall', in
+# ClientResponse.start) for a connection that broke while the event loop stalled.
+_UNANSWERED = (aiohttp.ClientError, TimeoutError, AttributeError)
 
 FORWARDED = "X-Agentbus-Forwarded"  # on a forwarded request: the caller's identity, signed by the fleet
 PRINCIPAL = "agentbus.principal"  # where the middleware keeps who is calling (an Identified)
@@ -213,14 +217,13 @@ class Forwarder:
                 self.session.request(request.method, url, data=body, headers=headers) as answer,
             ):
                 passed = {h: answer.headers[h] for h in (WORKER_HEADER, "Retry-After") if h in answer.headers}
-                return web.Response(
-                    body=await answer.read(),
-                    status=answer.status,
-                    content_type=answer.content_type,
-                    headers=passed,
-                )
-        except (aiohttp.ClientError, TimeoutError) as exc:
+                answered = await answer.read()
+        except _UNANSWERED as exc:
+            log.info("no answer from %s: %r", url, exc)
             raise OwnerMoved("The worker owning this key did not answer; retry", {"key": key}) from exc
+        return web.Response(
+            body=answered, status=answer.status, content_type=answer.content_type, headers=passed
+        )
 
     async def stream(self, request: web.Request, key: str, topic: faust.TopicT) -> web.StreamResponse:
         """Relay a streaming answer (SSE) of key's owner, chunk by chunk, until either side ends."""
@@ -244,7 +247,7 @@ class Forwarder:
                 async for chunk in answer.content.iter_any():
                     await relay.write(chunk)
                 return relay
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except _UNANSWERED as exc:
             metrics.FORWARDS.labels("event_stream", "failed").inc()
             raise OwnerMoved("The worker owning this key did not answer; retry", {"key": key}) from exc
 
@@ -263,7 +266,7 @@ class Forwarder:
             metrics.FORWARDS.labels("websocket", "ok").inc()
         except aiohttp.WSServerHandshakeError:
             return await self.forward(request, key, topic)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except _UNANSWERED as exc:
             metrics.FORWARDS.labels("websocket", "failed").inc()
             raise OwnerMoved("The worker owning this key did not answer; retry", {"key": key}) from exc
         async with upstream:
