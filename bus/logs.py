@@ -23,6 +23,7 @@ __all__ = [
     "ACCESS",
     "REQUEST_ID_HEADER",
     "JsonFormatter",
+    "ProducerFlowControl",
     "RequestFields",
     "configure",
     "request_id_from",
@@ -90,8 +91,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+class ProducerFlowControl(logging.Filter):
+    """Drops faust's lines about its producer buffer filling and draining: a view's
+    processor writes several changelog records per record it applies, so the buffer fills
+    and drains many times a second under load (thousands of WARNING lines an hour, none of
+    them news). Anything else faust's producer logs passes."""
+
+    ROUTINE = ("producer buffer full size", "producer flush took")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.ROUTINE)
+
+
 def configure(log_format: Literal["text", "json"], worker: str) -> None:
     """Add the request fields to every handler of the root logger (and JSON lines if asked)."""
+    producer_log = logging.getLogger("faust.transport.producer")
+    if not any(isinstance(f, ProducerFlowControl) for f in producer_log.filters):
+        producer_log.addFilter(ProducerFlowControl())
     fields = RequestFields(worker)
     for handler in logging.getLogger().handlers:
         handler.addFilter(fields)

@@ -11,8 +11,10 @@ import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import pytest
 from agentbus_client.models.audit import AuditRecord
 
+from bus import logs
 from bus.audit.service import DenialWindow
 from bus.http.event_stream import _forget_frames, event, pieces
 from bus.logs import JsonFormatter, RequestFields, request_id_from, request_scope, set_tenant
@@ -136,3 +138,17 @@ async def test_a_client_leaving_mid_write_leaves_no_cycle_holding_the_stream() -
         assert alive() is None
     finally:
         gc.enable()
+
+
+def test_faust_producer_flow_control_lines_are_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    """The buffer's fill-and-drain lines (thousands an hour under load) are not logged;
+    anything else faust's producer says is."""
+    from faust.transport import producer as faust_producer
+
+    logs.configure("text", "http://127.0.0.1:1")
+    with caplog.at_level(logging.INFO, logger="faust.transport.producer"):
+        faust_producer.logger.warning(f"producer buffer full size {101}")
+        faust_producer.logger.info(f"producer flush took {0.0066}")
+        faust_producer.logger.warning("Producer stopped: broker gone")
+    said = [r.getMessage() for r in caplog.records if r.name == "faust.transport.producer"]
+    assert said == ["Producer stopped: broker gone"]
