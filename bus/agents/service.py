@@ -22,6 +22,7 @@ durable until acked.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import os
 from collections import Counter
@@ -129,15 +130,16 @@ def as_datetime(unix_ms: int) -> datetime:
 
 
 def forget(partitions: set[int]) -> None:
-    for memory in (_last_beat, _announced):
+    for memory in (_last_beat, _announced, SCHEDULE.due):
         for key in [k for k in memory if owner_partition(k) in partitions]:
             del memory[key]
 
 
 def drop(key: str) -> None:
-    """Forget an agent that is registered again or deleted."""
+    """Forget an agent that is registered again or deleted (and look at it again soon)."""
     _last_beat.pop(key, None)
     _announced.pop(key, None)
+    SCHEDULE.touch(key)
 
 
 # -- reading (owner only) ----------------------------------------------------------------
@@ -201,6 +203,16 @@ class Parsed:
         self.beats = {k: v for k, v in self.beats.items() if k in seen}
         return found
 
+    def agent(self, key: str) -> Agent | None:
+        """One agent from the view, parsed once per change."""
+        raw = agents.raw(key)
+        if raw is None:
+            return None
+        hit = self.agents.get(key)
+        if hit is None or hit[0] != raw:
+            hit = self.agents[key] = (raw, Agent.model_validate_json(raw), owner_partition(key))
+        return hit[1]
+
     def partition_of(self, key: str) -> int:
         """key's partition, hashed once per parse rather than on every liveness tick."""
         hit = self.agents.get(key)
@@ -218,6 +230,68 @@ class Parsed:
 
 
 PARSED = Parsed()
+
+
+class LivenessSchedule:
+    """When each owned agent's liveness can next change, so that a tick looks only at the
+    agents due then and those touched since (a beat, a registration): liveness moves only
+    at known times (late after LATE_AFTER intervals, dead after DEAD_AFTER) or at a beat.
+    Every agent is still looked at every FULL_PASS_MS, and after the owned partitions
+    change, so a change no hook saw is late by at most that."""
+
+    FULL_PASS_MS = 5_000
+    TOUCH_TRIES = 20  # ticks a touched key waits for the view to have the agent
+
+    def __init__(self) -> None:
+        self.due: dict[str, int] = {}  # key -> when (unix ms); the heap may hold stale times
+        self.heap: list[tuple[int, str]] = []
+        self.touched: dict[str, int] = {}  # key -> tries left
+        self.full_pass_at = 0
+        self.passed_over: frozenset[int] = frozenset()  # the partitions of the last full pass
+
+    def touch(self, key: str) -> None:
+        self.touched[key] = self.TOUCH_TRIES
+
+    def wants_full_pass(self, now: int, mine: frozenset[int]) -> bool:
+        return now >= self.full_pass_at or mine != self.passed_over
+
+    def pass_again(self) -> None:
+        """The next tick looks at every agent."""
+        self.full_pass_at = 0
+
+    def full_pass_done(self, now: int, mine: frozenset[int]) -> None:
+        self.full_pass_at, self.passed_over = now + self.FULL_PASS_MS, mine
+        self.touched.clear()
+
+    def at(self, key: str, when: int | None) -> None:
+        """Look at key again at when (never, if None: only a beat or a pass changes it)."""
+        if when is None:
+            self.due.pop(key, None)
+            return
+        if self.due.get(key) != when:
+            self.due[key] = when
+            heapq.heappush(self.heap, (when, key))
+
+    def take(self, now: int) -> list[str]:
+        """The keys due by now and those touched, each once."""
+        found = dict.fromkeys(self.touched)
+        while self.heap and self.heap[0][0] <= now:
+            when, key = heapq.heappop(self.heap)
+            if self.due.get(key) == when:
+                del self.due[key]
+                found[key] = None
+        for key in list(self.touched):
+            self.touched[key] -= 1
+            if self.touched[key] <= 0:
+                del self.touched[key]
+        return list(found)
+
+    def seen(self, key: str) -> None:
+        """key's agent was looked at: touching it again is for a later change."""
+        self.touched.pop(key, None)
+
+
+SCHEDULE = LivenessSchedule()
 
 
 def owned() -> list[Agent]:
@@ -448,6 +522,7 @@ async def heartbeat(ctx: BusContext, key: str, body: HeartbeatRequest) -> Heartb
     record = heartbeats.outgoing(key, beat)
     await ctx.gateway.produce([record], [owner_partition(key)])
     _last_beat[key] = max(_last_beat.get(key, 0), received)
+    SCHEDULE.touch(key)
     return HeartbeatReceipt(
         agent=key,
         received_at=received,
@@ -468,25 +543,55 @@ def liveness_of(agent: Agent, beat: int | None, now: int) -> Liveness:
     return "late" if elapsed < DEAD_AFTER * interval else "dead"
 
 
+def next_change(agent: Agent, beat: int | None, now: int) -> int | None:
+    """When liveness_of the agent changes next if no beat comes (None: not without one)."""
+    interval = agent.heartbeat_interval_ms
+    if beat is None:
+        dead_at = int(agent.created_at.timestamp() * 1000) + DEAD_AFTER * interval
+        return dead_at if now < dead_at else None
+    for after in (LATE_AFTER, DEAD_AFTER):
+        if now < beat + after * interval:
+            return beat + after * interval
+    return None
+
+
 def is_due(agent: Agent, now: int) -> bool:
     beats = PARSED.beats_of(agent.key)
     return liveness_of(agent, last_beat(agent.key, beats), now) != announced(agent.key, beats)[0]
 
 
 async def evaluate_liveness(ctx: BusContext) -> None:
-    """Record (and announce) every liveness change among the agents this worker owns.
+    """Record (and announce) every liveness change among the agents this worker owns: a tick
+    looks at the agents SCHEDULE says are due or touched, a full pass at every agent.
 
     Partitions whose views are not caught up yet (just assigned) are caught up first, once
     each, and their agents wait for the next tick: the first decisions after a rebalance
     never rest on a view that lags the log."""
-    now = now_ms()
-    owned_now = owned()
+    now, mine = now_ms(), owned_partitions(agents.topic)
+    full_pass = SCHEDULE.wants_full_pass(now, mine)
+    if full_pass:
+        looked_at = owned()
+    else:
+        looked_at = [a for a in map(PARSED.agent, SCHEDULE.take(now)) if a is not None]
+        looked_at = [a for a in looked_at if PARSED.partition_of(a.key) in mine]
     caught_up = agents.caught_up_partitions() & heartbeats.caught_up_partitions()
-    behind = {PARSED.partition_of(a.key) for a in owned_now} - caught_up
+    behind = {PARSED.partition_of(a.key) for a in looked_at} - caught_up
     if behind:
         await asyncio.gather(*(catch_up(ctx, p) for p in behind), return_exceptions=True)
+        SCHEDULE.pass_again()
         return
-    due = [a.key for a in owned_now if is_due(a, now)]
+    if full_pass:
+        SCHEDULE.full_pass_done(now, mine)
+    await decide_due(ctx, [a.key for a in looked_at if is_due(a, now)])
+    for agent in looked_at:
+        SCHEDULE.seen(agent.key)
+        beats = PARSED.beats_of(agent.key)
+        beat = last_beat(agent.key, beats)
+        undecided = liveness_of(agent, beat, now) != announced(agent.key, beats)[0]
+        SCHEDULE.at(agent.key, now if undecided else next_change(agent, beat, now))
+
+
+async def decide_due(ctx: BusContext, due: list[str]) -> None:
     room = asyncio.Semaphore(DECISIONS_AT_ONCE)
 
     async def decide(key: str) -> None:
