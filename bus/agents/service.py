@@ -193,10 +193,7 @@ class Parsed:
         for key, raw in list(agents.table.items()):
             if key.startswith("\x00") or raw is None:  # the view's own bookkeeping
                 continue
-            hit = self.agents.get(key)
-            if hit is None or hit[0] != raw:
-                hit = (raw, Agent.model_validate_json(raw), owner_partition(key))
-            seen[key] = hit
+            hit = seen[key] = self._parsed(key, raw)
             if hit[2] in mine:
                 found.append(hit[1])
         self.agents = seen
@@ -208,10 +205,14 @@ class Parsed:
         raw = agents.raw(key)
         if raw is None:
             return None
+        hit = self.agents[key] = self._parsed(key, raw)
+        return hit[1]
+
+    def _parsed(self, key: str, raw: bytes) -> tuple[bytes, Agent, int]:
         hit = self.agents.get(key)
         if hit is None or hit[0] != raw:
-            hit = self.agents[key] = (raw, Agent.model_validate_json(raw), owner_partition(key))
-        return hit[1]
+            hit = (raw, Agent.model_validate_json(raw), owner_partition(key))
+        return hit
 
     def partition_of(self, key: str) -> int:
         """key's partition, hashed once per parse rather than on every liveness tick."""
@@ -555,11 +556,6 @@ def next_change(agent: Agent, beat: int | None, now: int) -> int | None:
     return None
 
 
-def is_due(agent: Agent, now: int) -> bool:
-    beats = PARSED.beats_of(agent.key)
-    return liveness_of(agent, last_beat(agent.key, beats), now) != announced(agent.key, beats)[0]
-
-
 async def evaluate_liveness(ctx: BusContext) -> None:
     """Record (and announce) every liveness change among the agents this worker owns: a tick
     looks at the agents SCHEDULE says are due or touched, a full pass at every agent.
@@ -572,8 +568,8 @@ async def evaluate_liveness(ctx: BusContext) -> None:
     if full_pass:
         looked_at = owned()
     else:
-        looked_at = [a for a in map(PARSED.agent, SCHEDULE.take(now)) if a is not None]
-        looked_at = [a for a in looked_at if PARSED.partition_of(a.key) in mine]
+        found = (PARSED.agent(key) for key in SCHEDULE.take(now))
+        looked_at = [a for a in found if a is not None and PARSED.partition_of(a.key) in mine]
     caught_up = agents.caught_up_partitions() & heartbeats.caught_up_partitions()
     behind = {PARSED.partition_of(a.key) for a in looked_at} - caught_up
     if behind:
@@ -582,13 +578,17 @@ async def evaluate_liveness(ctx: BusContext) -> None:
         return
     if full_pass:
         SCHEDULE.full_pass_done(now, mine)
-    await decide_due(ctx, [a.key for a in looked_at if is_due(a, now)])
+    due = []
     for agent in looked_at:
         SCHEDULE.seen(agent.key)
         beats = PARSED.beats_of(agent.key)
         beat = last_beat(agent.key, beats)
-        undecided = liveness_of(agent, beat, now) != announced(agent.key, beats)[0]
-        SCHEDULE.at(agent.key, now if undecided else next_change(agent, beat, now))
+        if liveness_of(agent, beat, now) != announced(agent.key, beats)[0]:
+            due.append(agent.key)
+            SCHEDULE.at(agent.key, now)  # looked at again next tick: decided by then, or retried
+        else:
+            SCHEDULE.at(agent.key, next_change(agent, beat, now))
+    await decide_due(ctx, due)
 
 
 async def decide_due(ctx: BusContext, due: list[str]) -> None:
